@@ -1,0 +1,1 @@
+"""fusetile engine: network description, reference executor, and (later) fused tiled execution."""

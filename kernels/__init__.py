@@ -1,0 +1,1 @@
+"""Numba tile kernels. They never allocate: outputs and scratch are views handed in by the caller."""

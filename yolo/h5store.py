@@ -1,0 +1,85 @@
+"""HDF5 weight store: one group per conv layer, its arrays as datasets, its hyper-parameters as attributes.
+
+The file also keeps the cfg text and the Darknet header, so it converts back to .weights with no cfg.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from engine.errors import WeightsError
+from engine.network import Network
+from engine.params import ConvParams, Header, Params, conv_layers, expected_arrays
+
+FORMAT = "fusetile-weights-1"
+
+
+def write_h5(path: str | Path, params: Params, network: Network, cfg_text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".h5", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(format=FORMAT, cfg=cfg_text, network=network.name,
+                           header=[params.header.major, params.header.minor, params.header.revision],
+                           seen=params.header.seen)
+            for layer in conv_layers(network):
+                g = f.create_group(f"layer_{layer.index:03d}")
+                g.attrs.update(index=layer.index, kind=layer.kind, filters=layer.filters, size=layer.size,
+                               stride=layer.stride, padding=layer.padding, groups=layer.groups,
+                               batch_normalize=layer.batch_normalize, activation=layer.activation,
+                               in_shape=layer.in_shape, out_shape=layer.out_shape)
+                for name, array in params[layer.index].arrays():
+                    g.create_dataset(name, data=array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_h5_cfg(path: str | Path) -> str:
+    with _open(path) as f:
+        return str(f.attrs["cfg"])
+
+
+def read_h5(path: str | Path, network: Network) -> Params:
+    with _open(path) as f:
+        major, minor, revision = (int(v) for v in f.attrs["header"])
+        header = Header(major, minor, revision, int(f.attrs["seen"]))
+        layers = {}
+        expected_groups = {f"layer_{l.index:03d}" for l in conv_layers(network)}
+        extra = sorted(set(f.keys()) - expected_groups)
+        if extra:
+            raise WeightsError(f"{path}: groups {extra} have no conv layer in {network.name}")
+        for layer in conv_layers(network):
+            key = f"layer_{layer.index:03d}"
+            if key not in f:
+                raise WeightsError(f"{path}: no group {key}: the cfg has a conv layer {layer.index}")
+            arrays = {}
+            for name, shape in expected_arrays(layer):
+                if name not in f[key]:
+                    raise WeightsError(f"{path}: {key}/{name} missing: layer {layer.index} needs it")
+                array = f[key][name][()]
+                if array.shape != shape:
+                    raise WeightsError(f"{path}: {key}/{name} has shape {array.shape} "
+                                       f"({array.size} floats), layer {layer.index} needs {shape} "
+                                       f"({int(np.prod(shape))} floats)")
+                arrays[name] = array.astype(np.float32)
+            layers[layer.index] = ConvParams(**arrays)
+    return Params(layers, header, source=str(path))
+
+
+def _open(path: str | Path) -> h5py.File:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise WeightsError(f"{path}: not a readable HDF5 file ({err})") from None
+    found = f.attrs.get("format")
+    if found != FORMAT:
+        f.close()
+        raise WeightsError(f"{path}: attribute format={found!r}, expected {FORMAT!r} (written by yolo.convert)")
+    return f

@@ -1,0 +1,100 @@
+"""Darknet .weights files: read, write (exact round trip), and check against a network."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import WeightsError
+from engine.network import Network
+from engine.params import ConvParams, Header, Params, conv_layers, expected_arrays
+
+
+def expected_floats(network: Network) -> int:
+    return sum(int(np.prod(shape)) for l in conv_layers(network) for _, shape in expected_arrays(l))
+
+
+def read_darknet(path: str | Path, network: Network) -> Params:
+    """Read a .weights file for ``network``; any size mismatch names the layer and the float counts."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot read weights: {err.strerror}") from None
+    if len(data) < 16:
+        raise WeightsError(f"{path}: {len(data)} bytes is too short for a Darknet header (16 or 20 bytes)")
+    major, minor, revision = (int(v) for v in np.frombuffer(data, "<i4", 3))
+    header = Header(major, minor, revision)
+    if major > 1000 or minor > 1000:
+        raise WeightsError(f"{path}: header version {major}.{minor}.{revision}: transposed (>1000) weights "
+                           f"are not supported")
+    seen_bytes = 8 if header.wide_seen else 4
+    if len(data) < 12 + seen_bytes:
+        raise WeightsError(f"{path}: truncated header: expected {12 + seen_bytes} bytes, found {len(data)}")
+    seen = int(np.frombuffer(data, "<u8" if seen_bytes == 8 else "<i4", 1, 12)[0])
+    header = Header(major, minor, revision, seen)
+    body = data[12 + seen_bytes:]
+    if len(body) % 4:
+        raise WeightsError(f"{path}: {len(body)} bytes after the header is not a whole number of float32 values")
+    floats = np.frombuffer(body, "<f4")
+    want = expected_floats(network)
+    layers, offset = {}, 0
+    for layer in conv_layers(network):
+        arrays = {}
+        for name, shape in expected_arrays(layer):
+            count = int(np.prod(shape))
+            if offset + count > floats.size:
+                raise WeightsError(
+                    f"{path}: truncated at layer {layer.index} ({name}): the cfg {network.source or network.name} "
+                    f"needs {want} floats, the file holds {floats.size}")
+            arrays[name] = floats[offset:offset + count].reshape(shape).astype(np.float32)
+            offset += count
+        layers[layer.index] = ConvParams(**arrays)
+    if offset != floats.size:
+        raise WeightsError(f"{path}: {floats.size - offset} trailing floats: the cfg "
+                           f"{network.source or network.name} needs {want} floats, the file holds {floats.size} "
+                           f"(wrong cfg for these weights?)")
+    return Params(layers, header, source=str(path))
+
+
+def write_darknet(path: str | Path, params: Params) -> None:
+    """Write params in Darknet's layout, atomically (temp file, then rename)."""
+    h = params.header
+    parts = [np.array([h.major, h.minor, h.revision], "<i4").tobytes(),
+             np.array([h.seen], "<u8" if h.wide_seen else "<i4").tobytes()]
+    for index in sorted(params.layers):
+        parts += [np.ascontiguousarray(a, "<f4").tobytes() for _, a in params.layers[index].arrays()]
+    atomic_write_bytes(path, b"".join(parts))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def is_hdf5(path: str | Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
+def load_weights(path: str | Path, network: Network) -> Params:
+    """Either format, told apart by content rather than by file name."""
+    if is_hdf5(path):
+        from yolo.h5store import read_h5
+        return read_h5(path, network)
+    return read_darknet(path, network)
