@@ -52,10 +52,11 @@ def batch_norm(y: np.ndarray, p: ConvParams) -> np.ndarray:
 
 
 def activate(y: np.ndarray, activation: str) -> np.ndarray:
+    """In place where possible. max(y, 0.1*y) is exactly Darknet's leaky (y if y > 0 else 0.1*y)."""
     if activation == "leaky":
-        return np.where(y > 0, y, y * LEAKY_SLOPE)
+        return np.maximum(y, y * LEAKY_SLOPE, out=y)
     if activation == "relu":
-        return np.maximum(y, np.float32(0))
+        return np.maximum(y, np.float32(0), out=y)
     if activation == "logistic":
         return logistic(y)
     return y

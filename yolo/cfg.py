@@ -147,7 +147,11 @@ def build_network(sections: list[Section], name: str = "network",
     _check_keys(net)
     width, height = net.int("width", minimum=1), net.int("height", minimum=1)
     channels = net.int("channels", 3, minimum=1)
-    if size is not None:
+    if size is not None and size != (width, height):
+        stride = build_network(sections, name).stride
+        if size[0] % stride or size[1] % stride:
+            raise CfgError(f"size {size[0]}x{size[1]}: expected a multiple of the network's total stride {stride} "
+                           f"(e.g. {max(stride, round(size[0] / stride) * stride)})")
         width, height = size
     input_shape = (channels, height, width)
     if not body:
@@ -164,12 +168,7 @@ def build_network(sections: list[Section], name: str = "network",
             if str(err).startswith(sec.source):
                 raise
             raise CfgError(f"{sec.where()} {err}") from None
-    network = Network(name, input_shape, tuple(layers), source=sections[0].source)
-    stride = network.stride
-    if size is not None and (width % stride or height % stride):
-        raise CfgError(f"size {width}x{height}: expected a multiple of the network's total stride {stride} "
-                       f"(e.g. {max(stride, round(width / stride) * stride)})")
-    return network
+    return Network(name, input_shape, tuple(layers), source=sections[0].source)
 
 
 def _build_layer(index: int, sec: Section, prev, layers: list[Layer], input_shape) -> Layer:

@@ -1,0 +1,47 @@
+"""Helpers shared by the benchmark scripts: timing and the OpenCV baseline on the same cfg/weights/input."""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def opencv_runner(cfg_text: str, params, x: np.ndarray):
+    """An OpenCV DNN (Darknet importer) forward over the same weights; returns a no-argument callable."""
+    import cv2
+    from yolo.weights import write_darknet
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "net.cfg").write_text(cfg_text)
+        write_darknet(Path(tmp) / "net.weights", params)
+        net = cv2.dnn.readNetFromDarknet(str(Path(tmp) / "net.cfg"), str(Path(tmp) / "net.weights"))
+    names = net.getLayerNames()
+    head = names[names.index(next(n for n in names if n.startswith("permute_"))) - 1]
+    blob = x[None]
+
+    def forward():
+        net.setInput(blob)
+        return net.forward(head)
+    return forward
+
+
+def cfg_text_at(name: str, size: int) -> str:
+    from yolo.cfg import BUNDLED_DIR
+    out = []
+    for line in (BUNDLED_DIR / name).read_text().splitlines():
+        key = "".join(line.split()).split("=")[0]
+        out.append(f"{key}={size}" if key in ("width", "height") else line)
+    return "\n".join(out) + "\n"

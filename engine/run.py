@@ -1,0 +1,178 @@
+"""Command line: detections, a picture with boxes, and the run's memory and latency figures.
+
+    python -m engine.run [CFG] [IMAGE] [--weights FILE] [--size N] [--json] ...
+
+Memory figures count activations only: every live feature map including the input image. Weights are
+reported separately ("weights_bytes"); transient scratch of the NumPy reference (im2col) is not counted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import FusetileError
+from engine.network import Network
+from engine.params import Params, random_params
+from engine.reference import run_reference
+
+DEFAULT_CFG = "yolov2.cfg"
+
+EPILOG = """\
+CFG is a path or a bundled cfg: yolov2.cfg (416x416, the classic YOLOv2), yolov2-tiny.cfg,
+yolov2-voc.cfg, yolov2-tiny-voc.cfg. For the 608x608 network of pjreddie's current cfg use
+--size 608 (any multiple of the network's stride, 32 for YOLOv2, works).
+
+Without --weights the network gets deterministic random weights (--seed): the tensors are real,
+the detections are meaningless. Weights may be Darknet .weights or the HDF5 store (python -m yolo.convert).
+
+Memory: the peak counts live activation bytes (input image included); weights are excluded and
+reported separately. Errors print one line on stderr and exit with status 2.
+"""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, status 2, as for every other bad input
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    ap = ArgumentParser(prog="python -m engine.run", description="Run a Darknet YOLOv2 network on an image.",
+                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cfg", nargs="?", default=DEFAULT_CFG, help=f"Darknet cfg path or bundled name (default {DEFAULT_CFG})")
+    ap.add_argument("image", nargs="?", help="input image (default: matplotlib's sample grace_hopper.jpg)")
+    ap.add_argument("--weights", help="Darknet .weights or fusetile .h5 (default: deterministic random weights)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights used without --weights (default 0)")
+    ap.add_argument("--size", type=positive_int, help="network input width = height, a multiple of the network's stride")
+    ap.add_argument("--thresh", type=fraction, default=0.5, help="detection threshold (default 0.5)")
+    ap.add_argument("--nms", type=fraction, default=0.45, help="NMS IoU threshold (default 0.45)")
+    ap.add_argument("--out", default="predictions.png", help="picture with boxes (default predictions.png)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
+    ap.add_argument("--save-output", metavar="FILE.npy", help="save the raw output feeding [region] as float32 (C, H, W)")
+    ap.add_argument("--reference", action="store_true", help="run the layer-by-layer NumPy reference")
+    return ap
+
+
+def default_image() -> Path:
+    import matplotlib.cbook
+    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def check_writable(path: str | None, what: str) -> None:
+    if path is not None and not Path(path).absolute().parent.is_dir():
+        raise FusetileError(f"{what} {path!r}: folder {Path(path).absolute().parent} does not exist")
+
+
+def load_params(args, network: Network) -> Params:
+    if args.weights is None:
+        print(f"warning: no --weights given: using deterministic random weights (seed {args.seed}); "
+              f"detections are meaningless", file=sys.stderr)
+        return random_params(network, args.seed)
+    from yolo.weights import load_weights
+    if not Path(args.weights).is_file():
+        raise FusetileError(f"--weights {args.weights!r}: no such file")
+    return load_weights(args.weights, network)
+
+
+def run(args) -> dict:
+    from yolo.cfg import load_network
+    from yolo.draw import draw_detections, save_picture
+    from yolo.letterbox import letterbox, load_image
+    from yolo.names import class_names
+    from yolo.region import detect
+
+    check_writable(args.out, "--out")
+    check_writable(args.save_output, "--save-output")
+    network = load_network(args.cfg, args.size)
+    if network.region is None:
+        raise FusetileError(f"cfg {args.cfg!r} has no [region] layer: engine.run detects with YOLOv2 networks")
+    image_path = Path(args.image) if args.image else default_image()
+    image = load_image(image_path)
+    params = load_params(args, network)
+    _, net_h, net_w = network.input_shape
+    x = letterbox(image, net_w, net_h)
+
+    result = run_reference(network, params, x)
+    detections = detect(result.output, network.region, (image.shape[2], image.shape[1]), (net_w, net_h),
+                        args.thresh, args.nms)
+    names = class_names(network.region.classes)
+
+    if args.save_output:
+        from yolo.weights import atomic_write_bytes
+        import io
+        buffer = io.BytesIO()
+        np.save(buffer, result.head.astype(np.float32))
+        atomic_write_bytes(args.save_output, buffer.getvalue())
+    save_picture(draw_detections(image, detections, names), args.out)
+
+    return {
+        "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference",
+                   "weights": params.source, "image": str(image_path)},
+        "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
+                        "box": [round(v, 2) for v in d.pixel_box(image.shape[2], image.shape[1])]}
+                       for d in detections],
+        "latency_s": round(result.seconds, 6),
+        "memory": {"layer_by_layer_peak_bytes": result.peak_bytes, "peak_layer": result.peak_layer,
+                   "weights_bytes": params.nbytes,
+                   "counts": "live activations incl. the input image; weights excluded"},
+        "macs": {"network": network.macs},
+        "outputs": {"picture": str(args.out), "raw_output": args.save_output},
+    }
+
+
+def print_human(report: dict) -> None:
+    cfg = report["config"]
+    w, h = cfg["size"]
+    print(f"{cfg['cfg']} {w}x{h}, {cfg['mode']} mode, weights {cfg['weights']}, image {cfg['image']}")
+    for d in report["detections"]:
+        print(f"{d['class']}: {d['confidence'] * 100:.0f}%")
+    mem = report["memory"]
+    print(f"latency: {report['latency_s'] * 1e3:.1f} ms ({report['macs']['network'] / 1e9:.2f} GMAC)")
+    print(f"peak activation memory (layer by layer): {mem['layer_by_layer_peak_bytes'] / 2**20:.2f} MiB "
+          f"at layer {mem['peak_layer']}; weights {mem['weights_bytes'] / 2**20:.1f} MiB (not counted)")
+    print(f"picture written to {report['outputs']['picture']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = run(args)
+    except FusetileError as err:
+        print(f"engine.run: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"engine.run: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_human(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

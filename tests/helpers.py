@@ -1,0 +1,41 @@
+"""Shared test helpers: small networks from cfg text, and weights sharpened so detections survive."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from engine.network import Network
+from engine.params import Params, conv_layers, random_params
+from yolo.cfg import BUNDLED_DIR, build_network, parse_sections
+
+
+def bundled_text(name: str, size: int | None = None) -> str:
+    """A bundled cfg's text, with [net] width/height rewritten (for tools that read the size from text)."""
+    lines = []
+    for line in (BUNDLED_DIR / name).read_text().splitlines():
+        key = "".join(line.split()).split("=")[0]
+        if size is not None and key in ("width", "height"):
+            line = f"{key}={size}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def network_from_text(text: str, name: str = "test") -> Network:
+    return build_network(parse_sections(text, f"{name}.cfg"), name=name)
+
+
+def sharpened_params(network: Network, seed: int, gain: float) -> Params:
+    """Random weights whose objectness and class filters are scaled by ``gain``, so boxes pass 0.5."""
+    params = random_params(network, seed)
+    last = conv_layers(network)[-1]
+    region = network.region
+    per = region.coords + 1 + region.classes
+    scale = np.where(np.arange(last.filters) % per >= region.coords, gain, 1.0).astype(np.float32)
+    layers = dict(params.layers)
+    layers[last.index] = replace(layers[last.index], weights=layers[last.index].weights * scale[:, None, None, None])
+    return replace(params, layers=layers)
+
+
+def random_image(shape, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)

@@ -1,0 +1,87 @@
+"""The CLI end to end, in-process (fast) and once as a subprocess (exit status, stdout purity)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine.params import random_params
+from engine.run import main
+from yolo.cfg import load_network
+from yolo.weights import write_darknet
+from tests.helpers import sharpened_params
+
+
+def run_cli(capsys, *args):
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
+    net = load_network("yolov2-tiny.cfg", 160)
+    write_darknet(tmp_path / "w.weights", sharpened_params(net, 3, 24.0))
+    status, out, err = run_cli(capsys, "yolov2-tiny.cfg", "--size", "160", "--weights", str(tmp_path / "w.weights"),
+                               "--json", "--out", str(tmp_path / "p.png"), "--save-output", str(tmp_path / "o.npy"))
+    assert status == 0 and err == ""
+    report = json.loads(out)
+    assert set(report) >= {"config", "detections", "latency_s", "memory", "macs"}
+    assert report["config"]["size"] == [160, 160] and report["config"]["mode"] == "reference"
+    assert report["config"]["weights"].endswith("w.weights") and report["config"]["cfg"] == "yolov2-tiny.cfg"
+    assert report["memory"]["layer_by_layer_peak_bytes"] == (16 * 160 * 160 + 16 * 80 * 80) * 4
+    assert report["macs"]["network"] == net.macs
+    assert report["detections"], "sharpened weights should give detections"
+    for d in report["detections"]:
+        assert set(d) == {"class", "class_id", "confidence", "box"} and len(d["box"]) == 4
+        assert 0.5 < d["confidence"] <= 1
+    raw = np.load(tmp_path / "o.npy")
+    assert raw.shape == (425, 5, 5) and raw.dtype == np.float32
+    from PIL import Image
+    assert Image.open(tmp_path / "p.png").size == (512, 600)  # grace_hopper.jpg
+
+
+def test_human_output_and_random_weights_warning(tmp_path, capsys):
+    status, out, err = run_cli(capsys, "yolov2-tiny-voc.cfg", "--size", "96", "--out", str(tmp_path / "p.png"))
+    assert status == 0
+    assert "random weights" in err and "meaningless" in err
+    assert "latency:" in out and "peak activation memory" in out and str(tmp_path / "p.png") in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope.cfg"], "cfg 'nope.cfg': no such file"),
+    (["yolov2.cfg", "--size", "100"], "size 100x100: expected a multiple of the network's total stride 32"),
+    (["yolov2-tiny.cfg", "missing.jpg", "--size", "64"], "image 'missing.jpg': no such file"),
+    (["yolov2-tiny.cfg", "--size", "64", "--weights", "none.weights"], "--weights 'none.weights': no such file"),
+    (["yolov2-tiny.cfg", "--size", "64", "--out", "/no/such/dir/p.png"], "folder /no/such/dir does not exist"),
+    (["yolov2-tiny.cfg", "--thresh", "1.5"], "argument --thresh: 1.5 is outside [0, 1]"),
+    (["yolov2-tiny.cfg", "--size", "0"], "argument --size: 0 is not a positive integer"),
+])
+def test_bad_input_one_line_status_2(tmp_path, capsys, args, message):
+    if "--out" not in args:
+        args = args + ["--out", str(tmp_path / "p.png")]
+    try:
+        status = main(args)
+    except SystemExit as exit_:  # argparse's own errors
+        status = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_mismatched_weights_leave_no_output(tmp_path, capsys):
+    voc = load_network("yolov2-tiny-voc.cfg", 64)
+    write_darknet(tmp_path / "voc.weights", random_params(voc, 0))
+    status, out, err = run_cli(capsys, "yolov2-tiny.cfg", "--size", "64", "--weights", str(tmp_path / "voc.weights"),
+                               "--out", str(tmp_path / "p.png"), "--save-output", str(tmp_path / "o.npy"))
+    assert status == 2 and "voc.weights" in err and ("truncated at layer" in err or "trailing floats" in err)
+    assert list(tmp_path.iterdir()) == [tmp_path / "voc.weights"]
+
+
+def test_subprocess_exit_status_and_clean_stdout(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "engine.run", "yolov2-tiny.cfg", "--size", "64", "--json",
+                         "--out", str(tmp_path / "p.png")], capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["config"]["size"] == [64, 64]
+    bad = subprocess.run([sys.executable, "-m", "engine.run", "yolov2-tiny.cfg", "--bogus"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
