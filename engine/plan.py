@@ -1,0 +1,153 @@
+"""Plans: which consecutive layers are fused into groups, and each group's grid.
+
+Layers outside every group run layer by layer. A spec string reads "0-7:4x4,8-16:2x2" (inclusive
+Darknet layer indices, rows x cols).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from engine.errors import FusetileError
+from engine.network import Conv, MaxPool, Network
+from engine.tiling import Tile, tile_chain
+
+
+class PlanError(FusetileError):
+    """A fusing/tiling configuration that cannot run on the network."""
+
+
+@dataclass(frozen=True)
+class Group:
+    first: int
+    last: int
+    rows: int = 1
+    cols: int = 1
+
+    @property
+    def layers(self) -> range:
+        return range(self.first, self.last + 1)
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}:{self.rows}x{self.cols}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    network: Network
+    groups: tuple[Group, ...]
+
+    def __post_init__(self):
+        validate(self.network, self.groups)
+
+    @cached_property
+    def tiles(self) -> dict[Group, list[Tile]]:
+        return {g: tile_chain(tuple(self.network[i] for i in g.layers), g.rows, g.cols) for g in self.groups}
+
+    def group_of(self, index: int) -> Group | None:
+        return next((g for g in self.groups if index in g.layers), None)
+
+    @property
+    def spec(self) -> str:
+        return ",".join(str(g) for g in self.groups)
+
+    def __repr__(self) -> str:
+        return f"Plan({self.network.name}, {self.spec or 'layer by layer'})"
+
+
+def validate(network: Network, groups: tuple[Group, ...]) -> None:
+    n = len(network)
+    previous_last = -1
+    for g in groups:
+        if not 0 <= g.first <= g.last < n:
+            raise PlanError(f"group {g}: layers {g.first}-{g.last} out of range: {network.name} has layers 0-{n - 1}")
+        if g.first <= previous_last:
+            raise PlanError(f"group {g} overlaps or precedes the group ending at layer {previous_last}: "
+                            f"groups must be disjoint and in layer order")
+        previous_last = g.last
+        for i in g.layers:
+            layer = network[i]
+            if not isinstance(layer, (Conv, MaxPool)):
+                raise PlanError(f"group {g}: layer {i} is a {layer.kind}; a group may contain only conv and "
+                                f"maxpool layers (valid spans: {', '.join(fusable_spans(network))})")
+            if i > g.first and layer.inputs != (i - 1,):
+                raise PlanError(f"group {g}: layer {i} does not read layer {i - 1}; a group must be a chain")
+            if i < g.last:
+                readers = [l.index for l in network.layers if i in l.inputs and l.index not in g.layers]
+                if readers:
+                    raise PlanError(f"group {g}: layer {i}'s output is read by layer {readers[0]} outside the "
+                                    f"group; end the group at layer {i} or before")
+        if g.rows < 1 or g.cols < 1:
+            raise PlanError(f"group {g}: grid {g.rows}x{g.cols}: expected at least 1x1")
+        _, h, w = network[g.last].out_shape
+        if g.rows > h or g.cols > w:
+            raise PlanError(f"group {g}: grid {g.rows}x{g.cols} exceeds the group's {h}x{w} output map; "
+                            f"at most {h}x{w}")
+
+
+def fusable_spans(network: Network) -> list[str]:
+    """Maximal runs of layers that could form one group, as 'a-b' strings (for error messages)."""
+    spans, start = [], None
+    for layer in network.layers:
+        ok = isinstance(layer, (Conv, MaxPool))
+        if ok and start is None:
+            start = layer.index
+        ends_here = ok and (layer.index + 1 == len(network) or not isinstance(network[layer.index + 1], (Conv, MaxPool))
+                            or any(layer.index in l.inputs for l in network.layers if l.index > layer.index + 1))
+        if ok and ends_here:
+            spans.append(f"{start}-{layer.index}")
+            start = None
+    return spans
+
+
+GROUP_RE = re.compile(r"^(\d+)-(\d+):(\d+)x(\d+)$")
+
+
+def parse_grid(text: str, what: str = "--tiles") -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not m or int(m[1]) < 1 or int(m[2]) < 1:
+        raise PlanError(f"{what} {text!r}: expected ROWSxCOLS such as 3x3 or 2x4")
+    return int(m[1]), int(m[2])
+
+
+def parse_groups(spec: str) -> tuple[Group, ...]:
+    """'0-7:4x4,8-16:2x2' -> groups; an empty spec means layer by layer."""
+    groups = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        m = GROUP_RE.match(part)
+        if not m:
+            raise PlanError(f"--groups {part!r}: expected FIRST-LAST:ROWSxCOLS such as 0-7:4x4")
+        groups.append(Group(int(m[1]), int(m[2]), int(m[3]), int(m[4])))
+    return tuple(groups)
+
+
+def stride_at(network: Network) -> list[int]:
+    """Output stride of every layer along the main chain (1 = input resolution)."""
+    _, h, _ = network.input_shape
+    return [max(h // l.out_shape[1], 1) for l in network.layers]
+
+
+def default_span(network: Network) -> tuple[int, int]:
+    """The memory-heavy early chain: from layer 0 to the last chain layer at stride <= 16."""
+    strides = stride_at(network)
+    last = 0
+    for layer in network.layers:
+        if not isinstance(layer, (Conv, MaxPool)) or strides[layer.index] > 16:
+            break
+        last = layer.index
+    return 0, last
+
+
+def default_groups(network: Network, tiles: tuple[int, int] | None = None) -> tuple[Group, ...]:
+    """With ``tiles``: one group over the default span. Without: two groups split after the pool that
+    reaches stride 8, fine grid (4x4) early, coarse grid (2x2) late (Farley & Gerstlauer's shape)."""
+    first, last = default_span(network)
+    if tiles is not None:
+        return (Group(first, last, *tiles),)
+    strides = stride_at(network)
+    cut = max((i for i in range(first, last) if strides[i] <= 8 and isinstance(network[i], MaxPool)), default=None)
+    if cut is None:
+        return (Group(first, last, 2, 2),)
+    groups = (Group(first, cut, 4, 4), Group(cut + 1, last, 2, 2))
+    return tuple(g for g in groups if g.first <= g.last)
