@@ -67,10 +67,11 @@ def validate(network: Network, groups: tuple[Group, ...]) -> None:
                             f"groups must be disjoint and in layer order")
         previous_last = g.last
         for i in g.layers:
-            layer = network[i]
-            if not isinstance(layer, (Conv, MaxPool)):
-                raise PlanError(f"group {g}: layer {i} is a {layer.kind}; a group may contain only conv and "
+            if not isinstance(network[i], (Conv, MaxPool)):
+                raise PlanError(f"group {g}: layer {i} is a {network[i].kind}; a group may contain only conv and "
                                 f"maxpool layers (valid spans: {', '.join(fusable_spans(network))})")
+        for i in g.layers:
+            layer = network[i]
             if i > g.first and layer.inputs != (i - 1,):
                 raise PlanError(f"group {g}: layer {i} does not read layer {i - 1}; a group must be a chain")
             if i < g.last:

@@ -39,3 +39,20 @@ def sharpened_params(network: Network, seed: int, gain: float) -> Params:
 
 def random_image(shape, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def random_stack(draw_kinds, size: int, channels: int = 3) -> Network:
+    """A chain network from a list of ('conv', k, stride, filters) / ('maxpool', size, stride) tuples."""
+    from engine.network import INPUT, make_conv, make_maxpool
+    layers, shape = [], (channels, size, size)
+    for i, spec in enumerate(draw_kinds):
+        source = INPUT if i == 0 else i - 1
+        if spec[0] == "conv":
+            _, k, stride, filters = spec
+            layer = make_conv(i, shape, filters, k, stride, k // 2, 1, True, "leaky", source=source)
+        else:
+            _, k, stride = spec
+            layer = make_maxpool(i, shape, k, stride, source=source)
+        layers.append(layer)
+        shape = layer.out_shape
+    return Network("stack", (channels, size, size), tuple(layers))

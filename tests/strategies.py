@@ -1,0 +1,27 @@
+"""Hypothesis strategies: random conv/maxpool chains and grids that fit them."""
+from hypothesis import strategies as st
+
+from engine.errors import CfgError
+from tests.helpers import random_stack
+
+LAYER = st.one_of(
+    st.tuples(st.just("conv"), st.sampled_from([1, 3]), st.sampled_from([1, 2]), st.integers(1, 4)),
+    st.tuples(st.just("maxpool"), st.just(2), st.sampled_from([1, 2])),
+)
+
+
+@st.composite
+def stacks(draw, max_layers: int = 5, sizes=(5, 24)):
+    while True:
+        kinds = draw(st.lists(LAYER, min_size=1, max_size=max_layers))
+        size = draw(st.integers(*sizes))
+        try:
+            return random_stack(kinds, size, channels=draw(st.integers(1, 3)))
+        except CfgError:
+            continue
+
+
+@st.composite
+def grids(draw, network, first: int, last: int):
+    _, h, w = network[last].out_shape
+    return draw(st.integers(1, min(h, 6))), draw(st.integers(1, min(w, 6)))

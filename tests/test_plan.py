@@ -1,0 +1,44 @@
+import pytest
+
+from engine.plan import Group, Plan, PlanError, default_groups, parse_grid, parse_groups
+from yolo.cfg import load_network
+
+
+@pytest.fixture(scope="module")
+def yolov2():
+    return load_network("yolov2.cfg")
+
+
+def test_parse_groups_and_defaults(yolov2):
+    assert parse_groups("0-7:4x4, 8-16:2x3") == (Group(0, 7, 4, 4), Group(8, 16, 2, 3))
+    assert parse_groups("") == ()
+    assert default_groups(yolov2) == (Group(0, 7, 4, 4), Group(8, 16, 2, 2))
+    assert default_groups(yolov2, (3, 3)) == (Group(0, 16, 3, 3),)
+    tiny = load_network("yolov2-tiny.cfg")
+    assert default_groups(tiny) == (Group(0, 5, 4, 4), Group(6, 8, 2, 2))
+    assert Plan(yolov2, parse_groups("0-16:5x5")).spec == "0-16:5x5"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("0-17:2x2", "layer 16's output is read by layer 25 outside the group; end the group at layer 16 or before"),
+    ("20-26:2x2", "layer 25 is a route; a group may contain only conv and maxpool layers (valid spans: 0-16, 17-24"),
+    ("8-16:27x2", "grid 27x2 exceeds the group's 26x26 output map; at most 26x26"),
+    ("0-7:2x2,5-9:2x2", "group 5-9:2x2 overlaps or precedes the group ending at layer 7"),
+    ("0-40:1x1", "layers 0-40 out of range: yolov2 has layers 0-31"),
+    ("9-8:1x1", "layers 9-8 out of range"),
+])
+def test_bad_plans_say_what_is_wrong_and_what_is_valid(yolov2, spec, message):
+    with pytest.raises(PlanError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Plan(yolov2, parse_groups(spec))
+
+
+@pytest.mark.parametrize("text", ["0-7", "0-7:4", "a-b:1x1", "0-7:0x2"])
+def test_bad_group_syntax(text):
+    with pytest.raises(PlanError, match="expected FIRST-LAST:ROWSxCOLS|at least 1x1"):
+        Plan(load_network("yolov2-tiny.cfg"), parse_groups(text))
+
+
+def test_bad_grid_syntax():
+    with pytest.raises(PlanError, match="expected ROWSxCOLS"):
+        parse_grid("3")
+    assert parse_grid("2x5") == (2, 5)
