@@ -64,42 +64,59 @@ class Event:
 
 
 class Arena:
-    """Hands out views of one buffer and records what is really allocated and freed, step by step."""
+    """Hands out views of one buffer and records what is really allocated and freed, step by step.
 
-    def __init__(self, layout: Layout):
+    The record lives in arrays sized before the run, so bookkeeping allocates nothing while it runs.
+    """
+
+    def __init__(self, layout: Layout, buffers: tuple[BufferSpec, ...], steps: int):
         self.layout = layout
         self._raw = np.empty(layout.size + ALIGN, np.uint8)
         start = (-self._raw.ctypes.data) % ALIGN
         self.memory = self._raw[start:start + layout.size]
-        self.live: dict[str, tuple[np.ndarray, BufferSpec]] = {}
-        self.events: list[Event] = []
+        self.specs = buffers
+        self.ids = {spec.name: i for i, spec in enumerate(buffers)}
+        self.live: dict[str, np.ndarray] = dict.fromkeys(self.ids)  # pre-sized: no dict growth mid-run
+        self._record = np.zeros((2 * len(buffers), 3), np.int64)    # step, buffer id, signed bytes
+        self._count = 0
+        self.timeline = np.zeros(steps, np.int64)                   # peak live bytes within each step
         self.step = 0
         self._live_bytes = 0
-        self.timeline: list[int] = []
 
     def begin(self, step: int) -> None:
         self.step = step
-        self.timeline.append(self._live_bytes)
+        self.timeline[step] = self._live_bytes
+
+    def _log(self, spec_id: int, nbytes: int) -> None:
+        self._record[self._count] = (self.step, spec_id, nbytes)
+        self._count += 1
 
     def alloc(self, spec: BufferSpec) -> np.ndarray:
-        if spec.name in self.live:
+        if self.live[spec.name] is not None:
             raise RuntimeError(f"arena: {spec.name} is already live")
         offset = self.layout.offsets[spec.name]
         view = self.memory[offset:offset + spec.nbytes].view(np.float32).reshape(spec.shape)
-        self.live[spec.name] = (view, spec)
-        self.events.append(Event(self.step, spec.name, spec.kind, spec.nbytes))
+        self.live[spec.name] = view
+        self._log(self.ids[spec.name], spec.nbytes)
         self._live_bytes += spec.nbytes
-        self.timeline[-1] = max(self.timeline[-1], self._live_bytes)
+        if self._live_bytes > self.timeline[self.step]:
+            self.timeline[self.step] = self._live_bytes
         return view
 
     def free(self, name: str) -> None:
-        _, spec = self.live.pop(name)
-        self.events.append(Event(self.step, name, spec.kind, -spec.nbytes))
-        self._live_bytes -= spec.nbytes
+        spec_id = self.ids[name]
+        self.live[name] = None
+        self._log(spec_id, -self.specs[spec_id].nbytes)
+        self._live_bytes -= self.specs[spec_id].nbytes
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.live[name][0]
+        return self.live[name]
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return tuple(Event(int(step), self.specs[i].name, self.specs[i].kind, int(n))
+                     for step, i, n in self._record[:self._count])
 
     @property
     def peak_bytes(self) -> int:
-        return max(self.timeline)
+        return int(self.timeline.max())

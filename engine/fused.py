@@ -87,33 +87,36 @@ class FusedExecutor:
             self.allocs[spec.first_step].append(spec)
             self.frees[spec.last_step].append(spec.name)
 
+    def new_arena(self) -> Arena:
+        return Arena(self.layout, self.schedule.buffers, len(self.schedule.steps))
+
     def run(self, image: np.ndarray, arena: Arena | None = None) -> FusedRun:
         if image.shape != self.network.input_shape:
             raise ValueError(f"input shape {image.shape} != network input {self.network.input_shape}")
-        arena = arena or Arena(self.layout)
+        arena = arena or self.new_arena()
         start = time.perf_counter()
         self.execute(arena, image)
         seconds = time.perf_counter() - start
-        out_name = self.schedule.output_buffer
+        # results are copied out after the measured run, then the last buffers are released
+        output = arena[self.schedule.output_buffer].copy()
         head_name = f"L{self.network.head_index}"
-        output = arena[out_name].copy()
-        head = output if head_name == out_name else self._head_copy
-        arena.free(out_name)
-        return FusedRun(output, head, self.schedule, self.layout, tuple(arena.events), tuple(arena.timeline), seconds)
+        head = output if head_name == self.schedule.output_buffer else arena[head_name].copy()
+        for name in self.frees[-1]:
+            arena.free(name)
+        return FusedRun(output, head, self.schedule, self.layout, arena.events,
+                        tuple(int(v) for v in arena.timeline), seconds)
 
     def execute(self, arena: Arena, image: np.ndarray) -> None:
-        """The measured part: every step's allocations, kernel call and frees."""
-        head_name = f"L{self.network.head_index}"
-        final = self.schedule.output_buffer
+        """The measured part: every step's allocations, kernel call and frees (the last step's buffers,
+        which hold the result and the tensor feeding [region], stay live for the caller)."""
+        last = len(self.schedule.steps) - 1
         for step in self.schedule.steps:
             arena.begin(step.index)
             for spec in self.allocs[step.index]:
                 arena.alloc(spec)
             self._run_step(arena, step, image)
-            for name in self.frees[step.index]:
-                if name == head_name and name != final:
-                    self._head_copy = arena[name].copy()  # for --save-output; outside the arena's count
-                if name != final:
+            if step.index != last:
+                for name in self.frees[step.index]:
                     arena.free(name)
 
     def _run_step(self, arena: Arena, step: Step, image: np.ndarray) -> None:

@@ -1,0 +1,50 @@
+"""Rung 2: Numba kernels vs the NumPy reference operations, on padded and strided views."""
+import numpy as np
+import pytest
+
+from engine import reference_ops as ops
+from engine.params import ConvParams
+from kernels import layout
+from kernels.conv import ACT_CODES, conv_tile, conv_workspace
+from kernels.pool import maxpool_tile
+
+
+@pytest.mark.parametrize("k, stride, act, budget", [(3, 1, "leaky", 1 << 20), (3, 2, "linear", 2000),
+                                                    (1, 1, "logistic", 1 << 20), (1, 2, "relu", 600)])
+def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 11, 13)).astype(np.float32)
+    p = ConvParams(rng.standard_normal(7).astype(np.float32), rng.standard_normal((7, 5, k, k)).astype(np.float32),
+                   rng.uniform(0.5, 1.5, 7).astype(np.float32), rng.normal(0, 0.1, 7).astype(np.float32),
+                   rng.uniform(0.5, 2, 7).astype(np.float32))
+    pad = k // 2
+    expect = ops.conv_layer(x, p, stride, pad, 1, act)
+    out = np.full((9, *expect.shape[1:]), np.nan, np.float32)[1:8]  # strided destination
+    ws = conv_workspace(5, k, 7, *expect.shape[1:], budget)
+    cols, acc, part = (np.empty(max(n, 1), np.float32) for n in (ws.cols, ws.acc, ws.part))
+    conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), p.epilogue(), ACT_CODES[act], k, stride, ws, cols, acc, part)
+    np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+
+
+def test_maxpool_tile_matches_reference_on_a_view():
+    x = np.random.default_rng(1).standard_normal((3, 12, 12)).astype(np.float32)
+    for size, stride, padding in [(2, 2, 1), (2, 1, 1), (3, 1, 2), (3, 2, 2)]:
+        expect = ops.maxpool(x[:, 1:, 2:], size, stride, padding)
+        out = np.empty_like(expect)
+        maxpool_tile(out, x[:, 1:, 2:], size, stride, padding // 2, padding // 2)
+        np.testing.assert_array_equal(out, expect)
+
+
+def test_reorg_region_and_route_kernels():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((64, 26, 26)).astype(np.float32)
+    out = np.empty((256, 13, 13), np.float32)
+    layout.reorg(out.reshape(-1), x.reshape(-1), 64, 26, 26, 2)
+    np.testing.assert_array_equal(out, ops.reorg(x, 2))
+    r = rng.standard_normal((2 * 9, 3, 4)).astype(np.float32)
+    got = np.empty_like(r)
+    layout.region(got, r, 2, 4, 4, True)
+    np.testing.assert_allclose(got, ops.region(r, 2, 4, 4, True), rtol=1e-6, atol=1e-7)
+    cat = np.zeros((7, 3, 4), np.float32)
+    layout.copy_channels(cat, r[:3], 4)
+    np.testing.assert_array_equal(cat[4:], r[:3])
