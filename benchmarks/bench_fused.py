@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.common import cfg_text_at, median_seconds, opencv_runner
+from benchmarks.common import median_seconds, opencv_runner
 from engine.fused import FusedExecutor
 from engine.params import random_params
 from engine.plan import Plan, parse_groups
 from engine.reference import layer_by_layer_live_bytes, run_reference
 from engine.run import default_image
-from yolo.cfg import load_network
+from yolo.cfg import cfg_text_at_size, load_network
 from yolo.letterbox import letterbox, load_image
 
 PLANS = ["", "0-7:4x4,8-16:2x2", "0-16:3x3", "0-15:5x5", "0-5:6x6,6-11:3x3,12-16:2x2", "0-7:3x3,8-16:2x1",
@@ -32,7 +32,7 @@ def main() -> None:
     x = letterbox(load_image(default_image()), args.size, args.size)
     lbl = max(layer_by_layer_live_bytes(network))
     ref = median_seconds(lambda: run_reference(network, params, x), args.repeats)
-    cv = median_seconds(opencv_runner(cfg_text_at("yolov2.cfg", args.size), params, x), args.repeats)
+    cv = median_seconds(opencv_runner(cfg_text_at_size("yolov2.cfg", args.size), params, x), args.repeats)
     print(f"yolov2-{args.size}: layer-by-layer peak {lbl / 2**20:.2f} MiB; reference {ref * 1e3:.0f} ms, "
           f"OpenCV {cv * 1e3:.0f} ms (reference/OpenCV {ref / cv:.2f})")
     print(f"{'plan':<30} {'peak MiB':>8} {'peak/lbl':>8} {'arena MiB':>9} {'MACs x':>7} {'ms':>6} "

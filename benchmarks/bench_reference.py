@@ -12,10 +12,10 @@ import os
 import cv2
 import numpy as np
 
-from benchmarks.common import cfg_text_at, median_seconds, opencv_runner
+from benchmarks.common import median_seconds, opencv_runner
 from engine.params import random_params
 from engine.reference import run_reference
-from yolo.cfg import load_network
+from yolo.cfg import cfg_text_at_size, load_network
 from yolo.letterbox import letterbox, load_image
 from engine.run import default_image
 
@@ -31,7 +31,7 @@ def main() -> None:
         network = load_network(cfg, size)
         params = random_params(network, 0)
         x = letterbox(photo, size, size)
-        opencv = opencv_runner(cfg_text_at(cfg, size), params, x)
+        opencv = opencv_runner(cfg_text_at_size(cfg, size), params, x)
         ref = median_seconds(lambda: run_reference(network, params, x), args.repeats)
         cv = median_seconds(opencv, args.repeats)
         print(f"{cfg + '@' + str(size):<22} {ref * 1e3:>12.1f} {cv * 1e3:>10.1f} {ref / cv:>10.2f}")

@@ -36,12 +36,3 @@ def opencv_runner(cfg_text: str, params, x: np.ndarray):
         net.setInput(blob)
         return net.forward(head)
     return forward
-
-
-def cfg_text_at(name: str, size: int) -> str:
-    from yolo.cfg import BUNDLED_DIR
-    out = []
-    for line in (BUNDLED_DIR / name).read_text().splitlines():
-        key = "".join(line.split()).split("=")[0]
-        out.append(f"{key}={size}" if key in ("width", "height") else line)
-    return "\n".join(out) + "\n"

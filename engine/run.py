@@ -140,7 +140,7 @@ def run(args) -> dict:
     names = class_names(network.region.classes)
 
     if args.save_output:
-        from yolo.weights import atomic_write_bytes
+        from yolo.files import atomic_write_bytes
         import io
         buffer = io.BytesIO()
         np.save(buffer, run.head.astype(np.float32))

@@ -7,18 +7,11 @@ import numpy as np
 
 from engine.network import Network
 from engine.params import Params, conv_layers, random_params
-from yolo.cfg import BUNDLED_DIR, build_network, parse_sections
+from yolo.cfg import BUNDLED_DIR, build_network, cfg_text_at_size, parse_sections
 
 
 def bundled_text(name: str, size: int | None = None) -> str:
-    """A bundled cfg's text, with [net] width/height rewritten (for tools that read the size from text)."""
-    lines = []
-    for line in (BUNDLED_DIR / name).read_text().splitlines():
-        key = "".join(line.split()).split("=")[0]
-        if size is not None and key in ("width", "height"):
-            line = f"{key}={size}"
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+    return cfg_text_at_size(name, size) if size is not None else (BUNDLED_DIR / name).read_text()
 
 
 def network_from_text(text: str, name: str = "test") -> Network:

@@ -243,3 +243,12 @@ def load_network(cfg: str | Path, size: int | tuple[int, int] | None = None) -> 
     if size is not None and min(size) < 1:
         raise CfgError(f"size {size[0]}x{size[1]}: expected a positive multiple of the network's stride")
     return build_network(parse_sections(text, str(path)), name=path.stem, size=size)
+
+
+def cfg_text_at_size(cfg: str | Path, size: int) -> str:
+    """A cfg's text with [net] width and height rewritten, for tools that read the size from the text."""
+    lines = []
+    for line in resolve_cfg(cfg).read_text().splitlines():
+        key = "".join(line.split()).split("=")[0]
+        lines.append(f"{key}={size}" if key in ("width", "height") else line)
+    return "\n".join(lines) + "\n"

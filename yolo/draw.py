@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import colorsys
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from yolo.files import atomic_output
 from yolo.region import Detection
 
 
@@ -37,13 +36,5 @@ def draw_detections(image: np.ndarray, detections: list[Detection], names: tuple
 
 
 def save_picture(picture, path: str | Path) -> None:
-    """Write via a temp file in the same folder, so a failure never leaves a partial picture."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
-    try:
-        picture.save(tmp, format=None if path.suffix else "PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        picture.save(tmp, format=None if Path(path).suffix else "PNG")

@@ -4,8 +4,6 @@ The file also keeps the cfg text and the Darknet header, so it converts back to 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -14,15 +12,13 @@ import numpy as np
 from engine.errors import WeightsError
 from engine.network import Network
 from engine.params import ConvParams, Header, Params, conv_layers, expected_arrays
+from yolo.files import atomic_output
 
 FORMAT = "fusetile-weights-1"
 
 
 def write_h5(path: str | Path, params: Params, network: Network, cfg_text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".h5", dir=path.parent or ".")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(format=FORMAT, cfg=cfg_text, network=network.name,
                            header=[params.header.major, params.header.minor, params.header.revision],
@@ -35,10 +31,6 @@ def write_h5(path: str | Path, params: Params, network: Network, cfg_text: str) 
                                in_shape=layer.in_shape, out_shape=layer.out_shape)
                 for name, array in params[layer.index].arrays():
                     g.create_dataset(name, data=array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_h5_cfg(path: str | Path) -> str:

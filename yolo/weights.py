@@ -1,8 +1,6 @@
 """Darknet .weights files: read, write (exact round trip), and check against a network."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import numpy as np
 from engine.errors import WeightsError
 from engine.network import Network
 from engine.params import ConvParams, Header, Params, conv_layers, expected_arrays
+from yolo.files import atomic_write_bytes
 
 
 def expected_floats(network: Network) -> int:
@@ -67,18 +66,6 @@ def write_darknet(path: str | Path, params: Params) -> None:
     for index in sorted(params.layers):
         parts += [np.ascontiguousarray(a, "<f4").tobytes() for _, a in params.layers[index].arrays()]
     atomic_write_bytes(path, b"".join(parts))
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
