@@ -13,7 +13,7 @@ import numpy as np
 from engine.arena import Arena, Event, Layout, plan_layout
 from engine.network import Conv, MaxPool, Network
 from engine.params import Params
-from engine.plan import Plan
+from engine.plan import Plan, PlanError
 from engine.schedule import DEFAULT_SCRATCH_BYTES, Operand, Schedule, Step, build_schedule
 from kernels import layout as layout_kernels
 from kernels.conv import ACT_CODES, conv_tile
@@ -33,7 +33,8 @@ def prepare_weights(network: Network, params: Params) -> dict[int, ConvWeights]:
         if not isinstance(layer, Conv):
             continue
         if layer.groups != 1:
-            raise NotImplementedError(f"layer {layer.index}: grouped convolution is not fused yet")
+            raise PlanError(f"layer {layer.index}: groups={layer.groups}: the fused executor runs only ungrouped "
+                            f"convolutions; use --reference")
         p = params[layer.index]
         prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)),
                                             p.epilogue(), ACT_CODES[layer.activation])

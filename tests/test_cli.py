@@ -32,8 +32,7 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     assert report["config"]["weights"].endswith("w.weights") and report["config"]["cfg"] == "yolov2-tiny.cfg"
     assert report["memory"]["layer_by_layer_peak_bytes"] == (16 * 160 * 160 + 16 * 80 * 80) * 4
     assert report["macs"]["network"] == net.macs and report["macs"]["overhead"] > 1.0
-    assert \
-        abs(report["macs"]["executed"] / net.macs - report["macs"]["overhead"]) < 1e-5
+    assert abs(report["macs"]["executed"] / net.macs - report["macs"]["overhead"]) < 1e-5
     mem = report["memory"]
     assert mem["measured_peak_bytes"] < mem["layer_by_layer_peak_bytes"] <= mem["weights_bytes"]
     assert mem["arena_bytes"] >= mem["measured_peak_bytes"]
