@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 
 from engine.errors import FusetileError
 from engine.network import Conv, MaxPool, Network
-from engine.tiling import Tile, tile_chain
 
 
 class PlanError(FusetileError):
@@ -40,13 +38,6 @@ class Plan:
 
     def __post_init__(self):
         validate(self.network, self.groups)
-
-    @cached_property
-    def tiles(self) -> dict[Group, list[Tile]]:
-        return {g: tile_chain(tuple(self.network[i] for i in g.layers), g.rows, g.cols) for g in self.groups}
-
-    def group_of(self, index: int) -> Group | None:
-        return next((g for g in self.groups if index in g.layers), None)
 
     @property
     def spec(self) -> str:

@@ -1,4 +1,4 @@
-"""Hypothesis strategies: random conv/maxpool chains and grids that fit them."""
+"""Hypothesis strategy: random conv/maxpool chains."""
 from hypothesis import strategies as st
 
 from engine.errors import CfgError
@@ -19,9 +19,3 @@ def stacks(draw, max_layers: int = 5, sizes=(5, 24)):
             return random_stack(kinds, size, channels=draw(st.integers(1, 3)))
         except CfgError:
             continue
-
-
-@st.composite
-def grids(draw, network, first: int, last: int):
-    _, h, w = network[last].out_shape
-    return draw(st.integers(1, min(h, 6))), draw(st.integers(1, min(w, 6)))
