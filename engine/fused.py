@@ -131,6 +131,8 @@ class FusedExecutor:
         elif step.kind == "maxpool":
             layer = self.network[step.layer]
             maxpool_tile(dest, view(arena, step.sources[0]), layer.size, layer.stride, step.pad_top, step.pad_left)
+        elif step.kind == "copy":
+            layout_kernels.copy_channels(dest, view(arena, step.sources[0]), 0)
         elif step.kind == "input":
             dest[...] = image
         elif step.kind == "route":

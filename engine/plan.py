@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from engine.errors import FusetileError
 from engine.network import Conv, MaxPool, Network
+from engine.reuse import REUSE_MODES
 
 
 class PlanError(FusetileError):
@@ -22,13 +23,14 @@ class Group:
     last: int
     rows: int = 1
     cols: int = 1
+    reuse: str = "none"  # one of REUSE_MODES
 
     @property
     def layers(self) -> range:
         return range(self.first, self.last + 1)
 
     def __str__(self) -> str:
-        return f"{self.first}-{self.last}:{self.rows}x{self.cols}"
+        return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def validate(network: Network, groups: tuple[Group, ...]) -> None:
                 if readers:
                     raise PlanError(f"group {g}: layer {i}'s output is read by layer {readers[0]} outside the "
                                     f"group; end the group at layer {i} or before")
+        if g.reuse not in REUSE_MODES:
+            raise PlanError(f"group {g}: reuse mode {g.reuse!r}: expected one of {', '.join(REUSE_MODES)}")
         if g.rows < 1 or g.cols < 1:
             raise PlanError(f"group {g}: grid {g.rows}x{g.cols}: expected at least 1x1")
         _, h, w = network[g.last].out_shape
@@ -93,7 +97,7 @@ def fusable_spans(network: Network) -> list[str]:
     return spans
 
 
-GROUP_RE = re.compile(r"^(\d+)-(\d+):(\d+)x(\d+)$")
+GROUP_RE = re.compile(r"^(\d+)-(\d+):(\d+)x(\d+)(?::(\w+))?$")
 
 
 def parse_grid(text: str, what: str = "--tiles") -> tuple[int, int]:
@@ -103,14 +107,22 @@ def parse_grid(text: str, what: str = "--tiles") -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
-def parse_groups(spec: str) -> tuple[Group, ...]:
-    """'0-7:4x4,8-16:2x2' -> groups; an empty spec means layer by layer."""
+def check_reuse(mode: str, what: str = "--reuse") -> str:
+    if mode not in REUSE_MODES:
+        raise PlanError(f"{what}: reuse mode {mode!r}: expected one of {', '.join(REUSE_MODES)}")
+    return mode
+
+
+def parse_groups(spec: str, reuse: str = "none") -> tuple[Group, ...]:
+    """'0-7:4x4:stream,8-16:2x2' -> groups (``reuse`` where a group names no mode); '' = layer by layer."""
     groups = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         m = GROUP_RE.match(part)
         if not m:
-            raise PlanError(f"--groups {part!r}: expected FIRST-LAST:ROWSxCOLS such as 0-7:4x4")
-        groups.append(Group(int(m[1]), int(m[2]), int(m[3]), int(m[4])))
+            raise PlanError(f"--groups {part!r}: expected FIRST-LAST:ROWSxCOLS[:REUSE] such as 0-7:4x4 or "
+                            f"0-7:4x4:stream")
+        mode = check_reuse(m[5] or reuse, f"--groups {part!r}")
+        groups.append(Group(int(m[1]), int(m[2]), int(m[3]), int(m[4]), mode))
     return tuple(groups)
 
 
@@ -131,15 +143,15 @@ def default_span(network: Network) -> tuple[int, int]:
     return 0, last
 
 
-def default_groups(network: Network, tiles: tuple[int, int] | None = None) -> tuple[Group, ...]:
+def default_groups(network: Network, tiles: tuple[int, int] | None = None, reuse: str = "none") -> tuple[Group, ...]:
     """With ``tiles``: one group over the default span. Without: two groups split after the pool that
     reaches stride 8, fine grid (4x4) early, coarse grid (2x2) late (Farley & Gerstlauer's shape)."""
     first, last = default_span(network)
     if tiles is not None:
-        return (Group(first, last, *tiles),)
+        return (Group(first, last, *tiles, reuse),)
     strides = stride_at(network)
     cut = max((i for i in range(first, last) if strides[i] <= 8 and isinstance(network[i], MaxPool)), default=None)
     if cut is None:
-        return (Group(first, last, 2, 2),)
-    groups = (Group(first, cut, 4, 4), Group(cut + 1, last, 2, 2))
+        return (Group(first, last, 2, 2, reuse),)
+    groups = (Group(first, cut, 4, 4, reuse), Group(cut + 1, last, 2, 2, reuse))
     return tuple(g for g in groups if g.first <= g.last)

@@ -20,11 +20,14 @@ from engine.errors import FusetileError
 from engine.network import Network
 from engine.params import Params, random_params
 from engine.fused import FusedExecutor
-from engine.plan import Plan, PlanError, default_groups, parse_grid, parse_groups
+from engine.accounting import group_dict, group_macs, group_memory
+from engine.plan import Plan, PlanError, check_reuse, default_groups, parse_grid, parse_groups
 from engine.reference import layer_by_layer_live_bytes, run_reference
+from engine.reuse import REUSE_MODES
 from engine.schedule import DEFAULT_SCRATCH_BYTES
 
 DEFAULT_CFG = "yolov2.cfg"
+DEFAULT_REUSE = "stream"
 
 EPILOG = """\
 CFG is a path or a bundled cfg: yolov2.cfg (416x416, the classic YOLOv2), yolov2-tiny.cfg,
@@ -41,8 +44,15 @@ pool that reaches stride 8 on a 4x4 grid, then the layers up to the last one at 
 indices. Layers outside every group run layer by layer, inside the same arena. --reference runs the
 layer-by-layer NumPy reference instead.
 
+Reuse (--reuse, or per group: --groups "0-7:4x4:stream,8-16:2x2:none"): "none" recomputes the overlap
+between neighbouring tiles in every tile; "checkerboard" (DeepThings) runs every other tile in full and
+lets the tiles between them copy the overlap from strips their neighbours saved; "stream" runs tiles in
+raster order, each computing only what no earlier tile computed and keeping strips for the next tile
+in its row and the tile below: no element is computed twice. Saved strips are arena buffers and count
+in the measured peak.
+
 Memory: "measured_peak_bytes" is the peak of live bytes the fused executor actually allocated in its
-arena: feature maps, tiles and conv workspaces, the input image included. "layer_by_layer_peak_bytes"
+arena: feature maps, tiles, saved strips and conv workspaces, the input image included. "layer_by_layer_peak_bytes"
 is the peak of live feature maps when running layer by layer (no workspace). Weights are excluded and
 reported separately ("weights_bytes"). Errors print one line on stderr and exit with status 2.
 """
@@ -88,6 +98,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--save-output", metavar="FILE.npy", help="save the raw output feeding [region] as float32 (C, H, W)")
     ap.add_argument("--tiles", metavar="RxC", help="fuse the default span as one group on an R x C grid (e.g. 3x3)")
     ap.add_argument("--groups", metavar="SPEC", help='explicit fused groups, e.g. "0-7:4x4,8-16:2x2" (inclusive layers)')
+    ap.add_argument("--reuse", default=DEFAULT_REUSE, metavar="|".join(REUSE_MODES),
+                    help=f"how tiles share overlapping work, for groups that name no mode (default {DEFAULT_REUSE})")
     ap.add_argument("--scratch-kib", type=positive_int, default=DEFAULT_SCRATCH_BYTES // 1024,
                     help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024})")
     ap.add_argument("--reference", action="store_true", help="run the layer-by-layer NumPy reference")
@@ -149,7 +161,7 @@ def run(args) -> dict:
 
     lbl_peak = max(layer_by_layer_live_bytes(network))
     memory = {"layer_by_layer_peak_bytes": lbl_peak, "weights_bytes": params.nbytes,
-              "counts": "live activation bytes: feature maps, tiles and conv workspaces, input image included; "
+              "counts": "live activation bytes: feature maps, tiles, saved strips and conv workspaces, input image included; "
                         "weights excluded"}
     macs = {"network": network.macs}
     if args.reference:
@@ -157,8 +169,9 @@ def run(args) -> dict:
         macs |= {"executed": network.macs, "overhead": 1.0}
     else:
         memory |= {"measured_peak_bytes": run.peak_bytes, "arena_bytes": run.arena_bytes,
-                   "groups": group_report(run)}
-        macs |= {"executed": run.macs, "overhead": round(run.macs / network.macs, 6)}
+                   "groups": group_memory(run.schedule, run.live_bytes)}
+        macs |= {"executed": run.macs, "overhead": round(run.macs / network.macs, 6),
+                 "groups": group_macs(run.schedule)}
     return {
         "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
                    "weights": params.source, "image": str(image_path),
@@ -174,22 +187,6 @@ def run(args) -> dict:
     }
 
 
-def group_dict(group) -> dict:
-    return {"layers": [group.first, group.last], "grid": [group.rows, group.cols]}
-
-
-def group_report(run) -> list[dict]:
-    """Each user group's measured peak: the most live bytes during any of its steps."""
-    user = {(g.first, g.last) for g in run.schedule.plan.groups}
-    report = []
-    for gi, group in enumerate(run.schedule.groups):
-        if (group.first, group.last) not in user:
-            continue
-        steps = [s.index for s in run.schedule.steps if s.group == gi]
-        report.append(group_dict(group) | {"peak_bytes": max(run.live_bytes[i] for i in steps)})
-    return report
-
-
 def make_plan(args, network: Network) -> Plan:
     if args.tiles and args.groups:
         raise PlanError("--tiles and --groups both given: use one (--tiles applies a grid to the default span)")
@@ -197,10 +194,11 @@ def make_plan(args, network: Network) -> Plan:
         if args.tiles or args.groups:
             raise PlanError("--reference runs layer by layer: drop --tiles/--groups, or drop --reference")
         return Plan(network, ())
+    reuse = check_reuse(args.reuse)
     if args.groups is not None:
-        groups = parse_groups(args.groups)
+        groups = parse_groups(args.groups, reuse)
     else:
-        groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None)
+        groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None, reuse)
     return Plan(network, groups)
 
 
@@ -223,8 +221,8 @@ def print_human(report: dict) -> None:
     mem, macs = report["memory"], report["macs"]
     print(f"latency: {report['latency_s'] * 1e3:.1f} ms ({macs['network'] / 1e9:.2f} GMAC, "
           f"{macs['overhead']:.3f}x executed)")
-    groups = ", ".join(f"{a}-{b}:{n}x{m}" for (a, b), (n, m) in
-                       ((g["layers"], g["grid"]) for g in report["config"]["groups"])) or "none"
+    groups = ", ".join(f"{a}-{b}:{n}x{m}:{g['reuse']}" for g in report["config"]["groups"]
+                       for (a, b), (n, m) in [(g["layers"], g["grid"])]) or "none"
     print(f"peak activation memory: {mem['measured_peak_bytes'] / 2**20:.2f} MiB measured "
           f"({cfg['mode']}, groups {groups}) vs {mem['layer_by_layer_peak_bytes'] / 2**20:.2f} MiB layer by layer; "
           f"weights {mem['weights_bytes'] / 2**20:.1f} MiB (not counted)")

@@ -12,7 +12,8 @@ import numpy as np
 
 from engine.network import FLOAT_BYTES, INPUT, Conv, MaxPool, Network, Region, Reorg, Route
 from engine.plan import Group, Plan, PlanError
-from engine.tiling import Region as Box, tile_chain
+from engine.reuse import group_work
+from engine.tiling import Region as Box, input_span
 from kernels.conv import Workspace, conv_workspace
 
 DEFAULT_SCRATCH_BYTES = 1 << 20  # per conv step: im2col band + GEMM result
@@ -24,7 +25,7 @@ class BufferSpec:
     shape: tuple[int, ...]  # float32 elements
     first_step: int
     last_step: int
-    kind: str  # "input", "map", "tile" or "scratch"
+    kind: str  # "input", "map", "tile", "strip" or "scratch"
 
     @property
     def nbytes(self) -> int:
@@ -40,7 +41,7 @@ class Operand:
 @dataclass(frozen=True)
 class Step:
     index: int
-    kind: str                      # "input", "conv", "maxpool", "route", "reorg", "region"
+    kind: str                      # "input", "conv", "maxpool", "copy", "route", "reorg", "region"
     layer: int                     # INPUT for the input copy
     sources: tuple[Operand, ...]
     dest: Operand
@@ -131,29 +132,55 @@ def build_schedule(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> Sc
     return Schedule(plan, tuple(b.steps), buffers, scratch_bytes, tuple(all_groups))
 
 
+def _relative(region: Box, origin: tuple[int, int]) -> Box:
+    y0, y1, x0, x1 = region
+    return y0 - origin[0], y1 - origin[0], x0 - origin[1], x1 - origin[1]
+
+
 def _emit_group(b: _Builder, network: Network, group: Group, gi: int, scratch_bytes: int) -> None:
+    """Each tile through all layers of the group, in the reuse mode's order: strips copied in, own parts
+    computed from the previous layer's held region, strips saved for later tiles."""
     layers = tuple(network[j] for j in group.layers)
     source = map_name(layers[0].inputs[0])
-    out_map = map_name(group.last)
-    for t, tile in enumerate(tile_chain(layers, group.rows, group.cols)):
-        if t == 0:
-            b.alloc(out_map, layers[-1].out_shape, "map")
-        previous = None
-        for layer, ts in zip(layers, tile.steps):
-            src = Operand(source, ts.inp) if previous is None else Operand(previous)
-            if layer.index == group.last:
-                dest = Operand(out_map, ts.out)
+    out_map = b.alloc(map_name(group.last), layers[-1].out_shape, "map")
+    strips: dict[tuple[int, int, str], str] = {}
+    for work in group_work(layers, group.rows, group.cols, group.reuse):
+        held_by = (source, (0, 0))  # (buffer, origin) holding the current layer's input
+        for layer, lw in zip(layers, work.layers):
+            if lw.held is None:
+                dest = (out_map, (0, 0))
             else:
-                dest = Operand(b.alloc(f"T{gi}.{t}.L{layer.index}", (layer.out_shape[0], *ts.out_hw), "tile"))
-            fields = dict(kind=layer.kind, layer=layer.index, sources=(src,), dest=dest,
-                          pad_top=ts.pad_top, pad_left=ts.pad_left, group=gi, tile=t)
-            if isinstance(layer, Conv):
-                oh, ow = ts.out_hw
-                channels = layer.in_shape[0]
-                ws = conv_workspace(channels, layer.size, layer.filters, oh, ow, scratch_bytes)
-                scratch = tuple(b.alloc(f"S{b.now}.{part}", (n,), "scratch")
-                                for part, n in (("cols", ws.cols), ("acc", ws.acc), ("part", ws.part)))
-                fields.update(workspace=ws, scratch=scratch,
-                              macs=layer.filters * oh * ow * channels * layer.size * layer.size)
-            b.emit(**fields)
-            previous = dest.buffer
+                y0, y1, x0, x1 = lw.held
+                name = f"T{gi}.{work.index}.L{layer.index}"
+                dest = (b.alloc(name, (layer.out_shape[0], y1 - y0, x1 - x0), "tile"), (y0, x0))
+            for fill in lw.fills:
+                b.emit(kind="copy", layer=layer.index, sources=(Operand(strips.pop(fill.strip)),),
+                       dest=Operand(dest[0], _relative(fill.region, dest[1])), group=gi, tile=work.index)
+            for box in lw.computes:
+                _emit_compute(b, layer, box, held_by, dest, gi, work.index, scratch_bytes)
+            for save in lw.saves:
+                y0, y1, x0, x1 = save.region
+                name = b.alloc(f"P{gi}.{work.index}.L{layer.index}.{save.strip[2]}",
+                               (layer.out_shape[0], y1 - y0, x1 - x0), "strip")
+                strips[save.strip] = name
+                b.emit(kind="copy", layer=layer.index, sources=(Operand(dest[0], _relative(save.region, dest[1])),),
+                       dest=Operand(name), group=gi, tile=work.index)
+            held_by = dest
+    assert not strips, f"strips saved but never used: {sorted(strips)}"
+
+
+def _emit_compute(b: _Builder, layer, box: Box, held_by, dest, gi: int, tile: int, scratch_bytes: int) -> None:
+    _, in_h, in_w = layer.in_shape
+    iy0, iy1, top = input_span(layer, box[0], box[1], in_h)
+    ix0, ix1, left = input_span(layer, box[2], box[3], in_w)
+    src = Operand(held_by[0], _relative((iy0, iy1, ix0, ix1), held_by[1]))
+    fields = dict(kind=layer.kind, layer=layer.index, sources=(src,), dest=Operand(dest[0], _relative(box, dest[1])),
+                  pad_top=top, pad_left=left, group=gi, tile=tile)
+    if isinstance(layer, Conv):
+        oh, ow = box[1] - box[0], box[3] - box[2]
+        channels = layer.in_shape[0]
+        ws = conv_workspace(channels, layer.size, layer.filters, oh, ow, scratch_bytes)
+        scratch = tuple(b.alloc(f"S{b.now}.{part}", (n,), "scratch")
+                        for part, n in (("cols", ws.cols), ("acc", ws.acc), ("part", ws.part)))
+        fields.update(workspace=ws, scratch=scratch, macs=layer.filters * oh * ow * channels * layer.size ** 2)
+    b.emit(**fields)

@@ -28,16 +28,20 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     report = json.loads(out)
     assert set(report) >= {"config", "detections", "latency_s", "memory", "macs"}
     assert report["config"]["size"] == [160, 160] and report["config"]["mode"] == "fused"
-    assert report["config"]["groups"] == [{"layers": [0, 5], "grid": [4, 4]}, {"layers": [6, 8], "grid": [2, 2]}]
+    assert report["config"]["groups"] == [{"layers": [0, 5], "grid": [4, 4], "reuse": "stream"},
+                                          {"layers": [6, 8], "grid": [2, 2], "reuse": "stream"}]
     assert report["config"]["weights"].endswith("w.weights") and report["config"]["cfg"] == "yolov2-tiny.cfg"
     assert report["memory"]["layer_by_layer_peak_bytes"] == (16 * 160 * 160 + 16 * 80 * 80) * 4
-    assert report["macs"]["network"] == net.macs and report["macs"]["overhead"] > 1.0
+    assert report["macs"]["network"] == net.macs and report["macs"]["overhead"] == 1.0  # stream: no recompute
+    assert [g["executed"] for g in report["macs"]["groups"]] == [sum(net[i].macs for i in r) for r in (range(6), range(6, 9))]
     assert abs(report["macs"]["executed"] / net.macs - report["macs"]["overhead"]) < 1e-5
     mem = report["memory"]
     assert mem["measured_peak_bytes"] < mem["layer_by_layer_peak_bytes"] <= mem["weights_bytes"]
     assert mem["arena_bytes"] >= mem["measured_peak_bytes"]
     assert [g["layers"] for g in mem["groups"]] == [[0, 5], [6, 8]]
     assert max(g["peak_bytes"] for g in mem["groups"]) <= mem["measured_peak_bytes"]
+    assert all(0 <= g["strip_bytes_at_peak"] <= g["max_strip_bytes"] < g["peak_bytes"] for g in mem["groups"])
+    assert all(g["max_strip_bytes"] > 0 for g in mem["groups"])
     assert report["detections"], "sharpened weights should give detections"
     for d in report["detections"]:
         assert set(d) == {"class", "class_id", "confidence", "box"} and len(d["box"]) == 4
@@ -68,6 +72,8 @@ def test_human_output_and_random_weights_warning(tmp_path, capsys):
     (["yolov2.cfg", "--tiles", "3x3", "--groups", "0-7:2x2"], "--tiles and --groups both given"),
     (["yolov2.cfg", "--reference", "--tiles", "2x2"], "--reference runs layer by layer"),
     (["yolov2-tiny.cfg", "--size", "64", "--groups", "0-8:5x5"], "grid 5x5 exceeds the group's 4x4 output map"),
+    (["yolov2-tiny.cfg", "--reuse", "cache"], "--reuse: reuse mode 'cache': expected one of none, checkerboard, stream"),
+    (["yolov2-tiny.cfg", "--groups", "0-8:2x2:all"], "--groups '0-8:2x2:all': reuse mode 'all'"),
 ])
 def test_bad_input_one_line_status_2(tmp_path, capsys, args, message):
     if "--out" not in args:
@@ -101,9 +107,11 @@ def test_subprocess_exit_status_and_clean_stdout(tmp_path):
 
 def test_tiles_and_reference_modes_agree(tmp_path, capsys):
     common = ["yolov2-tiny.cfg", "--size", "128", "--json", "--out", str(tmp_path / "p.png")]
-    fused = json.loads(run_cli(capsys, *common, "--tiles", "3x2", "--save-output", str(tmp_path / "f.npy"))[1])
+    fused = json.loads(run_cli(capsys, *common, "--tiles", "3x2", "--reuse", "checkerboard",
+                               "--save-output", str(tmp_path / "f.npy"))[1])
     ref = json.loads(run_cli(capsys, *common, "--reference", "--save-output", str(tmp_path / "r.npy"))[1])
-    assert fused["config"]["groups"] == [{"layers": [0, 8], "grid": [3, 2]}] and ref["config"]["groups"] == []
+    assert fused["config"]["groups"] == [{"layers": [0, 8], "grid": [3, 2], "reuse": "checkerboard"}]
+    assert ref["config"]["groups"] == []
     assert ref["memory"]["measured_peak_bytes"] == ref["memory"]["layer_by_layer_peak_bytes"]
     a, b = np.load(tmp_path / "f.npy"), np.load(tmp_path / "r.npy")
     assert np.abs(a - b).max() <= 2e-5 * np.abs(b).max()

@@ -12,6 +12,7 @@ from engine.fused import FusedExecutor, run_fused
 from engine.params import random_params
 from engine.plan import Group, Plan, parse_groups
 from engine.reference import run_reference
+from engine.reuse import REUSE_MODES
 from yolo.cfg import load_network
 from yolo.region import detect
 from tests.helpers import random_image, sharpened_params
@@ -49,7 +50,8 @@ def plans(draw):
             continue
         if draw(st.booleans()):
             _, h, w = net[last].out_shape
-            groups.append(Group(first, last, draw(st.integers(1, min(h, 6))), draw(st.integers(1, min(w, 6)))))
+            groups.append(Group(first, last, draw(st.integers(1, min(h, 6))), draw(st.integers(1, min(w, 6))),
+                                draw(st.sampled_from(REUSE_MODES))))
         first = last + 1
     return Plan(net, tuple(groups))
 

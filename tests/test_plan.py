@@ -16,14 +16,26 @@ def test_parse_groups_and_defaults(yolov2):
     assert default_groups(yolov2, (3, 3)) == (Group(0, 16, 3, 3),)
     tiny = load_network("yolov2-tiny.cfg")
     assert default_groups(tiny) == (Group(0, 5, 4, 4), Group(6, 8, 2, 2))
-    assert Plan(yolov2, parse_groups("0-16:5x5")).spec == "0-16:5x5"
+    assert Plan(yolov2, parse_groups("0-16:5x5")).spec == "0-16:5x5:none"
+
+
+def test_reuse_modes_per_group_and_by_default(yolov2):
+    groups = parse_groups("0-7:4x4:stream,8-16:2x2", reuse="checkerboard")
+    assert [g.reuse for g in groups] == ["stream", "checkerboard"]
+    assert Plan(yolov2, groups).spec == "0-7:4x4:stream,8-16:2x2:checkerboard"
+    assert {g.reuse for g in default_groups(yolov2, reuse="stream")} == {"stream"}
+    with pytest.raises(PlanError, match=r"--groups '0-7:4x4:cache': reuse mode 'cache': expected one of none, "
+                                        r"checkerboard, stream"):
+        parse_groups("0-7:4x4:cache")
+    with pytest.raises(PlanError, match="reuse mode 'all'"):
+        Plan(yolov2, (Group(0, 7, 2, 2, "all"),))
 
 
 @pytest.mark.parametrize("spec, message", [
     ("0-17:2x2", "layer 16's output is read by layer 25 outside the group; end the group at layer 16 or before"),
     ("20-26:2x2", "layer 25 is a route; a group may contain only conv and maxpool layers (valid spans: 0-16, 17-24"),
     ("8-16:27x2", "grid 27x2 exceeds the group's 26x26 output map; at most 26x26"),
-    ("0-7:2x2,5-9:2x2", "group 5-9:2x2 overlaps or precedes the group ending at layer 7"),
+    ("0-7:2x2,5-9:2x2", "group 5-9:2x2:none overlaps or precedes the group ending at layer 7"),
     ("0-40:1x1", "layers 0-40 out of range: yolov2 has layers 0-31"),
     ("9-8:1x1", "layers 9-8 out of range"),
 ])
@@ -34,7 +46,7 @@ def test_bad_plans_say_what_is_wrong_and_what_is_valid(yolov2, spec, message):
 
 @pytest.mark.parametrize("text", ["0-7", "0-7:4", "a-b:1x1", "0-7:0x2"])
 def test_bad_group_syntax(text):
-    with pytest.raises(PlanError, match="expected FIRST-LAST:ROWSxCOLS|at least 1x1"):
+    with pytest.raises(PlanError, match="expected FIRST-LAST:ROWSxCOLS\\[:REUSE\\]|at least 1x1"):
         Plan(load_network("yolov2-tiny.cfg"), parse_groups(text))
 
 
