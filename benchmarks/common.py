@@ -20,6 +20,21 @@ def median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(runners: dict[str, object], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median seconds of each no-argument callable, run in turns so that drift in the machine's speed
+    affects all of them alike."""
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def opencv_runner(cfg_text: str, params, x: np.ndarray):
     """An OpenCV DNN (Darknet importer) forward over the same weights; returns a no-argument callable."""
     import cv2

@@ -22,7 +22,7 @@ def group_memory(schedule: Schedule, live_bytes: tuple[int, ...]) -> list[dict]:
     for gi, group in _user_groups(schedule):
         steps = [s.index for s in schedule.steps if s.group == gi]
         peak_step = max(steps, key=lambda i: live_bytes[i])
-        strips = [b for b in schedule.buffers if b.kind == "strip" and b.name.startswith(f"P{gi}.")]
+        strips = [b for b in schedule.buffers if b.kind == "strip" and b.segment == gi]
         at = lambda i: sum(b.nbytes for b in strips if b.first_step <= i <= b.last_step)
         report.append(group_dict(group) | {"peak_bytes": live_bytes[peak_step], "strip_bytes_at_peak": at(peak_step),
                                            "max_strip_bytes": max((at(i) for i in steps), default=0)})

@@ -28,8 +28,9 @@ class Layout:
     size: int  # arena bytes, alignment and fragmentation included
 
 
-def plan_layout(buffers: tuple[BufferSpec, ...]) -> Layout:
-    """Greedy by size; ties broken by first use so the layout is deterministic."""
+def greedy_by_size(buffers) -> tuple[dict[str, int], int]:
+    """Offsets (largest buffer first, each at the lowest aligned offset free for its whole lifetime) and
+    the bytes spanned. Ties are broken by first use, then name, so the layout is deterministic."""
     order = sorted(buffers, key=lambda s: (-s.nbytes, s.first_step, s.name))
     placed: list[tuple[int, int, BufferSpec]] = []  # (offset, end, spec)
     offsets, size = {}, 0
@@ -43,6 +44,28 @@ def plan_layout(buffers: tuple[BufferSpec, ...]) -> Layout:
         offsets[spec.name] = offset
         placed.append((offset, offset + spec.nbytes, spec))
         size = max(size, offset + spec.nbytes)
+    return offsets, size
+
+
+def plan_layout(buffers: tuple[BufferSpec, ...]) -> Layout:
+    """Two levels, so that the predictor can reproduce the layout from cached per-group layouts: feature
+    maps (and the input) are placed greedy by size among themselves; each group's own buffers (tiles,
+    strips, workspaces) are placed greedy by size among themselves, above the highest map live while the
+    group runs."""
+    maps = [b for b in buffers if b.segment < 0]
+    offsets, size = greedy_by_size(maps)
+    own: dict[int, list[BufferSpec]] = {}
+    for b in buffers:
+        if b.segment >= 0:
+            own.setdefault(b.segment, []).append(b)
+    for group_buffers in own.values():
+        first = min(b.first_step for b in group_buffers)
+        last = max(b.last_step for b in group_buffers)
+        base = align(max((offsets[m.name] + m.nbytes for m in maps
+                          if m.first_step <= last and first <= m.last_step), default=0))
+        local, local_size = greedy_by_size(group_buffers)
+        offsets.update({name: base + offset for name, offset in local.items()})
+        size = max(size, base + local_size)
     return Layout(offsets, align(size))
 
 

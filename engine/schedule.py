@@ -6,7 +6,7 @@ group run as one-tile groups of a single layer, so all activations of the networ
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ class BufferSpec:
     first_step: int
     last_step: int
     kind: str  # "input", "map", "tile", "strip" or "scratch"
+    segment: int = -1  # the group whose own buffer this is (index into Schedule.groups); -1 for maps
 
     @property
     def nbytes(self) -> int:
@@ -76,9 +77,13 @@ def map_name(index: int) -> str:
 
 
 class _Builder:
-    def __init__(self):
+    """Steps and buffer lifetimes in order; ``external`` buffers (maps owned by the caller) only have
+    their last touching step recorded."""
+
+    def __init__(self, external: tuple[str, ...] = ()):
         self.specs: dict[str, list] = {}
         self.steps: list[Step] = []
+        self.external_last = {name: -1 for name in external}
 
     @property
     def now(self) -> int:
@@ -87,49 +92,106 @@ class _Builder:
     def alloc(self, name: str, shape: tuple[int, ...], kind: str) -> str:
         if name in self.specs:
             raise AssertionError(f"buffer {name} allocated twice")
-        self.specs[name] = [shape, self.now, self.now, kind]
+        self.specs[name] = [shape, self.now, self.now, kind, -1]
         return name
 
     def touch(self, *names: str) -> None:
         for name in names:
-            self.specs[name][2] = self.now
+            if name in self.external_last:
+                self.external_last[name] = self.now
+            else:
+                self.specs[name][2] = self.now
 
     def emit(self, **fields) -> None:
         step = Step(index=self.now, **fields)
         self.touch(*(s.buffer for s in step.sources), step.dest.buffer, *step.scratch)
         self.steps.append(step)
 
+    def buffers(self) -> tuple[BufferSpec, ...]:
+        return tuple(BufferSpec(name, tuple(shape), first, last, kind, segment)
+                     for name, (shape, first, last, kind, segment) in self.specs.items())
 
-def build_schedule(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> Schedule:
+
+@dataclass(frozen=True)
+class GroupSchedule:
+    """One group's steps and its own buffers (tiles, strips, workspaces), numbered from 0. It depends only
+    on the group and the layers' shapes, so the predictor caches it and the schedule splices it in."""
+    group: Group
+    steps: tuple[Step, ...]
+    buffers: tuple[BufferSpec, ...]
+    source_last: int  # the last step that reads the group's input map
+
+    @property
+    def macs(self) -> int:
+        return sum(s.macs for s in self.steps)
+
+
+def group_schedule(network: Network, group: Group, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> GroupSchedule:
+    source = map_name(network[group.first].inputs[0])
+    b = _Builder(external=(source, map_name(group.last)))
+    _emit_group(b, network, group, scratch_bytes)
+    return GroupSchedule(group, tuple(b.steps), b.buffers(), b.external_last[source])
+
+
+def segments(plan: Plan) -> list[Group | int]:
+    """The plan in execution order: groups (layers outside every group become 1x1 one-layer groups) and
+    the indices of whole-map layers (route, reorg, region)."""
+    network = plan.network
+    by_first = {g.first: g for g in plan.groups}
+    out, i = [], 0
+    while i < len(network):
+        layer = network[i]
+        if i in by_first or isinstance(layer, (Conv, MaxPool)):
+            group = by_first.get(i, Group(i, i, 1, 1))
+            out.append(group)
+            i = group.last + 1
+        elif isinstance(layer, (Route, Reorg, Region)):
+            out.append(i)
+            i += 1
+        else:
+            raise PlanError(f"layer {i} is a {layer.kind}: the fused executor runs conv, maxpool, route, "
+                            f"reorg and region layers")
+    return out
+
+
+def build_schedule(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, cache: dict | None = None) -> Schedule:
+    """``cache`` (group -> GroupSchedule) lets callers that build many schedules share group builds."""
     network = plan.network
     b = _Builder()
     b.alloc("input", network.input_shape, "input")
     b.emit(kind="input", layer=INPUT, sources=(), dest=Operand("input"))
-    groups = list(plan.groups)
     all_groups: list[Group] = []
-    i = 0
-    while i < len(network):
-        layer = network[i]
-        group = next((g for g in groups if g.first == i), None)
-        if group is None and isinstance(layer, (Conv, MaxPool)):
-            group = Group(i, i, 1, 1)
-        if group is not None:
-            all_groups.append(group)
-            _emit_group(b, network, group, len(all_groups) - 1, scratch_bytes)
-            i = group.last + 1
+    for seg in segments(plan):
+        if isinstance(seg, int):
+            layer = network[seg]
+            b.alloc(map_name(seg), layer.out_shape, "map")
+            b.emit(kind=layer.kind, layer=seg, sources=tuple(Operand(map_name(s)) for s in layer.inputs),
+                   dest=Operand(map_name(seg)))
             continue
-        if isinstance(layer, (Route, Reorg, Region)):
-            b.alloc(map_name(i), layer.out_shape, "map")
-            b.emit(kind=layer.kind, layer=i, sources=tuple(Operand(map_name(s)) for s in layer.inputs),
-                   dest=Operand(map_name(i)))
-        else:
-            raise PlanError(f"layer {i} is a {layer.kind}: the fused executor runs conv, maxpool, route, "
-                            f"reorg and region layers")
-        i += 1
+        gs = cache.get(seg) if cache is not None else None
+        if gs is None:
+            gs = group_schedule(network, seg, scratch_bytes)
+            if cache is not None:
+                cache[seg] = gs
+        all_groups.append(seg)
+        _splice(b, gs, len(all_groups) - 1, map_name(network[seg.first].inputs[0]), map_name(seg.last),
+                network[seg.last].out_shape)
     # the result's lifetime ends with the last step; the executor keeps it until the caller copies it out
-    buffers = tuple(BufferSpec(name, tuple(shape), first, last, kind)
-                    for name, (shape, first, last, kind) in b.specs.items())
-    return Schedule(plan, tuple(b.steps), buffers, scratch_bytes, tuple(all_groups))
+    return Schedule(plan, tuple(b.steps), b.buffers(), scratch_bytes, tuple(all_groups))
+
+
+def _splice(b: _Builder, gs: GroupSchedule, gi: int, source: str, out_map: str, shape: tuple[int, ...]) -> None:
+    offset = b.now
+    b.alloc(out_map, shape, "map")
+    rename = {spec.name: f"G{gi}.{spec.name}" for spec in gs.buffers}
+    moved = lambda op: replace(op, buffer=rename.get(op.buffer, op.buffer))
+    for step in gs.steps:
+        b.steps.append(replace(step, index=offset + step.index, group=gi, sources=tuple(map(moved, step.sources)),
+                               dest=moved(step.dest), scratch=tuple(rename[n] for n in step.scratch)))
+    for spec in gs.buffers:
+        b.specs[rename[spec.name]] = [spec.shape, offset + spec.first_step, offset + spec.last_step, spec.kind, gi]
+    b.specs[source][2] = max(b.specs[source][2], offset + gs.source_last)
+    b.specs[out_map][2] = b.now - 1
 
 
 def _relative(region: Box, origin: tuple[int, int]) -> Box:
@@ -137,12 +199,12 @@ def _relative(region: Box, origin: tuple[int, int]) -> Box:
     return y0 - origin[0], y1 - origin[0], x0 - origin[1], x1 - origin[1]
 
 
-def _emit_group(b: _Builder, network: Network, group: Group, gi: int, scratch_bytes: int) -> None:
+def _emit_group(b: _Builder, network: Network, group: Group, scratch_bytes: int) -> None:
     """Each tile through all layers of the group, in the reuse mode's order: strips copied in, own parts
     computed from the previous layer's held region, strips saved for later tiles."""
     layers = tuple(network[j] for j in group.layers)
     source = map_name(layers[0].inputs[0])
-    out_map = b.alloc(map_name(group.last), layers[-1].out_shape, "map")
+    out_map = map_name(group.last)
     strips: dict[tuple[int, int, str], str] = {}
     for work in group_work(layers, group.rows, group.cols, group.reuse):
         held_by = (source, (0, 0))  # (buffer, origin) holding the current layer's input
@@ -151,31 +213,31 @@ def _emit_group(b: _Builder, network: Network, group: Group, gi: int, scratch_by
                 dest = (out_map, (0, 0))
             else:
                 y0, y1, x0, x1 = lw.held
-                name = f"T{gi}.{work.index}.L{layer.index}"
+                name = f"T{work.index}.L{layer.index}"
                 dest = (b.alloc(name, (layer.out_shape[0], y1 - y0, x1 - x0), "tile"), (y0, x0))
             for fill in lw.fills:
                 b.emit(kind="copy", layer=layer.index, sources=(Operand(strips.pop(fill.strip)),),
-                       dest=Operand(dest[0], _relative(fill.region, dest[1])), group=gi, tile=work.index)
+                       dest=Operand(dest[0], _relative(fill.region, dest[1])), tile=work.index)
             for box in lw.computes:
-                _emit_compute(b, layer, box, held_by, dest, gi, work.index, scratch_bytes)
+                _emit_compute(b, layer, box, held_by, dest, work.index, scratch_bytes)
             for save in lw.saves:
                 y0, y1, x0, x1 = save.region
-                name = b.alloc(f"P{gi}.{work.index}.L{layer.index}.{save.strip[2]}",
+                name = b.alloc(f"P{work.index}.L{layer.index}.{save.strip[2]}",
                                (layer.out_shape[0], y1 - y0, x1 - x0), "strip")
                 strips[save.strip] = name
                 b.emit(kind="copy", layer=layer.index, sources=(Operand(dest[0], _relative(save.region, dest[1])),),
-                       dest=Operand(name), group=gi, tile=work.index)
+                       dest=Operand(name), tile=work.index)
             held_by = dest
     assert not strips, f"strips saved but never used: {sorted(strips)}"
 
 
-def _emit_compute(b: _Builder, layer, box: Box, held_by, dest, gi: int, tile: int, scratch_bytes: int) -> None:
+def _emit_compute(b: _Builder, layer, box: Box, held_by, dest, tile: int, scratch_bytes: int) -> None:
     _, in_h, in_w = layer.in_shape
     iy0, iy1, top = input_span(layer, box[0], box[1], in_h)
     ix0, ix1, left = input_span(layer, box[2], box[3], in_w)
     src = Operand(held_by[0], _relative((iy0, iy1, ix0, ix1), held_by[1]))
     fields = dict(kind=layer.kind, layer=layer.index, sources=(src,), dest=Operand(dest[0], _relative(box, dest[1])),
-                  pad_top=top, pad_left=left, group=gi, tile=tile)
+                  pad_top=top, pad_left=left, tile=tile)
     if isinstance(layer, Conv):
         oh, ow = box[1] - box[0], box[3] - box[2]
         channels = layer.in_shape[0]

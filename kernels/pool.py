@@ -8,19 +8,38 @@ NEG_INF = np.float32(-np.inf)
 
 
 @njit(cache=True)
+def _window_max(x, c, y0, ky0, ky1, x0, size, w):
+    best = NEG_INF
+    for ky in range(ky0, ky1):
+        for kx in range(max(0, -x0), min(size, w - x0)):
+            best = max(best, x[c, y0 + ky, x0 + kx])
+    return best
+
+
+@njit(cache=True)
 def maxpool_tile(out, x, size, stride, pad_top, pad_left):
-    """out (C, OH, OW) <- max over size x size windows of x (C, H, W); x may be a strided view."""
+    """out (C, OH, OW) <- max over size x size windows of x (C, H, W); x may be a strided view.
+
+    Windows that lie wholly inside the map take a branch-free path (YOLO's 2x2 stride-2 pool has its
+    own); only border windows clip their window to the map.
+    """
     c_in, h, w = x.shape
     _, out_h, out_w = out.shape
+    first = min(out_w, -((-pad_left) // stride))  # first output column whose window starts inside
+    stop = max(first, min(out_w, (w - size + pad_left) // stride + 1))  # past the last one ending inside
     for c in range(c_in):
         for oy in range(out_h):
-            for ox in range(out_w):
-                best = NEG_INF
-                for ky in range(size):
-                    iy = oy * stride + ky - pad_top
-                    if 0 <= iy < h:
-                        for kx in range(size):
-                            ix = ox * stride + kx - pad_left
-                            if 0 <= ix < w and x[c, iy, ix] > best:
-                                best = x[c, iy, ix]
-                out[c, oy, ox] = best
+            y0 = oy * stride - pad_top
+            ky0, ky1 = max(0, -y0), min(size, h - y0)
+            for ox in range(first):
+                out[c, oy, ox] = _window_max(x, c, y0, ky0, ky1, ox * stride - pad_left, size, w)
+            if size == 2 and stride == 2 and ky0 == 0 and ky1 == 2:
+                for ox in range(first, stop):
+                    ix = 2 * ox - pad_left
+                    out[c, oy, ox] = max(max(x[c, y0, ix], x[c, y0, ix + 1]),
+                                         max(x[c, y0 + 1, ix], x[c, y0 + 1, ix + 1]))
+            else:
+                for ox in range(first, stop):
+                    out[c, oy, ox] = _window_max(x, c, y0, ky0, ky1, ox * stride - pad_left, size, w)
+            for ox in range(stop, out_w):
+                out[c, oy, ox] = _window_max(x, c, y0, ky0, ky1, ox * stride - pad_left, size, w)
