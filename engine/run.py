@@ -22,6 +22,7 @@ from engine.params import Params, random_params
 from engine.fused import FusedExecutor
 from engine.accounting import group_dict, group_macs, group_memory
 from engine.plan import Plan, PlanError, check_reuse, default_groups, parse_grid, parse_groups
+from engine.predict import Predictor
 from engine.reference import layer_by_layer_live_bytes, run_reference
 from engine.reuse import REUSE_MODES
 from engine.schedule import DEFAULT_SCRATCH_BYTES
@@ -168,7 +169,9 @@ def run(args) -> dict:
         memory |= {"measured_peak_bytes": run.peak_bytes}
         macs |= {"executed": network.macs, "overhead": 1.0}
     else:
-        memory |= {"measured_peak_bytes": run.peak_bytes, "arena_bytes": run.arena_bytes,
+        predicted = Predictor(network, args.scratch_kib * 1024).predict(plan)
+        memory |= {"measured_peak_bytes": run.peak_bytes, "predicted_peak_bytes": predicted.peak_bytes,
+                   "arena_bytes": run.arena_bytes, "predicted_arena_bytes": predicted.arena_bytes,
                    "groups": group_memory(run.schedule, run.live_bytes)}
         macs |= {"executed": run.macs, "overhead": round(run.macs / network.macs, 6),
                  "groups": group_macs(run.schedule)}

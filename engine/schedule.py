@@ -133,11 +133,10 @@ def group_schedule(network: Network, group: Group, scratch_bytes: int = DEFAULT_
     return GroupSchedule(group, tuple(b.steps), b.buffers(), b.external_last[source])
 
 
-def segments(plan: Plan) -> list[Group | int]:
-    """The plan in execution order: groups (layers outside every group become 1x1 one-layer groups) and
-    the indices of whole-map layers (route, reorg, region)."""
-    network = plan.network
-    by_first = {g.first: g for g in plan.groups}
+def segments(network: Network, groups: tuple[Group, ...]) -> list[Group | int]:
+    """A plan in execution order: its groups (layers outside every group become 1x1 one-layer groups)
+    and the indices of whole-map layers (route, reorg, region)."""
+    by_first = {g.first: g for g in groups}
     out, i = [], 0
     while i < len(network):
         layer = network[i]
@@ -161,7 +160,7 @@ def build_schedule(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, cache
     b.alloc("input", network.input_shape, "input")
     b.emit(kind="input", layer=INPUT, sources=(), dest=Operand("input"))
     all_groups: list[Group] = []
-    for seg in segments(plan):
+    for seg in segments(network, plan.groups):
         if isinstance(seg, int):
             layer = network[seg]
             b.alloc(map_name(seg), layer.out_shape, "map")

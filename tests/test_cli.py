@@ -38,6 +38,7 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     mem = report["memory"]
     assert mem["measured_peak_bytes"] < mem["layer_by_layer_peak_bytes"] <= mem["weights_bytes"]
     assert mem["arena_bytes"] >= mem["measured_peak_bytes"]
+    assert (mem["predicted_peak_bytes"], mem["predicted_arena_bytes"]) == (mem["measured_peak_bytes"], mem["arena_bytes"])
     assert [g["layers"] for g in mem["groups"]] == [[0, 5], [6, 8]]
     assert max(g["peak_bytes"] for g in mem["groups"]) <= mem["measured_peak_bytes"]
     assert all(0 <= g["strip_bytes_at_peak"] <= g["max_strip_bytes"] < g["peak_bytes"] for g in mem["groups"])

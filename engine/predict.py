@@ -1,0 +1,130 @@
+"""Memory predictor: peak live bytes and arena bytes of a configuration, from the network and the
+configuration alone (no arrays, no kernels).
+
+A configuration's schedule is a sequence of segments: the input copy, fused groups (layers outside
+every group are 1x1 one-layer groups) and whole-map layers. Inside a group only its own buffers
+(tiles, strips, workspaces) change, and its input map dies at a known step; feature maps live from
+their producer's segment to their last reader's. So the prediction composes cached per-group profiles
+with the maps' lifetimes, and reproduces the executor's timeline and two-level arena layout to the byte.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.arena import align, greedy_by_size, live_bytes_timeline
+from engine.network import FLOAT_BYTES, INPUT, Network, nbytes
+from engine.plan import Group, Plan
+from engine.schedule import DEFAULT_SCRATCH_BYTES, BufferSpec, GroupSchedule, group_schedule, map_name, segments
+
+
+@dataclass(frozen=True)
+class GroupProfile:
+    """What the predictor needs of one group: its own live bytes while its input map is live and after,
+    and the bytes its own buffers span when laid out among themselves."""
+    schedule: GroupSchedule
+    peak_with_source: int
+    peak_after_source: int
+    own_arena_bytes: int
+
+    @property
+    def peak(self) -> int:
+        return max(self.peak_with_source, self.peak_after_source)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    peak_bytes: int          # peak live activation bytes, input image included (what the executor measures)
+    arena_bytes: int         # the arena the planner will produce (alignment and fragmentation included)
+    weights_bytes: int
+    segment_peaks: tuple[int, ...]  # per segment of the schedule, in order (the input copy first)
+
+    def process_bytes(self, baseline_bytes: int) -> int:
+        """An estimate of the whole process: weights + arena + interpreter and libraries (``baseline``)."""
+        return self.weights_bytes + self.arena_bytes + baseline_bytes
+
+
+def weights_bytes(network: Network) -> int:
+    """float32 weights, biases and batch-norm vectors of every conv layer."""
+    total = 0
+    for layer in network.layers:
+        if layer.kind == "conv":
+            c = layer.in_shape[0] // layer.groups
+            total += layer.filters * c * layer.size ** 2 + layer.filters * (4 if layer.batch_normalize else 1)
+    return total * FLOAT_BYTES
+
+
+class Predictor:
+    """Predictions for one network and workspace budget; group profiles are cached across calls."""
+
+    def __init__(self, network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES):
+        self.network = network
+        self.scratch_bytes = scratch_bytes
+        self.weights_bytes = weights_bytes(network)
+        self.schedules: dict[Group, GroupSchedule] = {}  # shareable with build_schedule(cache=...)
+        self._profiles: dict[Group, GroupProfile] = {}
+        self._map_layouts: dict[tuple, tuple[dict[str, int], int]] = {}
+
+    def profile(self, group: Group) -> GroupProfile:
+        found = self._profiles.get(group)
+        if found is None:
+            gs = self.schedules.get(group) or group_schedule(self.network, group, self.scratch_bytes)
+            self.schedules[group] = gs
+            own = live_bytes_timeline(gs.buffers, len(gs.steps))
+            after = own[gs.source_last + 1:]
+            found = GroupProfile(gs, int(own[:gs.source_last + 1].max()), int(after.max()) if len(after) else 0,
+                                 greedy_by_size(gs.buffers)[1] if gs.buffers else 0)
+            self._profiles[group] = found
+        return found
+
+    def predict(self, groups: tuple[Group, ...] | Plan) -> Prediction:
+        """``groups`` must form a valid plan (build a Plan to validate user input first)."""
+        if isinstance(groups, Plan):
+            groups = groups.groups
+        network = self.network
+        segs = [INPUT] + segments(network, groups)
+        layers_of = [(s, s) if isinstance(s, int) else (s.first, s.last) for s in segs]
+        seg_of_layer = {}
+        for k, (a, b) in enumerate(layers_of):
+            for i in range(a, b + 1):
+                seg_of_layer[i] = k
+        last_use = network.last_use
+        # feature maps: one per segment, live from their producer's segment to their last reader's
+        maps = []
+        for k, (_, b) in enumerate(layers_of):
+            shape = network.input_shape if k == 0 else network[b].out_shape
+            last = seg_of_layer.get(last_use[b], len(segs) - 1)  # the result stays live to the end
+            maps.append((map_name(b), nbytes(shape), k, max(k, last)))
+        delta = np.zeros(len(segs) + 1, np.int64)
+        for _, size, first, last in maps:
+            delta[first] += size
+            delta[last + 1] -= size
+        live_maps = np.cumsum(delta[:-1])
+        peaks = []
+        profiles = {}
+        for k, seg in enumerate(segs):
+            if not isinstance(seg, Group):
+                peaks.append(int(live_maps[k]))
+                continue
+            prof = profiles[k] = self.profile(seg)
+            source = maps[seg_of_layer.get(network[seg.first].inputs[0], 0)]
+            if source[3] == k:  # the input map dies inside this group
+                rest = int(live_maps[k]) - source[1]
+                peaks.append(rest + max(source[1] + prof.peak_with_source, prof.peak_after_source))
+            else:
+                peaks.append(int(live_maps[k]) + prof.peak)
+        return Prediction(max(peaks), self._arena_bytes(maps, profiles), self.weights_bytes, tuple(peaks))
+
+    def _arena_bytes(self, maps, profiles: dict[int, GroupProfile]) -> int:
+        key = tuple(maps)
+        layout = self._map_layouts.get(key)
+        if layout is None:
+            specs = [BufferSpec(name, (size // FLOAT_BYTES,), first, last, "map") for name, size, first, last in maps]
+            layout = self._map_layouts[key] = greedy_by_size(specs)
+        offsets, size = layout
+        for k, prof in profiles.items():
+            if prof.own_arena_bytes:
+                base = align(max(offsets[name] + nb for name, nb, first, last in maps if first <= k <= last))
+                size = max(size, base + prof.own_arena_bytes)
+        return align(size)
