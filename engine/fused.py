@@ -107,11 +107,14 @@ class FusedExecutor:
         return FusedRun(output, head, self.schedule, self.layout, arena.events,
                         tuple(int(v) for v in arena.timeline), seconds)
 
-    def execute(self, arena: Arena, image: np.ndarray) -> None:
+    def execute(self, arena: Arena, image: np.ndarray, step_seconds: np.ndarray | None = None) -> None:
         """The measured part: every step's allocations, kernel call and frees (the last step's buffers,
-        which hold the result and the tensor feeding [region], stay live for the caller)."""
+        which hold the result and the tensor feeding [region], stay live for the caller).
+        ``step_seconds``, if given, receives each step's duration (for calibrating the cost model)."""
         last = len(self.schedule.steps) - 1
+        clock = time.perf_counter
         for step in self.schedule.steps:
+            start = clock() if step_seconds is not None else 0.0
             arena.begin(step.index)
             for spec in self.allocs[step.index]:
                 arena.alloc(spec)
@@ -119,6 +122,8 @@ class FusedExecutor:
             if step.index != last:
                 for name in self.frees[step.index]:
                     arena.free(name)
+            if step_seconds is not None:
+                step_seconds[step.index] = clock() - start
 
     def _run_step(self, arena: Arena, step: Step, image: np.ndarray) -> None:
         dest = view(arena, step.dest)

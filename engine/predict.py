@@ -21,12 +21,10 @@ from engine.schedule import DEFAULT_SCRATCH_BYTES, BufferSpec, GroupSchedule, gr
 
 @dataclass(frozen=True)
 class GroupProfile:
-    """What the predictor needs of one group: its own live bytes while its input map is live and after,
-    and the bytes its own buffers span when laid out among themselves."""
+    """What the predictor needs of one group: its own live bytes while its input map is live and after."""
     schedule: GroupSchedule
     peak_with_source: int
     peak_after_source: int
-    own_arena_bytes: int
 
     @property
     def peak(self) -> int:
@@ -65,6 +63,7 @@ class Predictor:
         self.schedules: dict[Group, GroupSchedule] = {}  # shareable with build_schedule(cache=...)
         self._profiles: dict[Group, GroupProfile] = {}
         self._map_layouts: dict[tuple, tuple[dict[str, int], int]] = {}
+        self._own_arena: dict[Group, int] = {}  # bytes a group's own buffers span, laid out among themselves
 
     def profile(self, group: Group) -> GroupProfile:
         found = self._profiles.get(group)
@@ -73,10 +72,15 @@ class Predictor:
             self.schedules[group] = gs
             own = live_bytes_timeline(gs.buffers, len(gs.steps))
             after = own[gs.source_last + 1:]
-            found = GroupProfile(gs, int(own[:gs.source_last + 1].max()), int(after.max()) if len(after) else 0,
-                                 greedy_by_size(gs.buffers)[1] if gs.buffers else 0)
+            found = GroupProfile(gs, int(own[:gs.source_last + 1].max()), int(after.max()) if len(after) else 0)
             self._profiles[group] = found
         return found
+
+    def own_arena_bytes(self, group: Group) -> int:
+        if group not in self._own_arena:
+            buffers = self.profile(group).schedule.buffers
+            self._own_arena[group] = greedy_by_size(buffers)[1] if buffers else 0
+        return self._own_arena[group]
 
     def predict(self, groups: tuple[Group, ...] | Plan) -> Prediction:
         """``groups`` must form a valid plan (build a Plan to validate user input first)."""
@@ -124,7 +128,8 @@ class Predictor:
             layout = self._map_layouts[key] = greedy_by_size(specs)
         offsets, size = layout
         for k, prof in profiles.items():
-            if prof.own_arena_bytes:
+            own = self.own_arena_bytes(prof.schedule.group)
+            if own:
                 base = align(max(offsets[name] + nb for name, nb, first, last in maps if first <= k <= last))
-                size = max(size, base + prof.own_arena_bytes)
+                size = max(size, base + own)
         return align(size)

@@ -74,6 +74,20 @@ def fraction(text: str) -> float:
     return value
 
 
+UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def byte_size(text: str) -> int:
+    """'6MB', '5.5MiB', '800000', '2 GiB' -> bytes (KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024)."""
+    import re
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = (m[2] or "b").lower() if m else None
+    if not m or unit not in UNITS:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a size such as 6MB, 5.5MiB or 800000 "
+                                         f"(units B, KB, MB, GB, KiB, MiB, GiB)")
+    return int(float(m[1]) * UNITS[unit])
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -103,6 +117,11 @@ def build_parser() -> ArgumentParser:
                     help=f"how tiles share overlapping work, for groups that name no mode (default {DEFAULT_REUSE})")
     ap.add_argument("--scratch-kib", type=positive_int, default=DEFAULT_SCRATCH_BYTES // 1024,
                     help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024})")
+    ap.add_argument("--budget", type=byte_size, metavar="SIZE",
+                    help="search the fastest configuration whose predicted peak fits SIZE (e.g. 6MB, 5MiB), run it")
+    ap.add_argument("--max-grid", type=positive_int, default=4, metavar="N",
+                    help="--budget searches grids up to N x N, non-square included (default 4; 8 is the full "
+                         "space, slower the first time)")
     ap.add_argument("--reference", action="store_true", help="run the layer-by-layer NumPy reference")
     return ap
 
@@ -140,7 +159,12 @@ def run(args) -> dict:
     network = load_network(args.cfg, args.size)
     if network.region is None:
         raise FusetileError(f"cfg {args.cfg!r} has no [region] layer: engine.run detects with YOLOv2 networks")
-    plan = make_plan(args, network)
+    choice = None
+    if args.budget is not None:
+        choice = search_plan(args, network)
+        plan = Plan(network, choice.groups)
+    else:
+        plan = make_plan(args, network)
     image_path = Path(args.image) if args.image else default_image()
     image = load_image(image_path)
     params = load_params(args, network)
@@ -179,7 +203,7 @@ def run(args) -> dict:
         "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
                    "weights": params.source, "image": str(image_path),
                    "groups": [group_dict(g) for g in plan.groups],
-                   "scratch_bytes": args.scratch_kib * 1024},
+                   "scratch_bytes": args.scratch_kib * 1024} | search_report(args, choice),
         "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
                         "box": [round(v, 2) for v in d.pixel_box(image.shape[2], image.shape[1])]}
                        for d in detections],
@@ -190,9 +214,39 @@ def run(args) -> dict:
     }
 
 
+def search_plan(args, network: Network):
+    from engine.costmodel import cache_dir, load_or_calibrate
+    from engine.search import Evaluator, search, smallest_feasible_peak
+    scratch = args.scratch_kib * 1024
+    model = load_or_calibrate(network, scratch)
+    key = f"{network.name}-{'x'.join(map(str, network.input_shape))}-{scratch}"
+    evaluator = Evaluator(Predictor(network, scratch), model, cache_dir() / f"search-{key}.json")
+    grids = tuple((r, c) for r in range(1, args.max_grid + 1) for c in range(1, args.max_grid + 1))
+    try:
+        found = search(evaluator, args.budget, grids=grids, progress=not args.json and sys.stderr.isatty())
+        if not found:
+            low = smallest_feasible_peak(evaluator, grids=grids)
+            raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
+                            f"peak is {low} B ({low / 2**20:.2f} MiB)")
+    finally:
+        evaluator.save()
+    return found[0]
+
+
+def search_report(args, choice) -> dict:
+    if choice is None:
+        return {}
+    return {"budget_bytes": args.budget,
+            "search": {"predicted_seconds": round(choice.predicted_seconds, 6),
+                       "predicted_peak_bytes": choice.predicted_peak_bytes, "max_grid": args.max_grid,
+                       "model": "latency: calibrated per-step linear cost model; peak: exact predictor"}}
+
+
 def make_plan(args, network: Network) -> Plan:
     if args.tiles and args.groups:
         raise PlanError("--tiles and --groups both given: use one (--tiles applies a grid to the default span)")
+    if args.budget is not None and (args.tiles or args.groups or args.reference):
+        raise PlanError("--budget searches the plan: drop --tiles, --groups and --reference")
     if args.reference:
         if args.tiles or args.groups:
             raise PlanError("--reference runs layer by layer: drop --tiles/--groups, or drop --reference")

@@ -1,0 +1,171 @@
+"""Search: the configurations of least predicted latency whose predicted peak fits a memory budget.
+
+The space is every way of cutting the network's fusable chains into consecutive groups (any number),
+each with any grid in ``grids`` and any reuse mode. A group's peak depends only on the group and the
+maps live beside it, which for a chain are fixed by the network (the group's input and output maps and
+the maps held for later routes), and latency is a sum over groups. So dynamic programming over cut
+points returns the true optimum of the space under the model; it keeps the ``top`` best per cut point
+to rank alternatives.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.costmodel import CostModel, schedule_features, step_features
+from engine.network import INPUT, Conv, MaxPool, Network, nbytes
+from engine.plan import Group
+from engine.predict import Predictor
+from engine.reuse import REUSE_MODES
+from engine.schedule import Operand, Step, map_name
+
+DEFAULT_GRIDS = tuple((r, c) for r in range(1, 9) for c in range(1, 9))
+
+
+@dataclass(frozen=True)
+class Choice:
+    groups: tuple[Group, ...]   # 1x1 one-layer groups left out: they are what runs layer by layer anyway
+    predicted_seconds: float
+    predicted_peak_bytes: int
+
+    @property
+    def spec(self) -> str:
+        return ",".join(str(g) for g in self.groups)
+
+
+class Evaluator:
+    """Predicted peak and latency of single groups and whole-map layers.
+
+    Building a group's schedule takes milliseconds and the space holds thousands of groups, so what the
+    search needs of each (its own peak bytes while its input map lives and after, and its work counts)
+    is kept in a file under the cache folder, keyed by the network, workspace budget and versions."""
+
+    def __init__(self, predictor: Predictor, model: CostModel, cache_file: Path | None = None):
+        self.predictor, self.model = predictor, model
+        self.network = predictor.network
+        self.cache_file = cache_file
+        self._facts: dict[str, list] = {}
+        if cache_file is not None and cache_file.is_file():
+            self._facts = json.loads(cache_file.read_text())
+        self._saved = len(self._facts)
+        last = self.network.last_use
+        self._held = lambda a: sum(nbytes(self.network.shape_of(i)) for i in [INPUT, *range(a)] if last[i] >= a)
+
+    def facts(self, group: Group) -> list:
+        key = str(group)
+        found = self._facts.get(key)
+        if found is None:
+            prof = self.predictor.profile(group)
+            features = schedule_features(prof.schedule.steps, self.network)
+            found = self._facts[key] = [prof.peak_with_source, prof.peak_after_source, list(map(float, features))]
+        return found
+
+    def save(self) -> None:
+        if self.cache_file is not None and len(self._facts) > self._saved:
+            from yolo.files import atomic_write_bytes
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.cache_file, json.dumps(self._facts).encode())
+            self._saved = len(self._facts)
+
+    def group(self, group: Group) -> tuple[int, float]:
+        """(peak live bytes while the group runs, predicted seconds)."""
+        network = self.network
+        with_source, after_source, features = self.facts(group)
+        a, b = group.first, group.last
+        live = self._held(a) + nbytes(network[b].out_shape)
+        source = network[a].inputs[0]
+        src = nbytes(network.shape_of(source))
+        if network.last_use[source] <= b:
+            peak = live - src + max(src + with_source, after_source)
+        else:
+            peak = live + max(with_source, after_source)
+        return peak, self.model.seconds(np.asarray(features))
+
+    def whole_map(self, index: int) -> tuple[int, float]:
+        layer = self.network[index]
+        step = Step(0, layer.kind, index, tuple(Operand(map_name(s)) for s in layer.inputs), Operand(map_name(index)))
+        return self._held(index) + nbytes(layer.out_shape), self.model.seconds(step_features(step, self.network))
+
+    def input_step(self) -> tuple[int, float]:
+        step = Step(0, "input", INPUT, (), Operand("input"))
+        return nbytes(self.network.input_shape), self.model.seconds(step_features(step, self.network))
+
+    def predicted_seconds(self, groups: tuple[Group, ...]) -> float:
+        from engine.schedule import segments
+        total = self.input_step()[1]
+        for seg in segments(self.network, groups):
+            total += (self.whole_map(seg) if isinstance(seg, int) else self.group(seg))[1]
+        return total
+
+
+def chain_ends(network: Network, first: int) -> list[int]:
+    """The layers a group starting at ``first`` may end on."""
+    ends = []
+    for i in range(first, len(network)):
+        layer = network[i]
+        if not isinstance(layer, (Conv, MaxPool)) or (i > first and layer.inputs != (i - 1,)):
+            break
+        ends.append(i)
+        if any(i in l.inputs for l in network.layers if l.index > i + 1):
+            break  # read by a later route: a group may end here but not run past it
+    return ends
+
+
+def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=REUSE_MODES,
+           top: int = 5, progress: bool = False) -> list[Choice]:
+    """The ``top`` feasible configurations in order of predicted latency ([] if none fits)."""
+    network = evaluator.network
+    n = len(network)
+    peak0, cost0 = evaluator.input_step()
+    if peak0 > budget_bytes:
+        return []
+    # best[p]: up to ``top`` (seconds, peak, groups) ways to run layers 0..p-1
+    best: list[list[tuple[float, int, tuple[Group, ...]]]] = [[] for _ in range(n + 1)]
+    best[0] = [(cost0, peak0, ())]
+    from tqdm import tqdm
+    for p in tqdm(range(n), desc="search", unit="layer", disable=not progress, leave=False):
+        if not best[p]:
+            continue
+        options = []
+        if isinstance(network[p], (Conv, MaxPool)):
+            for q in chain_ends(network, p):
+                _, h, w = network[q].out_shape
+                for rows, cols in grids:
+                    if rows > h or cols > w:
+                        continue
+                    for mode in (("none",) if (rows, cols) == (1, 1) else modes):
+                        group = Group(p, q, rows, cols, mode)
+                        peak, seconds = evaluator.group(group)
+                        if peak <= budget_bytes:
+                            shown = () if (p == q and (rows, cols) == (1, 1)) else (group,)
+                            options.append((q + 1, seconds, peak, shown))
+        else:
+            peak, seconds = evaluator.whole_map(p)
+            if peak <= budget_bytes:
+                options.append((p + 1, seconds, peak, ()))
+        for q, seconds, peak, shown in options:
+            merged = best[q] + [(c + seconds, max(pk, peak), gs + shown) for c, pk, gs in best[p]]
+            best[q] = heapq.nsmallest(top, merged, key=lambda t: (t[0], t[1], len(t[2])))
+    return [Choice(groups, seconds, peak) for seconds, peak, groups in best[n]]
+
+
+def smallest_feasible_peak(evaluator: Evaluator, grids=DEFAULT_GRIDS, modes=REUSE_MODES) -> int:
+    """The least predicted peak any configuration in the space reaches (a min-max over cut points)."""
+    network = evaluator.network
+    n = len(network)
+    low = [float("inf")] * (n + 1)
+    low[0] = evaluator.input_step()[0]
+    for p in range(n):
+        if isinstance(network[p], (Conv, MaxPool)):
+            for q in chain_ends(network, p):
+                _, h, w = network[q].out_shape
+                peaks = [evaluator.group(Group(p, q, r, c, m))[0] for r, c in grids if r <= h and c <= w
+                         for m in (("none",) if (r, c) == (1, 1) else modes)]
+                low[q + 1] = min(low[q + 1], max(low[p], min(peaks)))
+        else:
+            low[p + 1] = min(low[p + 1], max(low[p], evaluator.whole_map(p)[0]))
+    return int(low[n])

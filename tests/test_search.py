@@ -1,0 +1,101 @@
+"""Search: the dynamic programme returns the brute-force optimum; more budget is never slower; the CLI
+searches, runs what it found, and names the smallest feasible peak when nothing fits."""
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from engine.costmodel import FEATURES, CostModel, load_or_calibrate
+from engine.plan import Group, Plan, PlanError
+from engine.predict import Predictor
+from engine.run import main
+from engine.search import Evaluator, chain_ends, search, smallest_feasible_peak
+from yolo.cfg import load_network
+from tests.helpers import random_stack
+
+GRIDS = ((1, 1), (1, 2), (2, 1), (2, 2))
+MODEL = CostModel(tuple(np.linspace(1e-10, 1e-4, len(FEATURES))))  # fixed: the search, not the fit, is tested
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    network = random_stack([("conv", 3, 1, 4), ("maxpool", 2, 2), ("conv", 3, 1, 8), ("conv", 1, 1, 4),
+                            ("conv", 3, 2, 8)], 16)
+    return network, Evaluator(Predictor(network, 1 << 12), MODEL)
+
+
+def all_configurations(network):
+    """Every plan of the space, by brute force: each conv/maxpool run cut into groups in every way."""
+    def from_layer(p):
+        if p == len(network):
+            yield ()
+            return
+        if network[p].kind not in ("conv", "maxpool"):
+            yield from from_layer(p + 1)
+            return
+        for q in chain_ends(network, p):
+            _, h, w = network[q].out_shape
+            for (r, c), mode in itertools.product(GRIDS, ("none", "checkerboard", "stream")):
+                if r > h or c > w or ((r, c) == (1, 1) and mode != "none"):
+                    continue
+                group = () if (p == q and (r, c) == (1, 1)) else (Group(p, q, r, c, mode),)
+                for rest in from_layer(q + 1):
+                    yield group + rest
+    return from_layer(0)
+
+
+def test_search_finds_the_brute_force_optimum(tiny):
+    network, evaluator = tiny
+    predictor = evaluator.predictor
+    configs = [(evaluator.predicted_seconds(groups), predictor.predict(groups).peak_bytes, groups)
+               for groups in all_configurations(network)]
+    assert len(configs) > 1000
+    peaks = sorted({peak for _, peak, _ in configs})
+    for budget in [peaks[0], peaks[len(peaks) // 3], peaks[len(peaks) // 2], peaks[-1]]:
+        feasible = [(s, g) for s, peak, g in configs if peak <= budget]
+        found = search(evaluator, budget, grids=GRIDS)
+        assert found, budget
+        assert found[0].predicted_seconds == pytest.approx(min(s for s, _ in feasible), rel=1e-12)
+        assert found[0].predicted_peak_bytes == predictor.predict(found[0].groups).peak_bytes <= budget
+        assert [c.predicted_seconds for c in found] == sorted(c.predicted_seconds for c in found)
+        Plan(network, found[0].groups)  # a valid plan
+    assert smallest_feasible_peak(evaluator, grids=GRIDS) == peaks[0]
+    assert search(evaluator, peaks[0] - 1, grids=GRIDS) == []
+
+
+def test_more_budget_is_never_slower(tiny):
+    network, evaluator = tiny
+    low = smallest_feasible_peak(evaluator, grids=GRIDS)
+    times = [search(evaluator, budget, grids=GRIDS)[0].predicted_seconds
+             for budget in np.linspace(low, 4 * low, 12).astype(int)]
+    assert all(a >= b for a, b in zip(times, times[1:]))
+
+
+def test_calibration_is_cached_per_machine_and_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("FUSETILE_CACHE", str(tmp_path))
+    network = load_network("yolov2-tiny.cfg", 64)
+    model = load_or_calibrate(network, 1 << 16)
+    assert len(model.coefficients) == len(FEATURES) and min(model.coefficients) >= 0
+    assert max(model.coefficients) > 0
+    files = list(tmp_path.glob("costmodel-*.json"))
+    assert len(files) == 1
+    assert load_or_calibrate(network, 1 << 16) == model  # read back, not refitted
+    load_or_calibrate(network, 1 << 15)  # another workspace budget is another model
+    assert len(list(tmp_path.glob("costmodel-*.json"))) == 2
+
+
+def test_cli_budget_searches_and_runs(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FUSETILE_CACHE", str(tmp_path))
+    common = ["yolov2-tiny.cfg", "--size", "64", "--json", "--out", str(tmp_path / "p.png"), "--max-grid", "2"]
+    assert main(common + ["--budget", "400KiB"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"]["budget_bytes"] == 400 * 1024
+    assert report["memory"]["measured_peak_bytes"] == report["config"]["search"]["predicted_peak_bytes"] <= 400 * 1024
+    assert list(tmp_path.glob("search-*.json"))  # group facts kept for the next search
+    assert main(common + ["--budget", "1KB"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no configuration fits; the smallest feasible predicted peak is" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(common + ["--budget", "6 parsecs"])
+    assert exit_info.value.code == 2 and "expected a size such as 6MB" in capsys.readouterr().err
