@@ -122,6 +122,7 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--max-grid", type=positive_int, default=4, metavar="N",
                     help="--budget searches grids up to N x N, non-square included (default 4; 8 is the full "
                          "space, slower the first time)")
+    ap.add_argument("--plot", metavar="DIR", help="write profile.png, timeline.png and (fused) arena.png into DIR")
     ap.add_argument("--reference", action="store_true", help="run the layer-by-layer NumPy reference")
     return ap
 
@@ -156,6 +157,8 @@ def run(args) -> dict:
 
     check_writable(args.out, "--out")
     check_writable(args.save_output, "--save-output")
+    if args.plot is not None and not Path(args.plot).is_dir():
+        check_writable(args.plot, "--plot")  # a new folder is made, inside an existing one
     network = load_network(args.cfg, args.size)
     if network.region is None:
         raise FusetileError(f"cfg {args.cfg!r} has no [region] layer: engine.run detects with YOLOv2 networks")
@@ -183,6 +186,8 @@ def run(args) -> dict:
         np.save(buffer, run.head.astype(np.float32))
         atomic_write_bytes(args.save_output, buffer.getvalue())
     save_picture(draw_detections(image, detections, names), args.out)
+    if args.plot is not None:
+        write_plots(Path(args.plot), plan, run, args)
 
     lbl_peak = max(layer_by_layer_live_bytes(network))
     memory = {"layer_by_layer_peak_bytes": lbl_peak, "weights_bytes": params.nbytes,
@@ -210,8 +215,23 @@ def run(args) -> dict:
         "latency_s": round(run.seconds, 6),
         "memory": memory,
         "macs": macs,
-        "outputs": {"picture": str(args.out), "raw_output": args.save_output},
+        "outputs": {"picture": str(args.out), "raw_output": args.save_output, "plots": args.plot},
     }
+
+
+def write_plots(folder: Path, plan: Plan, run, args) -> None:
+    folder.mkdir(exist_ok=True)
+    import matplotlib
+    matplotlib.use("Agg")
+    from engine import plots
+    plots.save(plots.layer_profile(plan.network, plan.groups), folder / "profile.png")
+    if args.reference:
+        plots.save(plots.live_timeline(run.live_bytes, label="(reference, per layer)"), folder / "timeline.png")
+        return
+    from engine.arena import live_bytes_timeline
+    predicted = live_bytes_timeline(run.schedule.buffers, len(run.schedule.steps))
+    plots.save(plots.live_timeline(run.live_bytes, predicted), folder / "timeline.png")
+    plots.save(plots.arena_map(run.schedule, run.layout), folder / "arena.png")
 
 
 def search_plan(args, network: Network):

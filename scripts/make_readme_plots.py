@@ -1,0 +1,33 @@
+"""Regenerates the pictures in README.md (docs/*.png) from yolov2 at 416 with the default plan.
+
+    python scripts/make_readme_plots.py
+"""
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+
+from engine import plots  # noqa: E402
+from engine.fused import FusedExecutor  # noqa: E402
+from engine.params import random_params  # noqa: E402
+from engine.plan import Plan, default_groups  # noqa: E402
+from engine.predict import Predictor  # noqa: E402
+from yolo.cfg import load_network  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "docs"
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    network = load_network("yolov2.cfg", 416)
+    plan = Plan(network, default_groups(network, reuse="stream"))
+    plots.save(plots.layer_profile(network, plan.groups), OUT / "profile.png")
+    run = FusedExecutor(plan, random_params(network, 0)).run(np.zeros(network.input_shape, np.float32))
+    plots.save(plots.arena_map(run.schedule, run.layout), OUT / "arena.png")
+    plots.save(plots.overhead_vs_grid(network, 0, 15, [1, 2, 3, 4, 5, 6], Predictor(network)), OUT / "overhead.png")
+
+
+if __name__ == "__main__":
+    main()
