@@ -10,8 +10,8 @@ with the maps' lifetimes, and reproduces the executor's timeline and two-level a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 
-import numpy as np
 
 from engine.arena import align, greedy_by_size, live_bytes_timeline
 from engine.network import FLOAT_BYTES, INPUT, Network, nbytes
@@ -63,7 +63,8 @@ class Predictor:
         self.schedules: dict[Group, GroupSchedule] = {}  # shareable with build_schedule(cache=...)
         self._profiles: dict[Group, GroupProfile] = {}
         self._map_layouts: dict[tuple, tuple[dict[str, int], int]] = {}
-        self._own_arena: dict[Group, int] = {}  # bytes a group's own buffers span, laid out among themselves
+        self._own_arena: dict[Group, int] = {}
+        self._structures: dict[tuple, tuple] = {}  # bytes a group's own buffers span, laid out among themselves
 
     def profile(self, group: Group) -> GroupProfile:
         found = self._profiles.get(group)
@@ -82,10 +83,41 @@ class Predictor:
             self._own_arena[group] = greedy_by_size(buffers)[1] if buffers else 0
         return self._own_arena[group]
 
-    def predict(self, groups: tuple[Group, ...] | Plan) -> Prediction:
-        """``groups`` must form a valid plan (build a Plan to validate user input first)."""
+    def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
+        return self.predict(groups, arena=False).peak_bytes
+
+    def predict(self, groups: tuple[Group, ...] | Plan, arena: bool = True) -> Prediction:
+        """``groups`` must form a valid plan (build a Plan to validate user input first); without
+        ``arena`` the arena bytes are left 0."""
         if isinstance(groups, Plan):
             groups = groups.groups
+        segs, maps, live_maps, sources = self._structure(groups)
+        peaks = []
+        profiles = {}
+        for k, seg in enumerate(segs):
+            if not isinstance(seg, Group):
+                peaks.append(live_maps[k])
+                continue
+            prof = profiles[k] = self._profiles.get(seg) or self.profile(seg)
+            source = sources[k]
+            if source[3] == k:  # the input map dies inside this group
+                rest = live_maps[k] - source[1]
+                peaks.append(rest + max(source[1] + prof.peak_with_source, prof.peak_after_source))
+            else:
+                peaks.append(live_maps[k] + max(prof.peak_with_source, prof.peak_after_source))
+        return Prediction(max(peaks), self._arena_bytes(maps, profiles) if arena else 0, self.weights_bytes,
+                          tuple(peaks))
+
+    def _structure(self, groups: tuple[Group, ...]):
+        """What depends only on where groups start and end (cached): the segments, the feature maps with
+        their lifetimes in segments, the map bytes live in each segment and each group's input map."""
+        key = tuple((g.first, g.last) for g in groups)
+        found = self._structures.get(key)
+        if found is not None:
+            shape_segs, maps, live_maps, sources = found
+            by_span = {(g.first, g.last): g for g in groups}
+            segs = [by_span.get((s.first, s.last), s) if isinstance(s, Group) else s for s in shape_segs]
+            return segs, maps, live_maps, sources
         network = self.network
         segs = [INPUT] + segments(network, groups)
         layers_of = [(s, s) if isinstance(s, int) else (s.first, s.last) for s in segs]
@@ -100,25 +132,15 @@ class Predictor:
             shape = network.input_shape if k == 0 else network[b].out_shape
             last = seg_of_layer.get(last_use[b], len(segs) - 1)  # the result stays live to the end
             maps.append((map_name(b), nbytes(shape), k, max(k, last)))
-        delta = np.zeros(len(segs) + 1, np.int64)
+        delta = [0] * (len(segs) + 1)
         for _, size, first, last in maps:
             delta[first] += size
             delta[last + 1] -= size
-        live_maps = np.cumsum(delta[:-1])
-        peaks = []
-        profiles = {}
-        for k, seg in enumerate(segs):
-            if not isinstance(seg, Group):
-                peaks.append(int(live_maps[k]))
-                continue
-            prof = profiles[k] = self.profile(seg)
-            source = maps[seg_of_layer.get(network[seg.first].inputs[0], 0)]
-            if source[3] == k:  # the input map dies inside this group
-                rest = int(live_maps[k]) - source[1]
-                peaks.append(rest + max(source[1] + prof.peak_with_source, prof.peak_after_source))
-            else:
-                peaks.append(int(live_maps[k]) + prof.peak)
-        return Prediction(max(peaks), self._arena_bytes(maps, profiles), self.weights_bytes, tuple(peaks))
+        live_maps = list(accumulate(delta[:-1]))
+        sources = {k: maps[seg_of_layer.get(network[seg.first].inputs[0], 0)]
+                   for k, seg in enumerate(segs) if isinstance(seg, Group)}
+        self._structures[key] = (segs, maps, live_maps, sources)
+        return segs, maps, live_maps, sources
 
     def _arena_bytes(self, maps, profiles: dict[int, GroupProfile]) -> int:
         key = tuple(maps)

@@ -1,0 +1,53 @@
+"""Cost-model error on yolov2-416: predicted vs measured latency of 24 configurations, measured in turns.
+
+    python -m benchmarks.bench_costmodel [--repeats 3]
+
+Prints each configuration, then the median absolute relative error and Spearman's rank correlation.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from benchmarks.bench_predict import random_plans
+from benchmarks.common import interleaved_medians
+from engine.costmodel import load_or_calibrate
+from engine.fused import FusedExecutor
+from engine.params import random_params
+from engine.plan import Plan
+from engine.predict import Predictor
+from engine.search import Evaluator
+from yolo.cfg import load_network
+
+
+def ranks(values) -> np.ndarray:
+    return np.argsort(np.argsort(values)).astype(float)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--count", type=int, default=24)
+    args = ap.parse_args()
+    network = load_network("yolov2.cfg", 416)
+    evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20))
+    params = random_params(network, 0)
+    x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
+    plans = [()] + random_plans(network, args.count - 1, seed=1)
+    executors = {Plan(network, g).spec or "layer by layer": FusedExecutor(Plan(network, g), params) for g in plans}
+    measured = interleaved_medians({k: (lambda e=e: e.run(x)) for k, e in executors.items()}, args.repeats)
+    predicted = {k: evaluator.predicted_seconds(e.plan.groups) for k, e in executors.items()}
+    errors = []
+    for k in executors:
+        errors.append(abs(predicted[k] - measured[k]) / measured[k])
+        print(f"{k:<70} predicted {predicted[k] * 1e3:6.0f} ms  measured {measured[k] * 1e3:6.0f} ms  "
+              f"{(predicted[k] / measured[k] - 1) * 100:+5.1f}%")
+    p, m = [predicted[k] for k in executors], [measured[k] for k in executors]
+    spearman = np.corrcoef(ranks(p), ranks(m))[0, 1]
+    print(f"{len(errors)} configurations: median |error| {np.median(errors) * 100:.1f}%, "
+          f"Spearman rank correlation {spearman:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Predictor throughput on yolov2-416: configurations per second, cold (every group profile built) and
+warm (profiles cached, as in a search), over random cut points, 1-4 groups, grids up to 8x8, all modes.
+
+    python -m benchmarks.bench_predict [--count 2000]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+from engine.plan import Group, Plan, PlanError
+from engine.predict import Predictor
+from engine.reuse import REUSE_MODES
+from yolo.cfg import load_network
+
+
+def random_plans(network, count: int, seed: int = 0) -> list[tuple[Group, ...]]:
+    rng, plans = random.Random(seed), []
+    while len(plans) < count:
+        cuts = sorted(rng.sample(range(25), 2 * rng.randint(1, 4)))
+        groups = []
+        for first, last in zip(cuts[::2], cuts[1::2]):
+            _, h, w = network[last].out_shape
+            groups.append(Group(first, last, rng.randint(1, min(8, h)), rng.randint(1, min(8, w)),
+                                rng.choice(REUSE_MODES)))
+        try:
+            plans.append(Plan(network, tuple(groups)).groups)
+        except PlanError:
+            continue
+    return plans
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--count", type=int, default=2000)
+    args = ap.parse_args()
+    network = load_network("yolov2.cfg", 416)
+    plans = random_plans(network, args.count)
+    predictor = Predictor(network)
+    start = time.perf_counter()
+    for groups in plans:
+        predictor.predict(groups)
+    cold = time.perf_counter() - start
+    for measure in ("peak and arena", "peak only"):
+        start = time.perf_counter()
+        repeats = 5
+        for _ in range(repeats):
+            for groups in plans:
+                predictor.predict(groups) if measure == "peak and arena" else predictor.predict_peak(groups)
+        warm = (time.perf_counter() - start) / repeats
+        print(f"{measure}, warm: {len(plans) / warm:,.0f} configurations/s")
+    print(f"cold (building {len(predictor.schedules)} group schedules): {len(plans) / cold:,.1f} configurations/s")
+
+
+if __name__ == "__main__":
+    main()
