@@ -14,12 +14,12 @@ import numpy as np
 
 from benchmarks.bench_predict import random_plans
 from benchmarks.common import interleaved_medians
-from engine.costmodel import cache_dir, load_or_calibrate
+from engine.costmodel import load_or_calibrate
 from engine.fused import FusedExecutor
 from engine.params import random_params
 from engine.plan import Plan
 from engine.predict import Predictor
-from engine.search import Evaluator, search
+from engine.search import Evaluator, search, search_cache_file
 from yolo.cfg import load_network
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     network = load_network("yolov2.cfg", 416)
     predictor = Predictor(network)
-    evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20), cache_dir() / "search-yolov2-bench.json")
+    evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20), search_cache_file(network, 1 << 20))
     sweep = [()] + random_plans(network, args.count - 1, seed=2)
     peaks = {g: predictor.predict_peak(g) for g in sweep}
     budgets = {name: int(np.quantile(list(peaks.values()), q)) for name, q in

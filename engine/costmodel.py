@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.network import Network
-from engine.schedule import GroupSchedule, Step
+from engine.schedule import Step
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps")
@@ -58,9 +58,6 @@ class CostModel:
     def seconds(self, features: np.ndarray) -> float:
         return float(np.dot(features, self.coefficients))
 
-    def group_seconds(self, gs: GroupSchedule, network: Network) -> float:
-        return self.seconds(schedule_features(gs.steps, network))
-
 
 def nonnegative_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least squares with every coefficient >= 0: drop the most negative one and refit until none is."""
@@ -99,7 +96,7 @@ def calibrate(network: Network, scratch_bytes: int, repeats: int = 2) -> CostMod
     return CostModel(tuple(nonnegative_fit(x / scale, y) / scale))
 
 
-def _machine_key(network: Network, scratch_bytes: int) -> str:
+def cache_key(network: Network, scratch_bytes: int) -> str:
     import numba
     from importlib.metadata import PackageNotFoundError, version
     try:
@@ -120,7 +117,7 @@ def cache_dir() -> Path:
 
 def load_or_calibrate(network: Network, scratch_bytes: int) -> CostModel:
     """The cached model for this machine, versions and network, or a fresh calibration (a few seconds)."""
-    path = cache_dir() / f"costmodel-{_machine_key(network, scratch_bytes)}.json"
+    path = cache_dir() / f"costmodel-{cache_key(network, scratch_bytes)}.json"
     if path.is_file():
         data = json.loads(path.read_text())
         if data.get("features") == list(FEATURES):

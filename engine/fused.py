@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.arena import Arena, Event, Layout, plan_layout
-from engine.network import Conv, MaxPool, Network
+from engine.network import Conv, Network
 from engine.params import Params
 from engine.plan import Plan, PlanError
 from engine.schedule import DEFAULT_SCRATCH_BYTES, Operand, Schedule, Step, build_schedule

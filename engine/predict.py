@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import accumulate
 
-
 from engine.arena import align, greedy_by_size, live_bytes_timeline
 from engine.network import FLOAT_BYTES, INPUT, Network, nbytes
 from engine.plan import Group, Plan
@@ -26,10 +25,6 @@ class GroupProfile:
     peak_with_source: int
     peak_after_source: int
 
-    @property
-    def peak(self) -> int:
-        return max(self.peak_with_source, self.peak_after_source)
-
 
 @dataclass(frozen=True)
 class Prediction:
@@ -41,6 +36,14 @@ class Prediction:
     def process_bytes(self, baseline_bytes: int) -> int:
         """An estimate of the whole process: weights + arena + interpreter and libraries (``baseline``)."""
         return self.weights_bytes + self.arena_bytes + baseline_bytes
+
+
+def group_peak(maps_live: int, source_bytes: int, source_dies: bool, with_source: int, after_source: int) -> int:
+    """Peak live bytes while a group runs: the maps live beside it (its input and output included) plus
+    its own buffers; an input map that dies inside the group no longer counts after its last reader."""
+    if source_dies:
+        return maps_live - source_bytes + max(source_bytes + with_source, after_source)
+    return maps_live + max(with_source, after_source)
 
 
 def weights_bytes(network: Network) -> int:
@@ -63,8 +66,8 @@ class Predictor:
         self.schedules: dict[Group, GroupSchedule] = {}  # shareable with build_schedule(cache=...)
         self._profiles: dict[Group, GroupProfile] = {}
         self._map_layouts: dict[tuple, tuple[dict[str, int], int]] = {}
-        self._own_arena: dict[Group, int] = {}
-        self._structures: dict[tuple, tuple] = {}  # bytes a group's own buffers span, laid out among themselves
+        self._own_arena: dict[Group, int] = {}  # bytes a group's own buffers span, laid out among themselves
+        self._structures: dict[tuple, tuple] = {}
 
     def profile(self, group: Group) -> GroupProfile:
         found = self._profiles.get(group)
@@ -99,12 +102,9 @@ class Predictor:
                 peaks.append(live_maps[k])
                 continue
             prof = profiles[k] = self._profiles.get(seg) or self.profile(seg)
-            source = sources[k]
-            if source[3] == k:  # the input map dies inside this group
-                rest = live_maps[k] - source[1]
-                peaks.append(rest + max(source[1] + prof.peak_with_source, prof.peak_after_source))
-            else:
-                peaks.append(live_maps[k] + max(prof.peak_with_source, prof.peak_after_source))
+            _, source_bytes, _, source_last = sources[k]
+            peaks.append(group_peak(live_maps[k], source_bytes, source_last == k, prof.peak_with_source,
+                                    prof.peak_after_source))
         return Prediction(max(peaks), self._arena_bytes(maps, profiles) if arena else 0, self.weights_bytes,
                           tuple(peaks))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +79,6 @@ UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**
 
 def byte_size(text: str) -> int:
     """'6MB', '5.5MiB', '800000', '2 GiB' -> bytes (KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024)."""
-    import re
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     unit = (m[2] or "b").lower() if m else None
     if not m or unit not in UNITS:
@@ -235,12 +234,11 @@ def write_plots(folder: Path, plan: Plan, run, args) -> None:
 
 
 def search_plan(args, network: Network):
-    from engine.costmodel import cache_dir, load_or_calibrate
-    from engine.search import Evaluator, search, smallest_feasible_peak
+    from engine.costmodel import load_or_calibrate
+    from engine.search import Evaluator, search, search_cache_file, smallest_feasible_peak
     scratch = args.scratch_kib * 1024
     model = load_or_calibrate(network, scratch)
-    key = f"{network.name}-{'x'.join(map(str, network.input_shape))}-{scratch}"
-    evaluator = Evaluator(Predictor(network, scratch), model, cache_dir() / f"search-{key}.json")
+    evaluator = Evaluator(Predictor(network, scratch), model, search_cache_file(network, scratch))
     grids = tuple((r, c) for r in range(1, args.max_grid + 1) for c in range(1, args.max_grid + 1))
     try:
         found = search(evaluator, args.budget, grids=grids, progress=not args.json and sys.stderr.isatty())

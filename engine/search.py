@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.costmodel import CostModel, schedule_features, step_features
+from engine.costmodel import CostModel, cache_dir, cache_key, schedule_features, step_features
 from engine.network import INPUT, Conv, MaxPool, Network, nbytes
 from engine.plan import Group
-from engine.predict import Predictor
+from engine.predict import Predictor, group_peak
 from engine.reuse import REUSE_MODES
-from engine.schedule import Operand, Step, map_name
+from engine.schedule import Operand, Step, map_name, segments
 
 DEFAULT_GRIDS = tuple((r, c) for r in range(1, 9) for c in range(1, 9))
 
@@ -42,7 +42,8 @@ class Evaluator:
 
     Building a group's schedule takes milliseconds and the space holds thousands of groups, so what the
     search needs of each (its own peak bytes while its input map lives and after, and its work counts)
-    is kept in a file under the cache folder, keyed by the network, workspace budget and versions."""
+    is kept in a file under the cache folder (``search_cache_file``: keyed by the network, workspace
+    budget and versions)."""
 
     def __init__(self, predictor: Predictor, model: CostModel, cache_file: Path | None = None):
         self.predictor, self.model = predictor, model
@@ -75,14 +76,10 @@ class Evaluator:
         """(peak live bytes while the group runs, predicted seconds)."""
         network = self.network
         with_source, after_source, features = self.facts(group)
-        a, b = group.first, group.last
-        live = self._held(a) + nbytes(network[b].out_shape)
-        source = network[a].inputs[0]
-        src = nbytes(network.shape_of(source))
-        if network.last_use[source] <= b:
-            peak = live - src + max(src + with_source, after_source)
-        else:
-            peak = live + max(with_source, after_source)
+        source = network[group.first].inputs[0]
+        peak = group_peak(self._held(group.first) + nbytes(network[group.last].out_shape),
+                          nbytes(network.shape_of(source)), network.last_use[source] <= group.last,
+                          with_source, after_source)
         return peak, self.model.seconds(np.asarray(features))
 
     def whole_map(self, index: int) -> tuple[int, float]:
@@ -95,11 +92,14 @@ class Evaluator:
         return nbytes(self.network.input_shape), self.model.seconds(step_features(step, self.network))
 
     def predicted_seconds(self, groups: tuple[Group, ...]) -> float:
-        from engine.schedule import segments
         total = self.input_step()[1]
         for seg in segments(self.network, groups):
             total += (self.whole_map(seg) if isinstance(seg, int) else self.group(seg))[1]
         return total
+
+
+def search_cache_file(network: Network, scratch_bytes: int) -> Path:
+    return cache_dir() / f"search-{cache_key(network, scratch_bytes)}.json"
 
 
 def chain_ends(network: Network, first: int) -> list[int]:

@@ -14,7 +14,6 @@ import sys
 import textwrap
 import tracemalloc
 
-import numpy as np
 
 from engine.fused import FusedExecutor
 from engine.params import random_params

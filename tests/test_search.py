@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.costmodel import FEATURES, CostModel, load_or_calibrate
-from engine.plan import Group, Plan, PlanError
+from engine.plan import Group, Plan
 from engine.predict import Predictor
 from engine.run import main
 from engine.search import Evaluator, chain_ends, search, smallest_feasible_peak

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import CfgError
-from engine.network import (ACTIVATIONS, INPUT, AvgPool, Cost, Layer, Network, Region, Softmax,
+from engine.network import (ACTIVATIONS, AvgPool, Cost, Layer, Network, Region, Softmax,
                             make_conv, make_maxpool, make_reorg, make_route)
 
 BUNDLED_DIR = Path(__file__).parent / "data"
