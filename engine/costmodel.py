@@ -96,7 +96,8 @@ def calibrate(network: Network, scratch_bytes: int, repeats: int = 2) -> CostMod
     return CostModel(tuple(nonnegative_fit(x / scale, y) / scale))
 
 
-def cache_key(network: Network, scratch_bytes: int) -> str:
+def versions_key() -> str:
+    """Names this machine and the library and package versions (what invalidates measured figures)."""
     import numba
     from importlib.metadata import PackageNotFoundError, version
     try:
@@ -106,8 +107,12 @@ def cache_key(network: Network, scratch_bytes: int) -> str:
     cpu = ""
     if Path("/proc/cpuinfo").is_file():
         cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in line), "")
-    parts = [platform.node(), platform.machine(), cpu, str(os.cpu_count()), np.__version__, numba.__version__, ours,
-             network.name, str(network.input_shape), str(scratch_bytes)]
+    parts = [platform.node(), platform.machine(), cpu, str(os.cpu_count()), np.__version__, numba.__version__, ours]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def cache_key(network: Network, scratch_bytes: int) -> str:
+    parts = [versions_key(), network.name, str(network.input_shape), str(scratch_bytes)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

@@ -106,6 +106,20 @@ def pareto(points: list[tuple[int, float]], ax=None, label: str = "searched"):
     return ax
 
 
+def latency_vs_memory(points, ax=None):
+    """Modelled latency against device memory (device_curves.CurvePoint list): layer by layer against the
+    searched configurations; log scale, since paging costs orders of magnitude more than compute."""
+    ax = _axes(ax)
+    memory = [p.memory_bytes / MIB for p in points]
+    ax.plot(memory, [p.layer_by_layer.seconds for p in points], "o-", label="layer by layer")
+    ax.plot(memory, [p.searched.seconds for p in points], "s-", label="searched configuration")
+    ax.set_yscale("log")
+    ax.set(xlabel="device memory MiB (runtime and weights included)", ylabel="modelled seconds",
+           title="latency vs device memory (paging model)")
+    ax.legend()
+    return ax
+
+
 def save(ax, path) -> None:
     """Writes the Axes' figure as PNG atomically, then closes it."""
     import io

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from engine.errors import FusetileError
+from engine.units import parse_size
 from engine.network import Network
 from engine.params import Params, random_params
 from engine.fused import FusedExecutor
@@ -55,7 +55,20 @@ in the measured peak.
 Memory: "measured_peak_bytes" is the peak of live bytes the fused executor actually allocated in its
 arena: feature maps, tiles, saved strips and conv workspaces, the input image included. "layer_by_layer_peak_bytes"
 is the peak of live feature maps when running layer by layer (no workspace). Weights are excluded and
-reported separately ("weights_bytes"). Errors print one line on stderr and exit with status 2.
+reported separately ("weights_bytes"). "predicted_process_bytes" estimates the whole process as weights +
+arena + "runtime_baseline_bytes" (the interpreter and libraries, measured once per machine in a child
+process that runs every kernel on a toy network); "measured_process_peak_bytes" is this process's
+resident high-water mark, which also holds the image, the picture and the random weights' temporaries.
+
+Device model (--device, --device-memory): A MODEL, NOT A MEASUREMENT. The run's schedule (every step
+the executor performs, at the arena offsets it uses) is replayed as page touches, weights included,
+against least-recently-used pages as large as the device memory less the runtime baseline; swap-ins
+cost the device's fault latency plus a page read, evictions of written pages a page write. It reports
+the steady state (a second inference) as "device" in the JSON: swap-ins, swap-outs, paging seconds and
+"modelled_latency_s" = the latency measured here + paging seconds. It ignores the device's slower
+compute, readahead, the page cache, other processes and the kernel's approximations of LRU.
+
+Errors print one line on stderr and exit with status 2.
 """
 
 
@@ -74,17 +87,11 @@ def fraction(text: str) -> float:
     return value
 
 
-UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-
-
 def byte_size(text: str) -> int:
-    """'6MB', '5.5MiB', '800000', '2 GiB' -> bytes (KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    unit = (m[2] or "b").lower() if m else None
-    if not m or unit not in UNITS:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a size such as 6MB, 5.5MiB or 800000 "
-                                         f"(units B, KB, MB, GB, KiB, MiB, GiB)")
-    return int(float(m[1]) * UNITS[unit])
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def positive_int(text: str) -> int:
@@ -121,6 +128,11 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--max-grid", type=positive_int, default=4, metavar="N",
                     help="--budget searches grids up to N x N, non-square included (default 4; 8 is the full "
                          "space, slower the first time)")
+    ap.add_argument("--device", metavar="NAME[:FIELDS]",
+                    help="model paging on a device: rpi3, rpi4-usb-ssd or zram, fields overridable as in "
+                         "rpi3:fault=1ms,read=10MB/s (a model, see below)")
+    ap.add_argument("--device-memory", type=byte_size, metavar="SIZE",
+                    help="the device's memory for --device (default: the preset's, e.g. 1GB for rpi3)")
     ap.add_argument("--plot", metavar="DIR", help="write profile.png, timeline.png and (fused) arena.png into DIR")
     ap.add_argument("--reference", action="store_true", help="run the layer-by-layer NumPy reference")
     return ap
@@ -158,6 +170,7 @@ def run(args) -> dict:
     check_writable(args.save_output, "--save-output")
     if args.plot is not None and not Path(args.plot).is_dir():
         check_writable(args.plot, "--plot")  # a new folder is made, inside an existing one
+    target = device_target(args) if args.device or args.device_memory else None
     network = load_network(args.cfg, args.size)
     if network.region is None:
         raise FusetileError(f"cfg {args.cfg!r} has no [region] layer: engine.run detects with YOLOv2 networks")
@@ -203,7 +216,8 @@ def run(args) -> dict:
                    "groups": group_memory(run.schedule, run.live_bytes)}
         macs |= {"executed": run.macs, "overhead": round(run.macs / network.macs, 6),
                  "groups": group_macs(run.schedule)}
-    return {
+    memory |= process_memory(args, params.nbytes, None if args.reference else memory["predicted_arena_bytes"])
+    report = {
         "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
                    "weights": params.source, "image": str(image_path),
                    "groups": [group_dict(g) for g in plan.groups],
@@ -216,6 +230,46 @@ def run(args) -> dict:
         "macs": macs,
         "outputs": {"picture": str(args.out), "raw_output": args.save_output, "plots": args.plot},
     }
+    if target is not None:
+        report["device"] = model_device(*target, args, plan, run)
+    return report
+
+
+def device_target(args):
+    """(device, its memory bytes, the runtime baseline) from --device and --device-memory, checked up front."""
+    from engine.baseline import runtime_baseline_bytes
+    from engine.paging import parse_device
+    if args.device is None:
+        raise FusetileError("--device-memory needs --device (rpi3, rpi4-usb-ssd or zram)")
+    device = parse_device(args.device)
+    memory = args.device_memory if args.device_memory is not None else device.memory_bytes
+    baseline = runtime_baseline_bytes()
+    if memory <= baseline + device.page_bytes:
+        raise FusetileError(f"--device-memory {memory} B: no larger than the runtime baseline ({baseline} B "
+                            f"measured); the model needs memory for weights and activations")
+    return device, memory, baseline
+
+
+def model_device(device, memory: int, baseline: int, args, plan: Plan, run) -> dict:
+    """The paging model of this run's schedule (in reference mode: of the layer-by-layer schedule)."""
+    from engine.paging import simulate
+    if args.reference:
+        from engine.arena import plan_layout
+        from engine.schedule import build_schedule
+        schedule = build_schedule(Plan(plan.network, ()), args.scratch_kib * 1024)
+        layout = plan_layout(schedule.buffers)
+    else:
+        schedule, layout = run.schedule, run.layout
+    return simulate(schedule, layout, device, memory, baseline).report(run.seconds)
+
+
+def process_memory(args, weights: int, arena: int | None) -> dict:
+    """The whole-process estimate (weights + arena + measured runtime baseline; fused mode) beside this
+    process's resident peak."""
+    from engine.baseline import resident_high_water, runtime_baseline_bytes
+    baseline = runtime_baseline_bytes()
+    estimate = {} if arena is None else {"predicted_process_bytes": weights + arena + baseline}
+    return {"runtime_baseline_bytes": baseline, **estimate, "measured_process_peak_bytes": resident_high_water()}
 
 
 def write_plots(folder: Path, plan: Plan, run, args) -> None:
@@ -301,6 +355,12 @@ def print_human(report: dict) -> None:
     print(f"peak activation memory: {mem['measured_peak_bytes'] / 2**20:.2f} MiB measured "
           f"({cfg['mode']}, groups {groups}) vs {mem['layer_by_layer_peak_bytes'] / 2**20:.2f} MiB layer by layer; "
           f"weights {mem['weights_bytes'] / 2**20:.1f} MiB (not counted)")
+    if "device" in report:
+        dev = report["device"]
+        print(f"device model ({dev['device']}, {dev['device_memory_bytes'] / 2**20:.0f} MiB, a model): "
+              f"{dev['swap_ins']} swap-ins and {dev['swap_outs']} swap-outs per inference, "
+              f"{dev['paging_seconds']:.2f} s paging; modelled latency {dev['modelled_latency_s']:.2f} s "
+              f"vs {report['latency_s']:.2f} s measured here")
     print(f"picture written to {report['outputs']['picture']}")
 
 

@@ -75,6 +75,11 @@ def test_human_output_and_random_weights_warning(tmp_path, capsys):
     (["yolov2-tiny.cfg", "--size", "64", "--groups", "0-8:5x5"], "grid 5x5 exceeds the group's 4x4 output map"),
     (["yolov2-tiny.cfg", "--reuse", "cache"], "--reuse: reuse mode 'cache': expected one of none, checkerboard, stream"),
     (["yolov2-tiny.cfg", "--groups", "0-8:2x2:all"], "--groups '0-8:2x2:all': reuse mode 'all'"),
+    (["yolov2-tiny.cfg", "--device", "pi9"], "--device 'pi9': unknown device 'pi9', expected one of rpi3"),
+    (["yolov2-tiny.cfg", "--device", "rpi3:read=fast"], "--device 'rpi3:read=fast': bad field 'read=fast'"),
+    (["yolov2-tiny.cfg", "--device-memory", "1GB"], "--device-memory needs --device"),
+    (["yolov2-tiny.cfg", "--device", "rpi3", "--device-memory", "10MB"], "no larger than the runtime baseline"),
+    (["yolov2-tiny.cfg", "--device-memory", "lots"], "argument --device-memory: 'lots': expected a size"),
 ])
 def test_bad_input_one_line_status_2(tmp_path, capsys, args, message):
     if "--out" not in args:
@@ -116,3 +121,24 @@ def test_tiles_and_reference_modes_agree(tmp_path, capsys):
     assert ref["memory"]["measured_peak_bytes"] == ref["memory"]["layer_by_layer_peak_bytes"]
     a, b = np.load(tmp_path / "f.npy"), np.load(tmp_path / "r.npy")
     assert np.abs(a - b).max() <= 2e-5 * np.abs(b).max()
+
+
+def test_device_model_beside_the_measured_latency(tmp_path, capsys):
+    from engine.baseline import runtime_baseline_bytes
+    net = load_network("yolov2-tiny.cfg", 128)
+    weights = random_params(net, 0).nbytes
+    common = ["yolov2-tiny.cfg", "--size", "128", "--json", "--out", str(tmp_path / "p.png"), "--device", "rpi3"]
+    squeezed = runtime_baseline_bytes() + weights // 2  # half the weights fit
+    paged = json.loads(run_cli(capsys, *common, "--device-memory", str(squeezed))[1])
+    roomy = json.loads(run_cli(capsys, *common)[1])  # the preset's 1 GiB
+    device = paged["device"]
+    assert device["model"].startswith("model:") and device["device"] == "rpi3"
+    assert device["device_memory_bytes"] == squeezed and device["swap_ins"] > 0
+    assert device["modelled_latency_s"] == pytest.approx(paged["latency_s"] + device["paging_seconds"], abs=2e-6)
+    assert roomy["device"]["device_memory_bytes"] == 2**30 and roomy["device"]["swap_ins"] == 0
+    mem = paged["memory"]
+    assert mem["predicted_process_bytes"] == mem["weights_bytes"] + mem["arena_bytes"] + mem["runtime_baseline_bytes"]
+    assert mem["measured_process_peak_bytes"] > mem["runtime_baseline_bytes"]
+    status, out, _ = run_cli(capsys, "yolov2-tiny.cfg", "--size", "128", "--out", str(tmp_path / "p.png"),
+                             "--reference", "--device", "rpi3", "--device-memory", str(squeezed))
+    assert status == 0 and "device model (rpi3" in out and "a model" in out

@@ -1,0 +1,147 @@
+"""The paging model: its LRU agrees with a plain one, more memory never faults more, a run that fits never
+faults, and the trace touches exactly the bytes each step names."""
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from engine.arena import plan_layout
+from engine.device_curves import DeviceModel, memory_span
+from engine.errors import FusetileError
+from engine.paging import DEVICES, _simulate, parse_device, simulate, touch_trace, weight_blocks
+from engine.plan import Plan, parse_groups
+from engine.predict import Predictor, weights_bytes
+from engine.schedule import build_schedule
+from engine.search import Evaluator
+from engine.costmodel import FEATURES, CostModel
+from yolo.cfg import load_network
+
+PAGE = 4096
+
+
+def plain_lru(preload, trace, capacity, runs):
+    """(swap-ins, swap-outs, first touches) per run, with an OrderedDict as the LRU list."""
+    resident, swapped, dirty = OrderedDict(), set(), set()
+    counts = np.zeros((runs, 3), np.int64)
+
+    def touch(page, write, run):
+        if page in resident:
+            resident.move_to_end(page)
+        else:
+            if run >= 0:
+                counts[run, 0 if page in swapped else 2] += 1
+            if len(resident) >= capacity:
+                victim, _ = resident.popitem(last=False)
+                swapped.add(victim)
+                if victim in dirty and run >= 0:
+                    counts[run, 1] += 1
+                dirty.discard(victim)
+            resident[page] = True
+        if write:
+            dirty.add(page)
+
+    for page in preload:
+        touch(page, True, -1)
+    for run in range(runs):
+        for page, write in trace:
+            touch(page, write, run)
+    return counts
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 3), st.booleans()), min_size=1, max_size=80),
+       st.integers(0, 10), st.integers(1, 30))
+def test_lru_agrees_with_a_plain_one(ranges, preload_pages, capacity):
+    starts = np.array([p * PAGE + 100 for p, _, _ in ranges], np.int64)
+    ends = np.array([p * PAGE + n * PAGE for p, n, _ in ranges], np.int64)
+    writes = np.array([w for _, _, w in ranges])
+    pre = np.array([50 * PAGE], np.int64), np.array([(50 + preload_pages) * PAGE + 1], np.int64)
+    got = _simulate(*pre, starts, ends, writes, PAGE, capacity, 64, 2)
+    trace = [(page, w) for s, e, w in zip(starts, ends, writes) for page in range(s // PAGE, (e - 1) // PAGE + 1)]
+    preload = range(50, 50 + preload_pages + 1)
+    assert (got == plain_lru(preload, trace, capacity, 2)).all()
+
+
+NET = load_network("yolov2-tiny.cfg", 160)
+BASELINE = 50 * 2**20  # a stand-in runtime baseline: the model takes it as given
+
+
+def schedule_and_layout(spec):
+    schedule = build_schedule(Plan(NET, parse_groups(spec)))
+    return schedule, plan_layout(schedule.buffers)
+
+
+@pytest.mark.parametrize("spec", ["", "0-5:4x4:stream,6-8:2x2:none", "0-8:3x2:checkerboard"])
+def test_more_memory_never_faults_more_and_enough_never_faults(spec):
+    schedule, layout = schedule_and_layout(spec)
+    enough = BASELINE + layout.size + weights_bytes(NET) + 64 * PAGE
+    ins = [simulate(schedule, layout, DEVICES["rpi3"], BASELINE + m, BASELINE).swap_ins
+           for m in np.linspace(weights_bytes(NET) // 4, enough - BASELINE, 9).astype(int)]
+    assert ins == sorted(ins, reverse=True) and ins[0] > 0 and ins[-1] == 0
+    fits = simulate(schedule, layout, DEVICES["rpi3"], enough, BASELINE)
+    assert fits.swap_ins == fits.swap_outs == 0 and fits.seconds == 0
+    assert fits.working_set_bytes <= -(-layout.size // PAGE) * PAGE + weights_bytes(NET) + 32 * PAGE
+
+
+def test_trace_touches_the_bytes_each_step_names():
+    schedule, layout = schedule_and_layout("0-5:2x2:stream")
+    (starts, ends, writes), blocks = touch_trace(schedule, layout, PAGE)
+    assert (ends > starts).all()
+    arena = np.zeros(layout.size, bool)
+    for s, e in zip(starts, ends):
+        if s < layout.size:
+            arena[s:e] = True
+    # every byte of every buffer is touched (tiles are written whole, maps read whole by someone) ...
+    for spec in schedule.buffers:
+        at = layout.offsets[spec.name]
+        assert arena[at:at + spec.nbytes].all(), spec.name
+    # ... and nothing outside the buffers
+    covered = np.zeros(layout.size, bool)
+    for spec in schedule.buffers:
+        covered[layout.offsets[spec.name]:layout.offsets[spec.name] + spec.nbytes] = True
+    assert not (arena & ~covered).any()
+    # weights: one read of the layer's block per conv step, nothing written there
+    weight_reads = [(s, e) for s, e, w in zip(starts, ends, writes) if s >= layout.size]
+    assert all(not w for s, w in zip(starts, writes) if s >= layout.size)
+    conv_steps = [st for st in schedule.steps if st.kind == "conv"]
+    assert weight_reads == [blocks[st.layer] for st in conv_steps]
+    assert sum(e - s for s, e in blocks.values()) == weights_bytes(NET)
+
+
+def test_device_presets_and_overrides():
+    rpi3 = parse_device("rpi3")
+    assert rpi3.page_bytes == 4096 and rpi3.memory_bytes == 2**30
+    custom = parse_device("rpi3:fault=2ms,read=10MB/s,write=5MB/s,page=16KiB")
+    assert (custom.fault_seconds, custom.read_bytes_per_s, custom.write_bytes_per_s, custom.page_bytes) == \
+        (2e-3, 10e6, 5e6, 16384)
+    assert custom.seconds(10, 4) == pytest.approx(10 * (2e-3 + 16384 / 10e6) + 4 * 16384 / 5e6)
+    for bad, message in [("pi9", "unknown device 'pi9'"), ("rpi3:fault=2", "bad field 'fault=2'"),
+                         ("rpi3:speed=3", "bad field 'speed=3'"), ("rpi3:page=1B", "at least 512 B")]:
+        with pytest.raises(FusetileError, match=message):
+            parse_device(bad)
+    schedule, layout = schedule_and_layout("")
+    with pytest.raises(FusetileError, match="no larger than the runtime baseline"):
+        simulate(schedule, layout, rpi3, BASELINE, BASELINE)
+
+
+def test_weight_blocks_are_page_aligned_and_disjoint():
+    blocks = sorted(weight_blocks(NET, 3 * PAGE, PAGE).values())
+    assert blocks[0][0] == 3 * PAGE and all(a % PAGE == 0 for a, _ in blocks)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(blocks, blocks[1:]))
+
+
+def test_searched_configuration_pages_less_where_layer_by_layer_does_not_fit():
+    model = CostModel((1e-11,) + (1e-9,) * (len(FEATURES) - 1))  # a fixed model of this order: the test is about paging
+    curve = DeviceModel(Evaluator(Predictor(NET), model), DEVICES["rpi3"], BASELINE)
+    grids = tuple((r, c) for r in range(1, 4) for c in range(1, 4))
+    points = curve.curve(memory_span(curve, 5), grids)
+    assert [p.memory_bytes for p in points] == sorted(p.memory_bytes for p in points)
+    assert points[0].layer_by_layer.swap_ins > 0  # severe: the weights do not fit
+    assert points[-1].layer_by_layer.swap_ins == points[-1].searched.swap_ins == 0
+    assert all(p.searched.seconds <= p.layer_by_layer.seconds for p in points)
+    # room for the weights and a small arena, not for layer by layer's: only the searched pick fits
+    lbl_arena = Predictor(NET).predict(()).arena_bytes
+    squeezed = curve.curve([BASELINE + weights_bytes(NET) + lbl_arena // 2], grids)[0]
+    assert squeezed.layer_by_layer.swap_ins > 0 and squeezed.searched.swap_ins == 0
+    assert squeezed.speedup > 10
