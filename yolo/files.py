@@ -14,6 +14,9 @@ def atomic_output(path: str | Path):
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; outputs get the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)
