@@ -22,7 +22,7 @@ from engine.paging import parse_device
 from engine.params import random_params
 from engine.plan import Plan
 from engine.predict import Predictor
-from engine.search import Evaluator, search_cache_file
+from engine.search import Evaluator
 from yolo.cfg import load_network
 
 
@@ -35,12 +35,11 @@ def main() -> None:
     ap.add_argument("--plot", help="write the curve as a PNG")
     args = ap.parse_args()
     network = load_network("yolov2.cfg", 416)
-    evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20), search_cache_file(network, 1 << 20))
+    evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20))
     baseline = runtime_baseline_bytes()
     model = DeviceModel(evaluator, parse_device(args.device), baseline)
     grids = tuple((r, c) for r in range(1, args.max_grid + 1) for c in range(1, args.max_grid + 1))
     points = model.curve(memory_span(model, args.points), grids)
-    evaluator.save()
     params = random_params(network, 0)
     x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
     configs = dict.fromkeys(g for p in points for g in (p.layer_by_layer.groups, p.searched.groups))

@@ -1,6 +1,6 @@
 """The search's pick against a measured sweep on yolov2-416, at three budgets (tight, medium, loose).
 
-    python -m benchmarks.bench_search [--count 100] [--repeats 3] [--max-grid 4]
+    python -m benchmarks.bench_search [--count 100] [--repeats 3] [--max-grid 8]
 
 Every configuration of the sweep (random cut points, 1-4 groups, grids up to 8x8, every reuse mode)
 and every pick is measured in turns; for each budget the pick's measured latency is compared with the
@@ -19,7 +19,7 @@ from engine.fused import FusedExecutor
 from engine.params import random_params
 from engine.plan import Plan
 from engine.predict import Predictor
-from engine.search import Evaluator, search, search_cache_file
+from engine.search import Evaluator, search
 from yolo.cfg import load_network
 
 
@@ -27,18 +27,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--max-grid", type=int, default=4)
+    ap.add_argument("--max-grid", type=int, default=8)
     args = ap.parse_args()
     network = load_network("yolov2.cfg", 416)
     predictor = Predictor(network)
-    evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20), search_cache_file(network, 1 << 20))
+    evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20))
     sweep = [()] + random_plans(network, args.count - 1, seed=2)
     peaks = {g: predictor.predict_peak(g) for g in sweep}
     budgets = {name: int(np.quantile(list(peaks.values()), q)) for name, q in
                (("tight", 0.1), ("medium", 0.5), ("loose", 0.9))}
     grids = tuple((r, c) for r in range(1, args.max_grid + 1) for c in range(1, args.max_grid + 1))
     picks = {name: search(evaluator, b, grids=grids, top=1)[0] for name, b in budgets.items()}
-    evaluator.save()
     configs = list(dict.fromkeys(sweep + [p.groups for p in picks.values()]))
     params = random_params(network, 0)
     x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)

@@ -22,14 +22,15 @@ from engine.schedule import Step
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps")
+FEATURES_VERSION = 2  # bumped whenever what a feature counts changes: cached fits are then redone
 CALIBRATION_PLANS = ("", "0-7:4x4:stream,8-16:2x2:stream", "0-7:4x4:none,8-16:2x2:checkerboard",
                      "0-15:5x5:stream", "0-3:8x8:none,4-16:2x2:stream", "0-16:3x3:checkerboard")
 
 
 def step_features(step: Step, network: Network) -> np.ndarray:
     f = np.zeros(len(FEATURES))
-    y0, y1, x0, x1 = step.dest.region or (0, 0, 0, 0)
     if step.kind == "conv":
+        y0, y1, x0, x1 = step.dest.region
         layer, ws = network[step.layer], step.workspace
         oh, ow = y1 - y0, x1 - x0
         c, kk = layer.in_shape[0], layer.size ** 2
@@ -37,12 +38,14 @@ def step_features(step: Step, network: Network) -> np.ndarray:
         f[:6] = (step.macs, bands * -(-c // ws.block_channels), layer.filters * c * kk * bands,
                  c * kk * oh * ow, layer.filters * oh * ow, 1)
     elif step.kind == "maxpool":
+        y0, y1, x0, x1 = step.dest.region
         layer = network[step.layer]
         f[6] = layer.out_shape[0] * (y1 - y0) * (x1 - x0) * layer.size ** 2
         f[8] = 1
-    else:  # copies, and the whole-map steps (input, route, reorg, region)
+    else:  # copies (a strip saved or filled: one operand has the region), and whole-map steps
         shape = network.shape_of(step.layer)
-        f[7] = shape[0] * ((y1 - y0) * (x1 - x0) if step.dest.region else shape[1] * shape[2])
+        region = step.dest.region or (step.sources[0].region if step.sources else None)
+        f[7] = shape[0] * ((region[1] - region[0]) * (region[3] - region[2]) if region else shape[1] * shape[2])
         f[8] = 1
     return f
 
@@ -125,10 +128,10 @@ def load_or_calibrate(network: Network, scratch_bytes: int) -> CostModel:
     path = cache_dir() / f"costmodel-{cache_key(network, scratch_bytes)}.json"
     if path.is_file():
         data = json.loads(path.read_text())
-        if data.get("features") == list(FEATURES):
+        if data.get("features") == list(FEATURES) and data.get("version") == FEATURES_VERSION:
             return CostModel(tuple(data["coefficients"]))
     model = calibrate(network, scratch_bytes)
     path.parent.mkdir(parents=True, exist_ok=True)
     from yolo.files import atomic_write_bytes
-    atomic_write_bytes(path, json.dumps({"features": list(FEATURES), "coefficients": model.coefficients}).encode())
+    atomic_write_bytes(path, json.dumps({"features": list(FEATURES), "version": FEATURES_VERSION, "coefficients": model.coefficients}).encode())
     return model

@@ -125,9 +125,8 @@ def build_parser() -> ArgumentParser:
                     help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024})")
     ap.add_argument("--budget", type=byte_size, metavar="SIZE",
                     help="search the fastest configuration whose predicted peak fits SIZE (e.g. 6MB, 5MiB), run it")
-    ap.add_argument("--max-grid", type=positive_int, default=4, metavar="N",
-                    help="--budget searches grids up to N x N, non-square included (default 4; 8 is the full "
-                         "space, slower the first time)")
+    ap.add_argument("--max-grid", type=positive_int, default=8, metavar="N",
+                    help="--budget searches grids up to N x N, non-square included (default 8)")
     ap.add_argument("--device", metavar="NAME[:FIELDS]",
                     help="model paging on a device: rpi3, rpi4-usb-ssd or zram, fields overridable as in "
                          "rpi3:fault=1ms,read=10MB/s (a model, see below)")
@@ -289,19 +288,16 @@ def write_plots(folder: Path, plan: Plan, run, args) -> None:
 
 def search_plan(args, network: Network):
     from engine.costmodel import load_or_calibrate
-    from engine.search import Evaluator, search, search_cache_file, smallest_feasible_peak
+    from engine.search import Evaluator, search, smallest_feasible_peak
     scratch = args.scratch_kib * 1024
     model = load_or_calibrate(network, scratch)
-    evaluator = Evaluator(Predictor(network, scratch), model, search_cache_file(network, scratch))
+    evaluator = Evaluator(Predictor(network, scratch), model)
     grids = tuple((r, c) for r in range(1, args.max_grid + 1) for c in range(1, args.max_grid + 1))
-    try:
-        found = search(evaluator, args.budget, grids=grids, progress=not args.json and sys.stderr.isatty())
-        if not found:
-            low = smallest_feasible_peak(evaluator, grids=grids)
-            raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
-                            f"peak is {low} B ({low / 2**20:.2f} MiB)")
-    finally:
-        evaluator.save()
+    found = search(evaluator, args.budget, grids=grids, progress=not args.json and sys.stderr.isatty())
+    if not found:
+        low = smallest_feasible_peak(evaluator, grids=grids)
+        raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
+                        f"peak is {low} B ({low / 2**20:.2f} MiB)")
     return found[0]
 
 

@@ -10,13 +10,10 @@ to rank alternatives.
 from __future__ import annotations
 
 import heapq
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-
-from engine.costmodel import CostModel, cache_dir, cache_key, schedule_features, step_features
+from engine.costmodel import CostModel, step_features
+from engine.group_facts import GroupFacts
 from engine.network import INPUT, Conv, MaxPool, Network, nbytes
 from engine.plan import Group
 from engine.predict import Predictor, group_peak
@@ -38,49 +35,34 @@ class Choice:
 
 
 class Evaluator:
-    """Predicted peak and latency of single groups and whole-map layers.
+    """Predicted peak and latency of single groups and whole-map layers. A group's own bytes and work
+    counts come from ``GroupFacts`` (counted without building its schedule) and are kept per group."""
 
-    Building a group's schedule takes milliseconds and the space holds thousands of groups, so what the
-    search needs of each (its own peak bytes while its input map lives and after, and its work counts)
-    is kept in a file under the cache folder (``search_cache_file``: keyed by the network, workspace
-    budget and versions)."""
-
-    def __init__(self, predictor: Predictor, model: CostModel, cache_file: Path | None = None):
+    def __init__(self, predictor: Predictor, model: CostModel):
         self.predictor, self.model = predictor, model
         self.network = predictor.network
-        self.cache_file = cache_file
-        self._facts: dict[str, list] = {}
-        if cache_file is not None and cache_file.is_file():
-            self._facts = json.loads(cache_file.read_text())
-        self._saved = len(self._facts)
+        self._count = GroupFacts(self.network, predictor.scratch_bytes)
+        self._facts: dict[Group, tuple[int, int, float]] = {}
         last = self.network.last_use
         self._held = lambda a: sum(nbytes(self.network.shape_of(i)) for i in [INPUT, *range(a)] if last[i] >= a)
 
-    def facts(self, group: Group) -> list:
-        key = str(group)
-        found = self._facts.get(key)
+    def facts(self, group: Group) -> tuple[int, int, float]:
+        """(own peak bytes while the input map lives, after it dies, predicted seconds)."""
+        found = self._facts.get(group)
         if found is None:
-            prof = self.predictor.profile(group)
-            features = schedule_features(prof.schedule.steps, self.network)
-            found = self._facts[key] = [prof.peak_with_source, prof.peak_after_source, list(map(float, features))]
+            with_source, after_source, features = self._count(group)
+            found = self._facts[group] = (with_source, after_source, self.model.seconds(features))
         return found
-
-    def save(self) -> None:
-        if self.cache_file is not None and len(self._facts) > self._saved:
-            from yolo.files import atomic_write_bytes
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.cache_file, json.dumps(self._facts).encode())
-            self._saved = len(self._facts)
 
     def group(self, group: Group) -> tuple[int, float]:
         """(peak live bytes while the group runs, predicted seconds)."""
         network = self.network
-        with_source, after_source, features = self.facts(group)
+        with_source, after_source, seconds = self.facts(group)
         source = network[group.first].inputs[0]
         peak = group_peak(self._held(group.first) + nbytes(network[group.last].out_shape),
                           nbytes(network.shape_of(source)), network.last_use[source] <= group.last,
                           with_source, after_source)
-        return peak, self.model.seconds(np.asarray(features))
+        return peak, seconds
 
     def whole_map(self, index: int) -> tuple[int, float]:
         layer = self.network[index]
@@ -96,10 +78,6 @@ class Evaluator:
         for seg in segments(self.network, groups):
             total += (self.whole_map(seg) if isinstance(seg, int) else self.group(seg))[1]
         return total
-
-
-def search_cache_file(network: Network, scratch_bytes: int) -> Path:
-    return cache_dir() / f"search-{cache_key(network, scratch_bytes)}.json"
 
 
 def chain_ends(network: Network, first: int) -> list[int]:

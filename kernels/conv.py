@@ -33,12 +33,18 @@ class Workspace:
 
 def conv_workspace(channels: int, size: int, filters: int, out_h: int, out_w: int, budget_bytes: int) -> Workspace:
     """Half the budget for the result (+ partial sums), the rest for packed input; at least one row, one channel."""
+    return Workspace(*workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes))
+
+
+@njit(cache=True)
+def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes):
+    """(band rows, block channels, cols, acc, part) of ``conv_workspace``; compiled, for the fast profiler."""
     kk = size * size
     rows = max(1, min(out_h, (budget_bytes // 2) // (2 * filters * out_w * F32)))
     px = rows * out_w
     block = max(1, min(channels, (budget_bytes - 2 * filters * px * F32) // (kk * px * F32)))
     part = filters * px if block < channels else 0
-    return Workspace(rows, block, block * kk * px, filters * px, part)
+    return rows, block, block * kk * px, filters * px, part
 
 
 @njit(cache=True)

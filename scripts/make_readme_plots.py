@@ -18,7 +18,7 @@ from engine.baseline import runtime_baseline_bytes  # noqa: E402
 from engine.costmodel import load_or_calibrate  # noqa: E402
 from engine.device_curves import DeviceModel, memory_span  # noqa: E402
 from engine.paging import DEVICES  # noqa: E402
-from engine.search import Evaluator, search_cache_file  # noqa: E402
+from engine.search import Evaluator  # noqa: E402
 from yolo.cfg import load_network  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "docs"
@@ -32,11 +32,10 @@ def main() -> None:
     run = FusedExecutor(plan, random_params(network, 0)).run(np.zeros(network.input_shape, np.float32))
     plots.save(plots.arena_map(run.schedule, run.layout), OUT / "arena.png")
     plots.save(plots.overhead_vs_grid(network, 0, 15, [1, 2, 3, 4, 5, 6], Predictor(network)), OUT / "overhead.png")
-    evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20), search_cache_file(network, 1 << 20))
+    evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20))
     device = DeviceModel(evaluator, DEVICES["rpi3"], runtime_baseline_bytes())
     grids = tuple((r, c) for r in range(1, 5) for c in range(1, 5))
     plots.save(plots.latency_vs_memory(device.curve(memory_span(device, 12), grids)), OUT / "device.png")
-    evaluator.save()
 
 
 if __name__ == "__main__":
