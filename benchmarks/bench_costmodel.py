@@ -2,7 +2,8 @@
 
     python -m benchmarks.bench_costmodel [--repeats 3]
 
-Prints each configuration, then the median absolute relative error and Spearman's rank correlation.
+Prints each configuration, then the median absolute relative error and Spearman's rank correlation, and
+the error once one factor accounts for the machine's speed drifting between calibration and measurement.
 """
 from __future__ import annotations
 
@@ -43,10 +44,15 @@ def main() -> None:
         errors.append(abs(predicted[k] - measured[k]) / measured[k])
         print(f"{k:<70} predicted {predicted[k] * 1e3:6.0f} ms  measured {measured[k] * 1e3:6.0f} ms  "
               f"{(predicted[k] / measured[k] - 1) * 100:+5.1f}%")
-    p, m = [predicted[k] for k in executors], [measured[k] for k in executors]
+    p, m = np.array([predicted[k] for k in executors]), np.array([measured[k] for k in executors])
     spearman = np.corrcoef(ranks(p), ranks(m))[0, 1]
     print(f"{len(errors)} configurations: median |error| {np.median(errors) * 100:.1f}%, "
           f"Spearman rank correlation {spearman:.3f}")
+    # this machine's speed drifts by tens of percent within a minute; one factor for the speed during
+    # the measurement against the speed during calibration separates that drift from the model's error
+    scale = float(np.median(m / p))
+    print(f"machine speed now / at calibration: {1 / scale:.3f}; with that one factor, median |error| "
+          f"{np.median(np.abs(p * scale - m) / m) * 100:.1f}%")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,14 @@ class Arena:
         self.step = 0
         self._live_bytes = 0
 
+    def reset(self) -> None:
+        """Ready for another run in the same memory (whose pages are then already mapped)."""
+        self.live = dict.fromkeys(self.ids)
+        self._count = 0
+        self.timeline[:] = 0
+        self.step = 0
+        self._live_bytes = 0
+
     def begin(self, step: int) -> None:
         self.step = step
         self.timeline[step] = self._live_bytes

@@ -22,7 +22,7 @@ from engine.schedule import Step
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps")
-FEATURES_VERSION = 2  # bumped whenever what a feature counts changes: cached fits are then redone
+FEATURES_VERSION = 3  # bumped whenever what a feature counts changes: cached fits are then redone
 CALIBRATION_PLANS = ("", "0-7:4x4:stream,8-16:2x2:stream", "0-7:4x4:none,8-16:2x2:checkerboard",
                      "0-15:5x5:stream", "0-3:8x8:none,4-16:2x2:stream", "0-16:3x3:checkerboard")
 
@@ -73,28 +73,27 @@ def nonnegative_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         active.remove(active[int(np.argmin(coef[active]))])
 
 
-def calibrate(network: Network, scratch_bytes: int, repeats: int = 2) -> CostModel:
-    """Times every step of a few plans (median of ``repeats`` runs after a warm-up) and fits the model."""
+def calibrate(network: Network, scratch_bytes: int, repeats: int = 3) -> CostModel:
+    """Times every step of a few plans (median of ``repeats`` runs after a warm-up, the plans in turns so
+    that drift in the machine's speed affects them alike) and fits the model."""
     from engine.fused import FusedExecutor
     from engine.params import random_params
     from engine.plan import Plan, PlanError, parse_groups
     params = random_params(network, 0)
     image = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
-    rows, times = [], []
+    executors = []
     for spec in CALIBRATION_PLANS:
         try:
-            plan = Plan(network, parse_groups(spec))
+            executors.append(FusedExecutor(Plan(network, parse_groups(spec)), params, scratch_bytes))
         except PlanError:
             continue
-        executor = FusedExecutor(plan, params, scratch_bytes)
-        executor.run(image)
-        samples = np.zeros((repeats, len(executor.schedule.steps)))
-        for r in range(repeats):
-            arena = executor.new_arena()
-            executor.execute(arena, image, samples[r])
-        rows += [step_features(s, network) for s in executor.schedule.steps]
-        times += list(np.median(samples, axis=0))
-    x, y = np.array(rows), np.array(times)
+        executors[-1].run(image)
+    samples = [np.zeros((repeats, len(e.schedule.steps))) for e in executors]
+    for r in range(repeats):
+        for executor, times in zip(executors, samples):
+            executor.execute(executor.arena(), image, times[r])
+    x = np.array([step_features(s, network) for e in executors for s in e.schedule.steps])
+    y = np.concatenate([np.median(times, axis=0) for times in samples])
     scale = np.maximum(x.max(axis=0), 1.0)  # fit on comparable columns
     return CostModel(tuple(nonnegative_fit(x / scale, y) / scale))
 

@@ -87,14 +87,24 @@ class FusedExecutor:
         for spec in self.schedule.buffers:
             self.allocs[spec.first_step].append(spec)
             self.frees[spec.last_step].append(spec.name)
+        self._arena: Arena | None = None
 
     def new_arena(self) -> Arena:
         return Arena(self.layout, self.schedule.buffers, len(self.schedule.steps))
 
+    def arena(self) -> Arena:
+        """The executor's own arena, made on first use and reset for every later run: like any engine
+        that serves repeated inferences, it does not map fresh memory each time."""
+        if self._arena is None:
+            self._arena = self.new_arena()
+        else:
+            self._arena.reset()
+        return self._arena
+
     def run(self, image: np.ndarray, arena: Arena | None = None) -> FusedRun:
         if image.shape != self.network.input_shape:
             raise ValueError(f"input shape {image.shape} != network input {self.network.input_shape}")
-        arena = arena or self.new_arena()
+        arena = arena or self.arena()
         start = time.perf_counter()
         self.execute(arena, image)
         seconds = time.perf_counter() - start

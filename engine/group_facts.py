@@ -20,6 +20,8 @@ from engine.reuse import REUSE_MODES, _cells, _needed
 from kernels.conv import workspace_sizes
 
 F32 = 4
+assert FEATURES == ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
+                    "other_steps"), "the compiled walk counts features in this order"
 MODES = {mode: k for k, mode in enumerate(REUSE_MODES)}  # none, checkerboard, stream
 
 
@@ -113,6 +115,8 @@ def _copy(state, feats, params, j, h, w):
 
 @njit(cache=True)
 def _count(mode, rows, cols, j0, params, ny, nx, by, sy, bx, sx, budget):
+    """The schedule builder's order (``schedule._emit_group``): tiles in the mode's order; in each, layer
+    by layer, the tile buffer allocated, then strips filled, parts computed, strips saved."""
     n = params.shape[0]
     last = n - 1
     tiles = rows * cols
@@ -251,5 +255,3 @@ def _checker_part(ny, nx, j, r, c, rows, cols, part, box):
         box[0], box[1], box[2], box[3] = top, bottom, left, right
     return box[0] < box[1] and box[2] < box[3]
 
-
-assert len(FEATURES) == 9
