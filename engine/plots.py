@@ -82,7 +82,7 @@ def overhead_vs_grid(network: Network, first: int, last: int, grids: list[int], 
     ax = _axes(ax)
     ideal = sum(network[i].macs for i in range(first, last + 1))
     for mode in REUSE_MODES:
-        ax.plot(grids, [predictor.profile(Group(first, last, n, n, mode)).schedule.macs / ideal for n in grids],
+        ax.plot(grids, [predictor.schedule(Group(first, last, n, n, mode)).macs / ideal for n in grids],
                 marker="o", label=mode)
     ax.set(xlabel="grid (n x n)", ylabel="MACs executed / network", title=f"overlap work, layers {first}-{last}")
     ax.legend()

@@ -4,26 +4,19 @@ configuration alone (no arrays, no kernels).
 A configuration's schedule is a sequence of segments: the input copy, fused groups (layers outside
 every group are 1x1 one-layer groups) and whole-map layers. Inside a group only its own buffers
 (tiles, strips, workspaces) change, and its input map dies at a known step; feature maps live from
-their producer's segment to their last reader's. So the prediction composes cached per-group profiles
-with the maps' lifetimes, and reproduces the executor's timeline and two-level arena layout to the byte.
+their producer's segment to their last reader's. So the prediction composes per-group figures (own peak
+bytes counted by ``GroupFacts``, own arena bytes from the group's schedule), cached, with the maps' lifetimes, and reproduces the executor's timeline and two-level arena layout to the byte.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import accumulate
 
-from engine.arena import align, greedy_by_size, live_bytes_timeline
+from engine.arena import align, greedy_by_size
+from engine.group_facts import GroupFacts
 from engine.network import FLOAT_BYTES, INPUT, Network, nbytes
 from engine.plan import Group, Plan
 from engine.schedule import DEFAULT_SCRATCH_BYTES, BufferSpec, GroupSchedule, group_schedule, map_name, segments
-
-
-@dataclass(frozen=True)
-class GroupProfile:
-    """What the predictor needs of one group: its own live bytes while its input map is live and after."""
-    schedule: GroupSchedule
-    peak_with_source: int
-    peak_after_source: int
 
 
 @dataclass(frozen=True)
@@ -64,25 +57,28 @@ class Predictor:
         self.scratch_bytes = scratch_bytes
         self.weights_bytes = weights_bytes(network)
         self.schedules: dict[Group, GroupSchedule] = {}  # shareable with build_schedule(cache=...)
-        self._profiles: dict[Group, GroupProfile] = {}
-        self._map_layouts: dict[tuple, tuple[dict[str, int], int]] = {}
+        self.facts = GroupFacts(network, scratch_bytes)
+        self._own_peaks: dict[Group, tuple[int, int]] = {}
+        self._map_layouts: dict[tuple, tuple[list[int], int]] = {}  # maps -> (own-buffer base per segment, size)
         self._own_arena: dict[Group, int] = {}  # bytes a group's own buffers span, laid out among themselves
         self._structures: dict[tuple, tuple] = {}
 
-    def profile(self, group: Group) -> GroupProfile:
-        found = self._profiles.get(group)
+    def schedule(self, group: Group) -> GroupSchedule:
+        found = self.schedules.get(group)
         if found is None:
-            gs = self.schedules.get(group) or group_schedule(self.network, group, self.scratch_bytes)
-            self.schedules[group] = gs
-            own = live_bytes_timeline(gs.buffers, len(gs.steps))
-            after = own[gs.source_last + 1:]
-            found = GroupProfile(gs, int(own[:gs.source_last + 1].max()), int(after.max()) if len(after) else 0)
-            self._profiles[group] = found
+            found = self.schedules[group] = group_schedule(self.network, group, self.scratch_bytes)
+        return found
+
+    def own_peaks(self, group: Group) -> tuple[int, int]:
+        """A group's own live bytes at most while its input map lives, and after (counted without a schedule)."""
+        found = self._own_peaks.get(group)
+        if found is None:
+            found = self._own_peaks[group] = self.facts(group)[:2]
         return found
 
     def own_arena_bytes(self, group: Group) -> int:
         if group not in self._own_arena:
-            buffers = self.profile(group).schedule.buffers
+            buffers = self.schedule(group).buffers
             self._own_arena[group] = greedy_by_size(buffers)[1] if buffers else 0
         return self._own_arena[group]
 
@@ -96,17 +92,14 @@ class Predictor:
             groups = groups.groups
         segs, maps, live_maps, sources = self._structure(groups)
         peaks = []
-        profiles = {}
         for k, seg in enumerate(segs):
             if not isinstance(seg, Group):
                 peaks.append(live_maps[k])
                 continue
-            prof = profiles[k] = self._profiles.get(seg) or self.profile(seg)
+            with_source, after_source = self._own_peaks.get(seg) or self.own_peaks(seg)
             _, source_bytes, _, source_last = sources[k]
-            peaks.append(group_peak(live_maps[k], source_bytes, source_last == k, prof.peak_with_source,
-                                    prof.peak_after_source))
-        return Prediction(max(peaks), self._arena_bytes(maps, profiles) if arena else 0, self.weights_bytes,
-                          tuple(peaks))
+            peaks.append(group_peak(live_maps[k], source_bytes, source_last == k, with_source, after_source))
+        return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks))
 
     def _structure(self, groups: tuple[Group, ...]):
         """What depends only on where groups start and end (cached): the segments, the feature maps with
@@ -142,16 +135,19 @@ class Predictor:
         self._structures[key] = (segs, maps, live_maps, sources)
         return segs, maps, live_maps, sources
 
-    def _arena_bytes(self, maps, profiles: dict[int, GroupProfile]) -> int:
+    def _arena_bytes(self, maps, segs) -> int:
         key = tuple(maps)
         layout = self._map_layouts.get(key)
         if layout is None:
             specs = [BufferSpec(name, (size // FLOAT_BYTES,), first, last, "map") for name, size, first, last in maps]
-            layout = self._map_layouts[key] = greedy_by_size(specs)
-        offsets, size = layout
-        for k, prof in profiles.items():
-            own = self.own_arena_bytes(prof.schedule.group)
+            offsets, size = greedy_by_size(specs)
+            # where each segment's own buffers start: above the highest map live during it
+            bases = [align(max(offsets[name] + nb for name, nb, first, last in maps if first <= k <= last))
+                     for k in range(len(maps))]
+            layout = self._map_layouts[key] = (bases, size)
+        bases, size = layout
+        for k, seg in enumerate(segs):
+            own = self.own_arena_bytes(seg) if isinstance(seg, Group) else 0
             if own:
-                base = align(max(offsets[name] + nb for name, nb, first, last in maps if first <= k <= last))
-                size = max(size, base + own)
+                size = max(size, bases[k] + own)
         return align(size)

@@ -13,7 +13,6 @@ import heapq
 from dataclasses import dataclass
 
 from engine.costmodel import CostModel, step_features
-from engine.group_facts import GroupFacts
 from engine.network import INPUT, Conv, MaxPool, Network, nbytes
 from engine.plan import Group
 from engine.predict import Predictor, group_peak
@@ -36,12 +35,11 @@ class Choice:
 
 class Evaluator:
     """Predicted peak and latency of single groups and whole-map layers. A group's own bytes and work
-    counts come from ``GroupFacts`` (counted without building its schedule) and are kept per group."""
+    counts come from the predictor's ``GroupFacts`` (counted without building its schedule)."""
 
     def __init__(self, predictor: Predictor, model: CostModel):
         self.predictor, self.model = predictor, model
         self.network = predictor.network
-        self._count = GroupFacts(self.network, predictor.scratch_bytes)
         self._facts: dict[Group, tuple[int, int, float]] = {}
         last = self.network.last_use
         self._held = lambda a: sum(nbytes(self.network.shape_of(i)) for i in [INPUT, *range(a)] if last[i] >= a)
@@ -50,7 +48,7 @@ class Evaluator:
         """(own peak bytes while the input map lives, after it dies, predicted seconds)."""
         found = self._facts.get(group)
         if found is None:
-            with_source, after_source, features = self._count(group)
+            with_source, after_source, features = self.predictor.facts(group)
             found = self._facts[group] = (with_source, after_source, self.model.seconds(features))
         return found
 

@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 from engine.costmodel import schedule_features
 from engine.group_facts import GroupFacts
 from engine.plan import Group
-from engine.predict import Predictor
+from engine.arena import live_bytes_timeline
+from engine.schedule import group_schedule
 from engine.reuse import REUSE_MODES
 from engine.search import chain_ends
 from yolo.cfg import load_network
@@ -14,10 +15,13 @@ from tests.strategies import stacks
 
 
 def assert_facts_equal(network, group, scratch):
-    profile = Predictor(network, scratch).profile(group)
+    schedule = group_schedule(network, group, scratch)
+    own = live_bytes_timeline(schedule.buffers, len(schedule.steps))  # the group's own buffers, per step
+    after = own[schedule.source_last + 1:]
+    expected_peaks = int(own[:schedule.source_last + 1].max()), int(after.max()) if len(after) else 0
     with_source, after_source, features = GroupFacts(network, scratch)(group)
-    expected = schedule_features(profile.schedule.steps, network)
-    assert (with_source, after_source) == (profile.peak_with_source, profile.peak_after_source), group
+    expected = schedule_features(schedule.steps, network)
+    assert (with_source, after_source) == expected_peaks, group
     assert np.array_equal(features, expected), (group, features, expected)
 
 
