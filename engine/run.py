@@ -67,6 +67,9 @@ cost the device's fault latency plus a page read, evictions of written pages a p
 the steady state (a second inference) as "device" in the JSON: swap-ins, swap-outs, paging seconds and
 "modelled_latency_s" = the latency measured here + paging seconds. It ignores the device's slower
 compute, readahead, the page cache, other processes and the kernel's approximations of LRU.
+--budget auto searches for the device: the search's picks for activation budgets from what the device
+leaves (memory - runtime baseline - weights) down to the smallest feasible peak are replayed through
+the model, and the one of least modelled latency (predicted compute + paging) runs.
 
 Errors print one line on stderr and exit with status 2.
 """
@@ -123,8 +126,9 @@ def build_parser() -> ArgumentParser:
                     help=f"how tiles share overlapping work, for groups that name no mode (default {DEFAULT_REUSE})")
     ap.add_argument("--scratch-kib", type=positive_int, default=DEFAULT_SCRATCH_BYTES // 1024,
                     help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024})")
-    ap.add_argument("--budget", type=byte_size, metavar="SIZE",
-                    help="search the fastest configuration whose predicted peak fits SIZE (e.g. 6MB, 5MiB), run it")
+    ap.add_argument("--budget", type=budget_arg, metavar="SIZE|auto",
+                    help="search the fastest configuration whose predicted peak fits SIZE (e.g. 6MB, 5MiB), run it; "
+                         "auto: the least modelled latency on --device")
     ap.add_argument("--max-grid", type=positive_int, default=8, metavar="N",
                     help="--budget searches grids up to N x N, non-square included (default 8)")
     ap.add_argument("--device", metavar="NAME[:FIELDS]",
@@ -173,10 +177,10 @@ def run(args) -> dict:
     network = load_network(args.cfg, args.size)
     if network.region is None:
         raise FusetileError(f"cfg {args.cfg!r} has no [region] layer: engine.run detects with YOLOv2 networks")
-    choice = None
+    searched = None
     if args.budget is not None:
-        choice = search_plan(args, network)
-        plan = Plan(network, choice.groups)
+        searched = search_plan(args, network, target)
+        plan = Plan(network, searched[0].groups)
     else:
         plan = make_plan(args, network)
     image_path = Path(args.image) if args.image else default_image()
@@ -220,7 +224,7 @@ def run(args) -> dict:
         "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
                    "weights": params.source, "image": str(image_path),
                    "groups": [group_dict(g) for g in plan.groups],
-                   "scratch_bytes": args.scratch_kib * 1024} | search_report(args, choice),
+                   "scratch_bytes": args.scratch_kib * 1024} | search_report(args, searched),
         "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
                         "box": [round(v, 2) for v in d.pixel_box(image.shape[2], image.shape[1])]}
                        for d in detections],
@@ -286,27 +290,48 @@ def write_plots(folder: Path, plan: Plan, run, args) -> None:
     plots.save(plots.arena_map(run.schedule, run.layout), folder / "arena.png")
 
 
-def search_plan(args, network: Network):
+def budget_arg(text: str):
+    """A size, or "auto": what the --device leaves for activations."""
+    return "auto" if text.strip().lower() == "auto" else byte_size(text)
+
+
+AUTO_BUDGET = ("--budget auto: the searched configurations for activation budgets from what the device leaves "
+               "down to the smallest feasible peak, replayed through the paging model; the least modelled latency "
+               "(compute + paging) wins")
+
+
+def search_plan(args, network: Network, target):
+    """(the chosen configuration, the activation budget searched, how it was chosen)."""
     from engine.costmodel import load_or_calibrate
-    from engine.search import Evaluator, search, smallest_feasible_peak
+    from engine.search import Choice, Evaluator, search, smallest_feasible_peak
     scratch = args.scratch_kib * 1024
-    model = load_or_calibrate(network, scratch)
-    evaluator = Evaluator(Predictor(network, scratch), model)
+    predictor = Predictor(network, scratch)
+    evaluator = Evaluator(predictor, load_or_calibrate(network, scratch))
     grids = tuple((r, c) for r in range(1, args.max_grid + 1) for c in range(1, args.max_grid + 1))
+    if args.budget == "auto":
+        if target is None:
+            raise PlanError("--budget auto fits the device: give --device (and --device-memory)")
+        from engine.device_curves import DeviceModel
+        device, memory, baseline = target
+        best = DeviceModel(evaluator, device, baseline).best_searched(memory, grids)
+        return (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.groups)),
+                memory - baseline - predictor.weights_bytes, AUTO_BUDGET)
     found = search(evaluator, args.budget, grids=grids, progress=not args.json and sys.stderr.isatty())
     if not found:
         low = smallest_feasible_peak(evaluator, grids=grids)
         raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
                         f"peak is {low} B ({low / 2**20:.2f} MiB)")
-    return found[0]
+    return found[0], args.budget, "the fastest predicted configuration whose predicted peak fits"
 
 
-def search_report(args, choice) -> dict:
-    if choice is None:
+def search_report(args, searched) -> dict:
+    if searched is None:
         return {}
-    return {"budget_bytes": args.budget,
+    choice, budget, how = searched
+    return {"budget_bytes": budget,
             "search": {"predicted_seconds": round(choice.predicted_seconds, 6),
                        "predicted_peak_bytes": choice.predicted_peak_bytes, "max_grid": args.max_grid,
+                       "chosen": how,
                        "model": "latency: calibrated per-step linear cost model; peak: exact predictor"}}
 
 

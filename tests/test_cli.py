@@ -142,3 +142,22 @@ def test_device_model_beside_the_measured_latency(tmp_path, capsys):
     status, out, _ = run_cli(capsys, "yolov2-tiny.cfg", "--size", "128", "--out", str(tmp_path / "p.png"),
                              "--reference", "--device", "rpi3", "--device-memory", str(squeezed))
     assert status == 0 and "device model (rpi3" in out and "a model" in out
+
+
+def test_budget_auto_fits_the_device(tmp_path, capsys, monkeypatch):
+    from engine.baseline import runtime_baseline_bytes
+    from engine.predict import Predictor
+    monkeypatch.setenv("FUSETILE_CACHE", str(tmp_path))
+    net = load_network("yolov2-tiny.cfg", 128)
+    predictor = Predictor(net)
+    room = predictor.predict(()).arena_bytes // 2  # half what layer by layer needs for activations
+    memory = runtime_baseline_bytes() + predictor.weights_bytes + room
+    common = ["yolov2-tiny.cfg", "--size", "128", "--json", "--out", str(tmp_path / "p.png"), "--device", "rpi3",
+              "--device-memory", str(memory), "--max-grid", "3"]
+    layer_by_layer = json.loads(run_cli(capsys, *common, "--groups", "")[1])
+    auto = json.loads(run_cli(capsys, *common, "--budget", "auto")[1])
+    assert layer_by_layer["device"]["swap_ins"] > 0 and auto["device"]["swap_ins"] == 0
+    assert auto["config"]["budget_bytes"] == room and auto["config"]["search"]["chosen"].startswith("--budget auto")
+    assert auto["memory"]["measured_peak_bytes"] == auto["config"]["search"]["predicted_peak_bytes"]
+    assert main(["yolov2-tiny.cfg", "--size", "64", "--budget", "auto", "--out", str(tmp_path / "q.png")]) == 2
+    assert "--budget auto fits the device: give --device" in capsys.readouterr().err
