@@ -52,7 +52,9 @@ def runtime_baseline_bytes() -> int:
     if path.is_file():
         return int(json.loads(path.read_text())["bytes"])
     code = "from engine.baseline import _toy_run; print(_toy_run())"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring the runtime baseline failed: {done.stderr.strip()[-2000:]}")
     measured = int(done.stdout.split()[-1])
     from yolo.files import atomic_write_bytes
     path.parent.mkdir(parents=True, exist_ok=True)

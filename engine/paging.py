@@ -98,7 +98,6 @@ class Paging:
     working_set_bytes: int     # weights + arena pages the run touches
     swap_ins: int              # per inference, steady state
     swap_outs: int
-    first_touches: int
 
     @property
     def seconds(self) -> float:
@@ -250,6 +249,5 @@ def simulate(schedule: Schedule, layout: Layout, device: Device, memory_bytes: i
     np.add.at(cover, starts // device.page_bytes, 1)
     np.add.at(cover, (ends - 1) // device.page_bytes + 1, -1)
     touched = np.cumsum(cover[:-1]) > 0
-    swap_ins, swap_outs, first = (int(v) for v in counts[1])
-    return Paging(device, memory_bytes, runtime_bytes, int(touched.sum()) * device.page_bytes, swap_ins, swap_outs,
-                  first)
+    swap_ins, swap_outs, _ = (int(v) for v in counts[1])
+    return Paging(device, memory_bytes, runtime_bytes, int(touched.sum()) * device.page_bytes, swap_ins, swap_outs)
