@@ -12,6 +12,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+import numpy as np
+
 from engine.costmodel import CostModel, step_features
 from engine.network import INPUT, Conv, MaxPool, Network, nbytes
 from engine.plan import Group
@@ -41,6 +43,7 @@ class Evaluator:
         self.predictor, self.model = predictor, model
         self.network = predictor.network
         self._facts: dict[Group, tuple[int, int, float]] = {}
+        self._options: dict[tuple, tuple] = {}
         last = self.network.last_use
         self._held = lambda a: sum(nbytes(self.network.shape_of(i)) for i in [INPUT, *range(a)] if last[i] >= a)
 
@@ -61,6 +64,21 @@ class Evaluator:
                           nbytes(network.shape_of(source)), network.last_use[source] <= group.last,
                           with_source, after_source)
         return peak, seconds
+
+    def options(self, first: int, last: int, grids, modes) -> tuple[np.ndarray, np.ndarray, list[tuple[Group, ...]]]:
+        """Every group over layers first..last in the space, as arrays (peaks, seconds) and the groups a
+        plan names for them (none for a 1x1 one-layer group, which is what runs anyway); cached."""
+        key = (first, last, tuple(grids), tuple(modes))
+        found = self._options.get(key)
+        if found is None:
+            _, h, w = self.network[last].out_shape
+            groups = [Group(first, last, r, c, m) for r, c in grids if r <= h and c <= w
+                      for m in (("none",) if (r, c) == (1, 1) else modes)]
+            figures = [self.group(g) for g in groups]
+            shown = [() if (first == last and (g.rows, g.cols) == (1, 1)) else (g,) for g in groups]
+            found = self._options[key] = (np.array([f[0] for f in figures], np.int64),
+                                          np.array([f[1] for f in figures]), shown)
+        return found
 
     def whole_map(self, index: int) -> tuple[int, float]:
         layer = self.network[index]
@@ -109,16 +127,10 @@ def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=R
         options = []
         if isinstance(network[p], (Conv, MaxPool)):
             for q in chain_ends(network, p):
-                _, h, w = network[q].out_shape
-                for rows, cols in grids:
-                    if rows > h or cols > w:
-                        continue
-                    for mode in (("none",) if (rows, cols) == (1, 1) else modes):
-                        group = Group(p, q, rows, cols, mode)
-                        peak, seconds = evaluator.group(group)
-                        if peak <= budget_bytes:
-                            shown = () if (p == q and (rows, cols) == (1, 1)) else (group,)
-                            options.append((q + 1, seconds, peak, shown))
+                peaks, seconds, shown = evaluator.options(p, q, grids, modes)
+                fits = np.flatnonzero(peaks <= budget_bytes)
+                for i in fits[np.lexsort((peaks[fits], seconds[fits]))[:top]]:  # the fastest, then the smallest
+                    options.append((q + 1, float(seconds[i]), int(peaks[i]), shown[i]))
         else:
             peak, seconds = evaluator.whole_map(p)
             if peak <= budget_bytes:
@@ -138,10 +150,7 @@ def smallest_feasible_peak(evaluator: Evaluator, grids=DEFAULT_GRIDS, modes=REUS
     for p in range(n):
         if isinstance(network[p], (Conv, MaxPool)):
             for q in chain_ends(network, p):
-                _, h, w = network[q].out_shape
-                peaks = [evaluator.group(Group(p, q, r, c, m))[0] for r, c in grids if r <= h and c <= w
-                         for m in (("none",) if (r, c) == (1, 1) else modes)]
-                low[q + 1] = min(low[q + 1], max(low[p], min(peaks)))
+                low[q + 1] = min(low[q + 1], max(low[p], int(evaluator.options(p, q, grids, modes)[0].min())))
         else:
             low[p + 1] = min(low[p + 1], max(low[p], evaluator.whole_map(p)[0]))
     return int(low[n])
