@@ -1,6 +1,6 @@
 """Latency against device memory under the paging model (a model: see engine/paging.py), yolov2-416.
 
-    python -m benchmarks.bench_device [--device rpi3] [--points 12] [--max-grid 4] [--plot FILE.png]
+    python -m benchmarks.bench_device [--device rpi3] [--points 12] [--max-grid 8] [--plot FILE.png]
 
 For each device memory, from severe (the weights do not all fit) to ample, the paging model replays
 layer by layer and the searched configuration; their compute seconds are measured here, side by side in
@@ -30,8 +30,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--device", default="rpi3")
     ap.add_argument("--points", type=int, default=12)
-    ap.add_argument("--max-grid", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--max-grid", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=11)
     ap.add_argument("--plot", help="write the curve as a PNG")
     args = ap.parse_args()
     network = load_network("yolov2.cfg", 416)

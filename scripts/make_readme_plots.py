@@ -34,8 +34,7 @@ def main() -> None:
     plots.save(plots.overhead_vs_grid(network, 0, 15, [1, 2, 3, 4, 5, 6], Predictor(network)), OUT / "overhead.png")
     evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20))
     device = DeviceModel(evaluator, DEVICES["rpi3"], runtime_baseline_bytes())
-    grids = tuple((r, c) for r in range(1, 5) for c in range(1, 5))
-    plots.save(plots.latency_vs_memory(device.curve(memory_span(device, 12), grids)), OUT / "device.png")
+    plots.save(plots.latency_vs_memory(device.curve(memory_span(device, 12))), OUT / "device.png")
 
 
 if __name__ == "__main__":
