@@ -20,9 +20,9 @@ def median_seconds(fn, repeats: int = 7, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians(runners: dict[str, object], repeats: int = 5, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each no-argument callable, run in turns so that drift in the machine's speed
-    affects all of them alike."""
+def interleaved_samples(runners: dict, repeats: int = 5, warmup: int = 1) -> dict[object, list[float]]:
+    """Seconds of each no-argument callable per turn: all run once per turn, so that drift in the
+    machine's speed affects them alike and ratios within a turn cancel it."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
@@ -32,7 +32,12 @@ def interleaved_medians(runners: dict[str, object], repeats: int = 5, warmup: in
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def interleaved_medians(runners: dict, repeats: int = 5, warmup: int = 1) -> dict[object, float]:
+    """Median seconds of each no-argument callable, run in turns (``interleaved_samples``)."""
+    return {name: statistics.median(ts) for name, ts in interleaved_samples(runners, repeats, warmup).items()}
 
 
 def opencv_runner(cfg_text: str, params, x: np.ndarray):

@@ -1,8 +1,8 @@
 """Cost model: predicted latency of a configuration as a sum over its steps of calibrated linear costs.
 
 Each step is described by a few work counts (multiply-accumulates, GEMM calls, weights streamed per
-band, packed and written elements, pooled and copied elements, and one per step for the dispatch
-overhead of a tile). A short run of a few plans on this machine, timing every step, fits one
+band, packed and written elements and the rows they come in, pooled and copied elements, and one per
+step for the dispatch overhead of a tile). A short run of a few plans on this machine, timing every step, fits one
 non-negative coefficient per count. The fit is cached on disk and keyed by the machine, the library
 versions and the network, so it is redone when any of them changes.
 """
@@ -21,8 +21,8 @@ from engine.network import Network
 from engine.schedule import Step
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
-            "other_steps")
-FEATURES_VERSION = 3  # bumped whenever what a feature counts changes: cached fits are then redone
+            "other_steps", "conv_rows")
+FEATURES_VERSION = 4  # bumped whenever what a feature counts changes: cached fits are then redone
 CALIBRATION_PLANS = ("", "0-7:4x4:stream,8-16:2x2:stream", "0-7:4x4:none,8-16:2x2:checkerboard",
                      "0-15:5x5:stream", "0-3:8x8:none,4-16:2x2:stream", "0-16:3x3:checkerboard")
 
@@ -37,6 +37,7 @@ def step_features(step: Step, network: Network) -> np.ndarray:
         bands = -(-oh // ws.band_rows)
         f[:6] = (step.macs, bands * -(-c // ws.block_channels), layer.filters * c * kk * bands,
                  c * kk * oh * ow, layer.filters * oh * ow, 1)
+        f[9] = (c * kk + layer.filters) * oh  # rows packed and written: narrow tiles have more, shorter ones
     elif step.kind == "maxpool":
         y0, y1, x0, x1 = step.dest.region
         layer = network[step.layer]
@@ -119,7 +120,7 @@ def cache_key(network: Network, scratch_bytes: int) -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FUSETILE_CACHE", Path.home() / ".cache" / "fusetile"))
+    return Path(os.environ.get("FUSETILE_CACHE") or Path.home() / ".cache" / "fusetile")
 
 
 def load_or_calibrate(network: Network, scratch_bytes: int) -> CostModel:

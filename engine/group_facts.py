@@ -21,7 +21,7 @@ from kernels.conv import workspace_sizes
 
 F32 = 4
 assert FEATURES == ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
-                    "other_steps"), "the compiled walk counts features in this order"
+                    "other_steps", "conv_rows"), "the compiled walk counts features in this order"
 MODES = {mode: k for k, mode in enumerate(REUSE_MODES)}  # none, checkerboard, stream
 
 
@@ -93,6 +93,7 @@ def _compute(state, delta, feats, params, j, j0, oh, ow, budget, tile_last, dest
         feats[3] += c_in * k * k * oh * ow
         feats[4] += c_out * oh * ow
         feats[5] += 1
+        feats[9] += (c_in * k * k + c_out) * oh
     else:
         feats[6] += c_out * oh * ow * k * k
         feats[8] += 1
@@ -121,7 +122,7 @@ def _count(mode, rows, cols, j0, params, ny, nx, by, sy, bx, sx, budget):
     last = n - 1
     tiles = rows * cols
     delta = np.zeros(tiles * (n - j0) * 9 + 4, np.int64)
-    feats = np.zeros(9)
+    feats = np.zeros(10)
     state = np.array([0, -1], np.int64)
     strip_size = np.zeros((tiles, n, 4), np.int64)
     strip_first = np.zeros((tiles, n, 4), np.int64)
