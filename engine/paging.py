@@ -26,6 +26,7 @@ from numba import njit
 from engine.arena import Layout
 from engine.errors import FusetileError
 from engine.network import FLOAT_BYTES, Conv, Network
+from engine.predict import conv_weights_bytes
 from engine.schedule import Operand, Schedule
 from engine.units import parse_size
 
@@ -116,8 +117,7 @@ def weight_blocks(network: Network, base: int, page_bytes: int) -> dict[int, tup
     blocks, at = {}, base
     for layer in network.layers:
         if isinstance(layer, Conv):
-            c = layer.in_shape[0] // layer.groups
-            size = (layer.filters * c * layer.size ** 2 + layer.filters * (4 if layer.batch_normalize else 1)) * FLOAT_BYTES
+            size = conv_weights_bytes(layer)
             blocks[layer.index] = (at, at + size)
             at = -(-(at + size) // page_bytes) * page_bytes
     return blocks

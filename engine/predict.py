@@ -14,7 +14,7 @@ from itertools import accumulate
 
 from engine.arena import align, greedy_by_size
 from engine.group_facts import GroupFacts
-from engine.network import FLOAT_BYTES, INPUT, Network, nbytes
+from engine.network import FLOAT_BYTES, INPUT, Conv, Network, nbytes
 from engine.plan import Group, Plan
 from engine.schedule import DEFAULT_SCRATCH_BYTES, BufferSpec, GroupSchedule, group_schedule, map_name, segments
 
@@ -39,14 +39,14 @@ def group_peak(maps_live: int, source_bytes: int, source_dies: bool, with_source
     return maps_live + max(with_source, after_source)
 
 
+def conv_weights_bytes(layer: Conv) -> int:
+    """float32 filters, biases and batch-norm vectors of one conv layer."""
+    c = layer.in_shape[0] // layer.groups
+    return (layer.filters * c * layer.size ** 2 + layer.filters * (4 if layer.batch_normalize else 1)) * FLOAT_BYTES
+
+
 def weights_bytes(network: Network) -> int:
-    """float32 weights, biases and batch-norm vectors of every conv layer."""
-    total = 0
-    for layer in network.layers:
-        if layer.kind == "conv":
-            c = layer.in_shape[0] // layer.groups
-            total += layer.filters * c * layer.size ** 2 + layer.filters * (4 if layer.batch_normalize else 1)
-    return total * FLOAT_BYTES
+    return sum(conv_weights_bytes(layer) for layer in network.layers if isinstance(layer, Conv))
 
 
 class Predictor:
