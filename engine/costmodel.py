@@ -2,8 +2,8 @@
 
 Each step is described by a few work counts (multiply-accumulates, GEMM calls, weights streamed per
 band, packed and written elements and the rows they come in, pooled and copied elements, and one per
-step for the dispatch overhead of a tile). A short run of a few plans on this machine, timing every step, fits one
-non-negative coefficient per count. The fit is cached on disk and keyed by the machine, the library
+step for the dispatch overhead of a tile). A short run of a few plans on this machine, timing every
+step, fits one non-negative coefficient per count. The fit is cached on disk and keyed by the machine, the library
 versions and the network, so it is redone when any of them changes.
 """
 from __future__ import annotations
@@ -133,5 +133,6 @@ def load_or_calibrate(network: Network, scratch_bytes: int) -> CostModel:
     model = calibrate(network, scratch_bytes)
     path.parent.mkdir(parents=True, exist_ok=True)
     from yolo.files import atomic_write_bytes
-    atomic_write_bytes(path, json.dumps({"features": list(FEATURES), "version": FEATURES_VERSION, "coefficients": model.coefficients}).encode())
+    record = {"features": list(FEATURES), "version": FEATURES_VERSION, "coefficients": model.coefficients}
+    atomic_write_bytes(path, json.dumps(record).encode())
     return model

@@ -2,7 +2,8 @@
 
 At each device memory the search runs for a ladder of activation budgets, from what is left once the
 runtime baseline and the weights are taken down to the smallest feasible peak; its picks are replayed
-through the paging model and the one of least modelled latency is kept. Compute seconds are the cost model's, so a whole curve takes no inference run.
+through the paging model and the one of least modelled latency is kept. Compute seconds are the cost
+model's, so a whole curve takes no inference run.
 """
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ configuration alone (no arrays, no kernels).
 A configuration's schedule is a sequence of segments: the input copy, fused groups (layers outside
 every group are 1x1 one-layer groups) and whole-map layers. Inside a group only its own buffers
 (tiles, strips, workspaces) change, and its input map dies at a known step; feature maps live from
-their producer's segment to their last reader's. So the prediction composes per-group figures (own peak
-bytes counted by ``GroupFacts``, own arena bytes from the group's schedule), cached, with the maps' lifetimes, and reproduces the executor's timeline and two-level arena layout to the byte.
+their producer's segment to their last reader's. So the prediction composes cached per-group figures
+(own peak bytes counted by ``GroupFacts``, own arena bytes from the group's schedule) with the maps'
+lifetimes, and reproduces the executor's timeline and two-level arena layout to the byte.
 """
 from __future__ import annotations
 
