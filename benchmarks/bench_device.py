@@ -14,15 +14,15 @@ import argparse
 import numpy as np
 
 from benchmarks.common import interleaved_medians
-from engine.baseline import runtime_baseline_bytes
-from engine.costmodel import load_or_calibrate
-from engine.device_curves import DeviceModel, memory_span
-from engine.fused import FusedExecutor
-from engine.paging import parse_device
-from engine.params import random_params
-from engine.plan import Plan
-from engine.predict import Predictor
-from engine.search import Evaluator
+from engine.runtime.baseline import runtime_baseline_bytes
+from engine.tune.costmodel import load_or_calibrate
+from engine.device.curves import DeviceModel, memory_span
+from engine.runtime.executor import FusedExecutor
+from engine.device.paging import parse_device
+from yolo.params import random_params
+from engine.ir.plan import Plan
+from engine.memory.predictor import Predictor
+from engine.tune.search import Evaluator
 from yolo.cfg import load_network
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     if args.plot:
         import matplotlib
         matplotlib.use("Agg")
-        from engine import plots
+        from engine.report import plots
         plots.save(plots.latency_vs_memory(points), args.plot)
 
 

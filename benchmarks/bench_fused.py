@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 
 from benchmarks.common import interleaved_medians, opencv_runner
-from engine.fused import FusedExecutor
-from engine.params import random_params
-from engine.plan import Plan, parse_groups
-from engine.reference import layer_by_layer_live_bytes, run_reference
+from engine.runtime.executor import FusedExecutor
+from yolo.params import random_params
+from engine.ir.plan import Plan, parse_groups
+from engine.memory.timeline import layer_by_layer_live_bytes
+from engine.runtime.reference import run_reference
 from engine.reuse import REUSE_MODES
-from engine.run import default_image
+from engine.cli.pipeline import default_image
 from yolo.cfg import cfg_text_at_size, load_network
 from yolo.letterbox import letterbox, load_image
 

@@ -9,8 +9,8 @@ import argparse
 import random
 import time
 
-from engine.plan import Group, Plan, PlanError
-from engine.predict import Predictor
+from engine.ir.plan import Group, Plan, PlanError
+from engine.memory.predictor import Predictor
 from engine.reuse import REUSE_MODES
 from yolo.cfg import load_network
 

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 
 from benchmarks.common import median_seconds, opencv_runner
-from engine.params import random_params
-from engine.reference import run_reference
+from yolo.params import random_params
+from engine.runtime.reference import run_reference
 from yolo.cfg import cfg_text_at_size, load_network
 from yolo.letterbox import letterbox, load_image
-from engine.run import default_image
+from engine.cli.pipeline import default_image
 
 
 def main() -> None:

@@ -15,12 +15,12 @@ import numpy as np
 
 from benchmarks.bench_predict import random_plans
 from benchmarks.common import interleaved_medians, interleaved_samples
-from engine.costmodel import load_or_calibrate
-from engine.fused import FusedExecutor
-from engine.params import random_params
-from engine.plan import Plan
-from engine.predict import Predictor
-from engine.search import Evaluator, search
+from engine.tune.costmodel import load_or_calibrate
+from engine.runtime.executor import FusedExecutor
+from yolo.params import random_params
+from engine.ir.plan import Plan
+from engine.memory.predictor import Predictor
+from engine.tune.search import Evaluator, search
 from yolo.cfg import load_network
 
 

@@ -3,14 +3,12 @@
 The GEMM is blocked over output rows (bands) and input channels, so its workspace stays within a byte
 budget while bands stay wide enough that each band reads the filters only once. Nothing here allocates:
 ``cols`` (packed input), ``acc`` (GEMM result) and ``part`` (a channel block's partial sum) are flat
-float32 arena views; ``conv_workspace`` says how large they must be.
+float32 arena views; ``workspace_sizes`` says how large they must be.
 
 Kernels run on one thread: BLAS uses both cores, and Numba threads spinning beside OpenBLAS's slowed a
 yolov2 run 7x on two cores.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -22,23 +20,10 @@ ZERO = np.float32(0.0)
 F32 = 4
 
 
-@dataclass(frozen=True)
-class Workspace:
-    band_rows: int       # output rows per GEMM
-    block_channels: int  # input channels per GEMM
-    cols: int            # float32 elements of each buffer
-    acc: int
-    part: int
-
-
-def conv_workspace(channels: int, size: int, filters: int, out_h: int, out_w: int, budget_bytes: int) -> Workspace:
-    """Half the budget for the result (+ partial sums), the rest for packed input; at least one row, one channel."""
-    return Workspace(*workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes))
-
-
 @njit(cache=True)
 def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes):
-    """(band rows, block channels, cols, acc, part) of ``conv_workspace``; compiled, for the fast profiler."""
+    """(band rows, block channels, and the float32 elements of cols, acc and part): half the budget for the
+    result (+ partial sums), the rest for packed input; at least one row and one channel."""
     kk = size * size
     rows = max(1, min(out_h, (budget_bytes // 2) // (2 * filters * out_w * F32)))
     px = rows * out_w
@@ -106,7 +91,7 @@ def _epilogue(out, acc, mult, offset, act, row0, rows):
 
 def conv_tile(out: np.ndarray, x: np.ndarray, pad_top: int, pad_left: int, w2d: np.ndarray,
               epilogue: tuple[np.ndarray, np.ndarray], act: int, size: int, stride: int,
-              ws: Workspace, cols: np.ndarray, acc: np.ndarray, part: np.ndarray) -> None:
+              band_rows: int, block_channels: int, cols: np.ndarray, acc: np.ndarray, part: np.ndarray) -> None:
     """out (N, OH, OW) <- conv(x (C, H, W) with border pads) . w2d (N, C*k*k), BN + activation fused.
 
     ``x`` and ``out`` may be strided views into larger maps.
@@ -115,12 +100,12 @@ def conv_tile(out: np.ndarray, x: np.ndarray, pad_top: int, pad_left: int, w2d: 
     channels = x.shape[0]
     kk = size * size
     mult, offset = epilogue
-    for row0 in range(0, out_h, ws.band_rows):
-        rows = min(ws.band_rows, out_h - row0)
+    for row0 in range(0, out_h, band_rows):
+        rows = min(band_rows, out_h - row0)
         px = rows * out_w
         c = acc[:n_out * px].reshape(n_out, px)
-        for c_lo in range(0, channels, ws.block_channels):
-            c_hi = min(channels, c_lo + ws.block_channels)
+        for c_lo in range(0, channels, block_channels):
+            c_hi = min(channels, c_lo + block_channels)
             k_rows = (c_hi - c_lo) * kk
             _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi)
             b = cols[:k_rows * px].reshape(k_rows, px)

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.reference import run_reference  # noqa: E402
+from engine.runtime.reference import run_reference  # noqa: E402
 from yolo.cfg import load_network  # noqa: E402
 from yolo.letterbox import letterbox, to_chw  # noqa: E402
 from yolo.names import class_names  # noqa: E402

@@ -9,16 +9,16 @@ import numpy as np
 
 matplotlib.use("Agg")
 
-from engine import plots  # noqa: E402
-from engine.fused import FusedExecutor  # noqa: E402
-from engine.params import random_params  # noqa: E402
-from engine.plan import Plan, default_groups  # noqa: E402
-from engine.predict import Predictor  # noqa: E402
-from engine.baseline import runtime_baseline_bytes  # noqa: E402
-from engine.costmodel import load_or_calibrate  # noqa: E402
-from engine.device_curves import DeviceModel, memory_span  # noqa: E402
-from engine.paging import DEVICES  # noqa: E402
-from engine.search import Evaluator  # noqa: E402
+from engine.report import plots  # noqa: E402
+from engine.runtime.executor import FusedExecutor  # noqa: E402
+from yolo.params import random_params  # noqa: E402
+from engine.ir.plan import Plan, default_groups  # noqa: E402
+from engine.memory.predictor import Predictor  # noqa: E402
+from engine.runtime.baseline import runtime_baseline_bytes  # noqa: E402
+from engine.tune.costmodel import load_or_calibrate  # noqa: E402
+from engine.device.curves import DeviceModel, memory_span  # noqa: E402
+from engine.device.paging import DEVICES  # noqa: E402
+from engine.tune.search import Evaluator  # noqa: E402
 from yolo.cfg import load_network  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "docs"

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from engine.network import Network
-from engine.params import Params, conv_layers, random_params
+from yolo.network import Network
+from yolo.params import Params, conv_layers, random_params
 from yolo.cfg import BUNDLED_DIR, build_network, cfg_text_at_size, parse_sections
 
 
@@ -36,7 +36,7 @@ def random_image(shape, seed: int = 0) -> np.ndarray:
 
 def random_stack(draw_kinds, size: int, channels: int = 3) -> Network:
     """A chain network from a list of ('conv', k, stride, filters) / ('maxpool', size, stride) tuples."""
-    from engine.network import INPUT, make_conv, make_maxpool
+    from yolo.network import INPUT, make_conv, make_maxpool
     layers, shape = [], (channels, size, size)
     for i, spec in enumerate(draw_kinds):
         source = INPUT if i == 0 else i - 1

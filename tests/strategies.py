@@ -1,7 +1,7 @@
 """Hypothesis strategy: random conv/maxpool chains."""
 from hypothesis import strategies as st
 
-from engine.errors import CfgError
+from yolo.errors import CfgError
 from tests.helpers import random_stack
 
 LAYER = st.one_of(

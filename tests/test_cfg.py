@@ -1,7 +1,7 @@
 import pytest
 
-from engine.errors import CfgError
-from engine.network import INPUT, Conv, MaxPool, Region, Reorg, Route
+from yolo.errors import CfgError
+from yolo.network import INPUT, Conv, MaxPool, Region, Reorg, Route
 from yolo.cfg import BUNDLED_CFGS, load_network
 from tests.helpers import network_from_text
 

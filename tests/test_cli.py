@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from engine.params import random_params
-from engine.run import main
+from yolo.params import random_params
+from engine.cli.main import main
 from yolo.cfg import load_network
 from yolo.weights import write_darknet
 from tests.helpers import sharpened_params
@@ -124,7 +124,7 @@ def test_tiles_and_reference_modes_agree(tmp_path, capsys):
 
 
 def test_device_model_beside_the_measured_latency(tmp_path, capsys):
-    from engine.baseline import runtime_baseline_bytes
+    from engine.runtime.baseline import runtime_baseline_bytes
     net = load_network("yolov2-tiny.cfg", 128)
     weights = random_params(net, 0).nbytes
     common = ["yolov2-tiny.cfg", "--size", "128", "--json", "--out", str(tmp_path / "p.png"), "--device", "rpi3"]
@@ -145,8 +145,8 @@ def test_device_model_beside_the_measured_latency(tmp_path, capsys):
 
 
 def test_budget_auto_fits_the_device(tmp_path, capsys, monkeypatch):
-    from engine.baseline import runtime_baseline_bytes
-    from engine.predict import Predictor
+    from engine.runtime.baseline import runtime_baseline_bytes
+    from engine.memory.predictor import Predictor
     monkeypatch.setenv("FUSETILE_CACHE", str(tmp_path))
     net = load_network("yolov2-tiny.cfg", 128)
     predictor = Predictor(net)

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.arena import live_bytes_timeline, overlaps_in_time
-from engine.fused import FusedExecutor, run_fused
-from engine.params import random_params
-from engine.plan import Group, Plan, parse_groups
-from engine.reference import run_reference
-from engine.reuse import REUSE_MODES
+from engine.lower.program import build_program
+from engine.lower.table import S_LAYER, S_MACS
+from engine.memory.planner import overlapping_pairs
+from engine.memory.timeline import program_live_bytes
+from engine.runtime.executor import FusedExecutor, run_fused
+from yolo.params import random_params
+from engine.ir.plan import REUSE_MODES, Group, Plan, parse_groups
+from engine.runtime.reference import run_reference
 from yolo.cfg import load_network
 from yolo.region import detect
 from tests.helpers import random_image, sharpened_params
@@ -27,14 +29,9 @@ def assert_close(fused, ref):
 
 
 def assert_arena_invariants(run):
-    buffers = run.schedule.buffers
-    offsets = run.layout.offsets
-    for i, a in enumerate(buffers):
-        for b in buffers[i + 1:]:
-            if overlaps_in_time(a, b):
-                a0, b0 = offsets[a.name], offsets[b.name]
-                assert a0 + a.nbytes <= b0 or b0 + b.nbytes <= a0, (a, b)
-    predicted = live_bytes_timeline(buffers, len(run.schedule.steps))
+    buffers = run.program.buffers
+    assert not overlapping_pairs(run.layout.offsets, buffers)
+    predicted = program_live_bytes(buffers, len(run.program.steps))
     assert tuple(int(v) for v in predicted) == run.live_bytes  # predicted == measured, step by step
     assert run.layout.size >= run.peak_bytes
     assert sum(e.nbytes for e in run.events) == 0  # everything allocated was freed
@@ -69,12 +66,11 @@ def test_random_stacks_fused_equals_reference(plan, seed):
 
 def test_executed_macs_count_the_overlap():
     net = load_network("yolov2.cfg")
-    lbl = FusedExecutor(Plan(net, ()), random_params(net, 0))
-    assert lbl.schedule.macs == net.macs
-    tiled = FusedExecutor(Plan(net, parse_groups("0-15:5x5")), random_params(net, 0)).schedule
-    in_group = sum(s.macs for s in tiled.steps if 0 <= s.layer <= 15)
+    assert build_program(Plan(net, ())).macs == net.macs
+    steps = build_program(Plan(net, parse_groups("0-15:5x5"))).steps
+    in_group = steps[(steps[:, S_LAYER] >= 0) & (steps[:, S_LAYER] <= 15), S_MACS].sum()
     assert 2.5 < in_group / sum(net[i].macs for i in range(16)) < 3.2  # overlap recomputed by every tile
-    outside = sum(s.macs for s in tiled.steps if s.layer > 15)
+    outside = steps[steps[:, S_LAYER] > 15, S_MACS].sum()
     assert outside == sum(l.macs for l in net.layers[16:])
 
 
@@ -105,6 +101,6 @@ def test_yolo_fused_plans_equal_reference_with_identical_detections(cfg, size):
 
 def test_two_groups_cut_yolov2_peak_below_a_quarter():
     net = load_network("yolov2.cfg")
-    run = FusedExecutor(Plan(net, parse_groups("0-7:4x4,8-16:2x2")), random_params(net, 0)).schedule
-    peak = int(live_bytes_timeline(run.buffers, len(run.steps)).max())
+    program = build_program(Plan(net, parse_groups("0-7:4x4,8-16:2x2")))
+    peak = int(program_live_bytes(program.buffers, len(program.steps)).max())
     assert peak * 4 <= 27_688_960

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from engine import reference_ops as ops
-from engine.params import ConvParams
+from engine.runtime import reference_ops as ops
+from yolo.params import ConvParams
 from kernels import layout
-from kernels.conv import ACT_CODES, conv_tile, conv_workspace
+from kernels.conv import ACT_CODES, conv_tile, workspace_sizes
 from kernels.pool import maxpool_tile
 
 
@@ -20,9 +20,10 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
     pad = k // 2
     expect = ops.conv_layer(x, p, stride, pad, 1, act)
     out = np.full((9, *expect.shape[1:]), np.nan, np.float32)[1:8]  # strided destination
-    ws = conv_workspace(5, k, 7, *expect.shape[1:], budget)
-    cols, acc, part = (np.empty(max(n, 1), np.float32) for n in (ws.cols, ws.acc, ws.part))
-    conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), p.epilogue(), ACT_CODES[act], k, stride, ws, cols, acc, part)
+    rows, block, *sizes = workspace_sizes(5, k, 7, *expect.shape[1:], budget)
+    cols, acc, part = (np.empty(max(n, 1), np.float32) for n in sizes)
+    conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), p.epilogue(), ACT_CODES[act], k, stride, rows, block, cols,
+              acc, part)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 

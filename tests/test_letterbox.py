@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.errors import ImageError
+from yolo.errors import ImageError
 from yolo.letterbox import fitted_size, letterbox, load_image, resize
 from tests import naive
 

@@ -15,10 +15,10 @@ import textwrap
 import tracemalloc
 
 
-from engine.fused import FusedExecutor
-from engine.params import random_params
-from engine.plan import Plan, parse_groups
-from engine.reference import run_reference
+from engine.runtime.executor import FusedExecutor
+from yolo.params import random_params
+from engine.ir.plan import Plan, parse_groups
+from engine.runtime.reference import run_reference
 from yolo.cfg import load_network
 from tests.helpers import random_image
 
@@ -41,8 +41,8 @@ def test_fused_run_allocates_nothing_outside_the_arena():
     x = random_image(net.input_shape)
     executor = FusedExecutor(Plan(net, parse_groups("0-7:4x4,8-16:2x2")), params)
     executor.run(x)  # warm-up: JIT cache load
-    arena = executor.new_arena()
-    fused = traced_peak(lambda: executor.execute(arena, x))
+    arena = executor.arena()
+    fused = traced_peak(lambda: executor.execute(x))
     assert fused <= SLACK_BYTES, fused
     assert arena.peak_bytes > 5_000_000
     reference = traced_peak(lambda: run_reference(net, params, x))
@@ -104,10 +104,10 @@ def test_kernels_make_no_nrt_allocations(tmp_path):
 
 BOUNDS_SCRIPT = """
 import numpy as np
-from engine.fused import run_fused
-from engine.params import random_params
-from engine.plan import Plan, parse_groups
-from engine.reference import run_reference
+from engine.runtime.executor import run_fused
+from yolo.params import random_params
+from engine.ir.plan import Plan, parse_groups
+from engine.runtime.reference import run_reference
 from yolo.cfg import load_network
 for cfg, size, specs in [("yolov2-tiny.cfg", 96, ["", "0-8:3x2", "0-5:3x3,6-13:2x2"]),
                          ("yolov2.cfg", 64, ["0-7:4x4,8-16:2x2", "0-16:2x1"])]:

@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.reference import run_reference
-from engine.reference_ops import region as region_forward
+from engine.runtime.reference import run_reference
+from engine.runtime.reference_ops import region as region_forward
 from yolo.cfg import load_network
 from yolo.letterbox import letterbox, load_image
 from yolo.region import decode, detect
 from yolo.weights import write_darknet
-from engine.run import default_image
+from engine.cli.pipeline import default_image
 from tests.helpers import bundled_text, sharpened_params
 
 CASES = [("yolov2-tiny.cfg", 416, 24.0), ("yolov2.cfg", 416, 6.0), ("yolov2.cfg", 320, 6.0),

@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.arena import plan_layout
-from engine.device_curves import DeviceModel, memory_span
-from engine.errors import FusetileError
-from engine.paging import DEVICES, _simulate, parse_device, simulate, touch_trace, weight_blocks
-from engine.plan import Plan, parse_groups
-from engine.predict import Predictor, weights_bytes
-from engine.schedule import build_schedule
-from engine.search import Evaluator
-from engine.costmodel import FEATURES, CostModel
+from engine.memory.planner import plan_layout
+from engine.device.curves import DeviceModel, memory_span
+from yolo.errors import FusetileError
+from engine.device.paging import DEVICES, _simulate, parse_device, simulate, touch_trace, weight_blocks
+from engine.ir.plan import Plan, parse_groups
+from engine.memory.predictor import Predictor, weights_bytes
+from engine.lower.program import build_program
+from engine.lower.table import B_BYTES, CONV_STEP, S_KIND, S_LAYER
+from engine.tune.search import Evaluator
+from engine.tune.costmodel import FEATURES, CostModel
 from yolo.cfg import load_network
 
 PAGE = 4096
@@ -67,45 +68,44 @@ NET = load_network("yolov2-tiny.cfg", 160)
 BASELINE = 50 * 2**20  # a stand-in runtime baseline: the model takes it as given
 
 
-def schedule_and_layout(spec):
-    schedule = build_schedule(Plan(NET, parse_groups(spec)))
-    return schedule, plan_layout(schedule.buffers)
+def program_and_layout(spec):
+    program = build_program(Plan(NET, parse_groups(spec)))
+    return program, plan_layout(program.buffers)
 
 
 @pytest.mark.parametrize("spec", ["", "0-5:4x4:stream,6-8:2x2:none", "0-8:3x2:checkerboard"])
 def test_more_memory_never_faults_more_and_enough_never_faults(spec):
-    schedule, layout = schedule_and_layout(spec)
+    program, layout = program_and_layout(spec)
     enough = BASELINE + layout.size + weights_bytes(NET) + 64 * PAGE
-    ins = [simulate(schedule, layout, DEVICES["rpi3"], BASELINE + m, BASELINE).swap_ins
+    ins = [simulate(program, layout, DEVICES["rpi3"], BASELINE + m, BASELINE).swap_ins
            for m in np.linspace(weights_bytes(NET) // 4, enough - BASELINE, 9).astype(int)]
     assert ins == sorted(ins, reverse=True) and ins[0] > 0 and ins[-1] == 0
-    fits = simulate(schedule, layout, DEVICES["rpi3"], enough, BASELINE)
+    fits = simulate(program, layout, DEVICES["rpi3"], enough, BASELINE)
     assert fits.swap_ins == fits.swap_outs == 0 and fits.seconds == 0
     assert fits.working_set_bytes <= -(-layout.size // PAGE) * PAGE + weights_bytes(NET) + 32 * PAGE
 
 
 def test_trace_touches_the_bytes_each_step_names():
-    schedule, layout = schedule_and_layout("0-5:2x2:stream")
-    (starts, ends, writes), blocks = touch_trace(schedule, layout, PAGE)
+    program, layout = program_and_layout("0-5:2x2:stream")
+    (starts, ends, writes), blocks = touch_trace(program, layout, PAGE)
     assert (ends > starts).all()
     arena = np.zeros(layout.size, bool)
     for s, e in zip(starts, ends):
         if s < layout.size:
             arena[s:e] = True
     # every byte of every buffer is touched (tiles are written whole, maps read whole by someone) ...
-    for spec in schedule.buffers:
-        at = layout.offsets[spec.name]
-        assert arena[at:at + spec.nbytes].all(), spec.name
+    for b, (at, size) in enumerate(zip(layout.offsets, program.buffers[:, B_BYTES])):
+        assert arena[at:at + size].all(), program.name(b)
     # ... and nothing outside the buffers
     covered = np.zeros(layout.size, bool)
-    for spec in schedule.buffers:
-        covered[layout.offsets[spec.name]:layout.offsets[spec.name] + spec.nbytes] = True
+    for at, size in zip(layout.offsets, program.buffers[:, B_BYTES]):
+        covered[at:at + size] = True
     assert not (arena & ~covered).any()
     # weights: one read of the layer's block per conv step, nothing written there
     weight_reads = [(s, e) for s, e, w in zip(starts, ends, writes) if s >= layout.size]
     assert all(not w for s, w in zip(starts, writes) if s >= layout.size)
-    conv_steps = [st for st in schedule.steps if st.kind == "conv"]
-    assert weight_reads == [blocks[st.layer] for st in conv_steps]
+    conv_layers = program.steps[program.steps[:, S_KIND] == CONV_STEP, S_LAYER]
+    assert weight_reads == [blocks[layer] for layer in conv_layers]
     assert sum(e - s for s, e in blocks.values()) == weights_bytes(NET)
 
 
@@ -120,9 +120,9 @@ def test_device_presets_and_overrides():
                          ("rpi3:speed=3", "bad field 'speed=3'"), ("rpi3:page=1B", "at least 512 B")]:
         with pytest.raises(FusetileError, match=message):
             parse_device(bad)
-    schedule, layout = schedule_and_layout("")
+    program, layout = program_and_layout("")
     with pytest.raises(FusetileError, match="no larger than the runtime baseline"):
-        simulate(schedule, layout, rpi3, BASELINE, BASELINE)
+        simulate(program, layout, rpi3, BASELINE, BASELINE)
 
 
 def test_weight_blocks_are_page_aligned_and_disjoint():

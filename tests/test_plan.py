@@ -1,6 +1,6 @@
 import pytest
 
-from engine.plan import Group, Plan, PlanError, default_groups, parse_grid, parse_groups
+from engine.ir.plan import Group, Plan, PlanError, default_groups, parse_grid, parse_groups
 from yolo.cfg import load_network
 
 

@@ -1,16 +1,17 @@
-"""The predictor agrees with the executor's schedule and arena to the byte on hundreds of random
+"""The predictor agrees with the executor's program and arena to the byte on hundreds of random
 configurations; on a mismatch the message names the first differing segment, its step and buffers."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.arena import live_bytes_timeline, plan_layout
-from engine.fused import run_fused
-from engine.params import random_params
-from engine.plan import Group, Plan, PlanError
-from engine.predict import Predictor, weights_bytes
-from engine.reuse import REUSE_MODES
-from engine.schedule import build_schedule
+from engine.lower.program import build_program
+from engine.lower.table import B_FIRST, B_LAST, S_KIND, S_LAYER, S_SEGMENT, STEP_KINDS
+from engine.memory.planner import plan_layout
+from engine.memory.timeline import program_live_bytes
+from engine.runtime.executor import run_fused
+from yolo.params import random_params
+from engine.ir.plan import REUSE_MODES, Group, Plan, PlanError
+from engine.memory.predictor import Predictor, weights_bytes
 from yolo.cfg import load_network
 from tests.helpers import random_image
 from tests.strategies import stacks
@@ -47,22 +48,24 @@ def configurations(draw, network):
 def assert_prediction_exact(plan, scratch):
     pred = predictor(plan.network, scratch)
     got = pred.predict(plan)
-    schedule = build_schedule(plan, scratch, cache=pred.schedules)
-    timeline = live_bytes_timeline(schedule.buffers, len(schedule.steps))
+    program = build_program(plan, scratch, pred.lowering)
+    timeline = program_live_bytes(program.buffers, len(program.steps))
     if got.peak_bytes != int(timeline.max()):
-        # per segment: the step where the schedule's peak within the segment lies
-        bounds = np.flatnonzero(np.diff([-2] + [s.group if s.group is not None else -1 - s.index
-                                                for s in schedule.steps]))
+        # per segment: the step where the program's peak within the segment lies
+        seg = program.steps[:, S_SEGMENT]
+        bounds = np.flatnonzero(np.diff(np.concatenate([[-2], np.where(seg >= 0, seg, -1 - np.arange(len(seg)))])))
         for k, start in enumerate(bounds):
             stop = bounds[k + 1] if k + 1 < len(bounds) else len(timeline)
             peak = int(timeline[start:stop].max())
             if peak != got.segment_peaks[k]:
                 at = start + int(timeline[start:stop].argmax())
-                live = [b.name for b in schedule.buffers if b.first_step <= at <= b.last_step]
-                pytest.fail(f"{plan}: segment {k} predicted {got.segment_peaks[k]} B, schedule {peak} B at step {at} "
-                            f"({schedule.steps[at].kind} L{schedule.steps[at].layer}); live: {live}")
+                b = program.buffers
+                live = [program.name(i) for i in np.flatnonzero((b[:, B_FIRST] <= at) & (at <= b[:, B_LAST]))]
+                row = program.steps[at]
+                pytest.fail(f"{plan}: segment {k} predicted {got.segment_peaks[k]} B, program {peak} B at step {at} "
+                            f"({STEP_KINDS[row[S_KIND]]} L{row[S_LAYER]}); live: {live}")
         pytest.fail(f"{plan}: peak {got.peak_bytes} != {int(timeline.max())}")
-    assert got.arena_bytes == plan_layout(schedule.buffers).size, plan
+    assert got.arena_bytes == plan_layout(program.buffers).size, plan
     return got
 
 

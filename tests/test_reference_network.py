@@ -1,8 +1,9 @@
 import numpy as np
 
-from engine.network import nbytes
-from engine.params import random_params
-from engine.reference import layer_by_layer_live_bytes, run_reference
+from yolo.network import nbytes
+from yolo.params import random_params
+from engine.memory.timeline import layer_by_layer_live_bytes
+from engine.runtime.reference import run_reference
 from yolo.cfg import load_network
 from tests.helpers import random_image
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine import reference_ops as ops
-from engine.params import ConvParams
+from engine.runtime import reference_ops as ops
+from yolo.params import ConvParams
 from tests import naive
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
-from engine.network import Region
-from engine.reference_ops import region as region_forward
+from yolo.network import Region
+from engine.runtime.reference_ops import region as region_forward
 from yolo.region import Candidates, correct_boxes, decode, iou, nms, Detection
 
 LAYER = Region(1, (0,), (2 * 7, 2, 3), (2 * 7, 2, 3), anchors=(1.0, 2.0, 3.0, 1.5), classes=2, coords=4, num=2)

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from engine.costmodel import FEATURES, CostModel, load_or_calibrate
-from engine.plan import Group, Plan
-from engine.predict import Predictor
-from engine.run import main
-from engine.search import Evaluator, chain_ends, search, smallest_feasible_peak
+from engine.tune.costmodel import FEATURES, CostModel, load_or_calibrate
+from engine.ir.plan import Group, Plan
+from engine.memory.predictor import Predictor
+from engine.cli.main import main
+from engine.tune.search import Evaluator, chain_ends, search, smallest_feasible_peak
 from yolo.cfg import load_network
 from tests.helpers import random_stack
 

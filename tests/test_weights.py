@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from engine.errors import WeightsError
-from engine.params import Header, Params, random_params
-from engine.reference import run_reference
+from yolo.errors import WeightsError
+from yolo.params import Header, Params, random_params
+from engine.runtime.reference import run_reference
 from yolo.cfg import load_network
 from yolo.convert import main as convert_main
 from yolo.h5store import read_h5, write_h5

@@ -1,4 +1,4 @@
-"""Darknet .cfg parsing: text -> [Section] (with line numbers) -> engine.network.Network.
+"""Darknet .cfg parsing: text -> [Section] (with line numbers) -> yolo.network.Network.
 
 Unknown sections and keys are errors; training-only keys are ignored by an explicit list, so a typo
 never passes silently. Every error names the file, the line, the key and the value.
@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import CfgError
-from engine.network import (ACTIVATIONS, AvgPool, Cost, Layer, Network, Region, Softmax,
+from yolo.errors import CfgError
+from yolo.network import (ACTIVATIONS, AvgPool, Cost, Layer, Network, Region, Softmax,
                             make_conv, make_maxpool, make_reorg, make_route)
 
 BUNDLED_DIR = Path(__file__).parent / "data"

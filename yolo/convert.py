@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.errors import FusetileError, WeightsError
+from yolo.errors import FusetileError, WeightsError
 from yolo.cfg import build_network, parse_sections, resolve_cfg
 from yolo.h5store import read_h5, read_h5_cfg, write_h5
 from yolo.weights import is_hdf5, read_darknet, write_darknet

@@ -9,9 +9,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from engine.errors import WeightsError
-from engine.network import Network
-from engine.params import ConvParams, Header, Params, conv_layers, expected_arrays
+from yolo.errors import WeightsError
+from yolo.network import Network
+from yolo.params import ConvParams, Header, Params, conv_layers, expected_arrays
 from yolo.files import atomic_output
 
 FORMAT = "fusetile-weights-1"

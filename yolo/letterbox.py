@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import ImageError
+from yolo.errors import ImageError
 
 GREY = np.float32(0.5)
 

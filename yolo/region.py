@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.network import Region
+from yolo.network import Region
 from yolo.letterbox import fitted_size
 
 

@@ -1,0 +1,144 @@
+"""The command line's arguments: parsing, value checks, and the combinations refused up front."""
+from __future__ import annotations
+
+import argparse
+
+from engine.ir.plan import REUSE_MODES
+from engine.lower.group import DEFAULT_SCRATCH_BYTES
+from engine.units import parse_size
+from yolo.errors import FusetileError
+
+DEFAULT_CFG = "yolov2.cfg"
+DEFAULT_REUSE = "stream"
+
+EPILOG = """\
+CFG is a path or a bundled cfg: yolov2.cfg (416x416, the classic YOLOv2), yolov2-tiny.cfg,
+yolov2-voc.cfg, yolov2-tiny-voc.cfg. For the 608x608 network of pjreddie's current cfg use
+--size 608 (any multiple of the network's stride, 32 for YOLOv2, works).
+
+Without --weights the network gets deterministic random weights (--seed): the tensors are real,
+the detections are meaningless. Weights may be Darknet .weights or the HDF5 store (python -m yolo.convert).
+
+Modes: fused by default. With neither --tiles nor --groups, two groups are fused: the layers up to the
+pool that reaches stride 8 on a 4x4 grid, then the layers up to the last one at stride 16 on 2x2 (yolov2:
+0-7:4x4,8-16:2x2; yolov2-tiny: 0-5:4x4,6-8:2x2). --tiles RxC fuses that whole span as one group (yolov2:
+0-16, yolov2-tiny: 0-8) on an R x C grid. --groups gives explicit groups with inclusive Darknet layer
+indices. Layers outside every group run layer by layer, inside the same arena. --reference runs the
+layer-by-layer NumPy reference instead.
+
+Reuse (--reuse, or per group: --groups "0-7:4x4:stream,8-16:2x2:none"): "none" recomputes the overlap
+between neighbouring tiles in every tile; "checkerboard" (DeepThings) runs every other tile in full and
+lets the tiles between them copy the overlap from strips their neighbours saved; "stream" runs tiles in
+raster order, each computing only what no earlier tile computed and keeping strips for the next tile
+in its row and the tile below: no element is computed twice. Saved strips are arena buffers and count
+in the measured peak.
+
+Memory: "measured_peak_bytes" is the peak of live bytes the fused executor actually allocated in its
+arena: feature maps, tiles, saved strips and conv workspaces, the input image included. "layer_by_layer_peak_bytes"
+is the peak of live feature maps when running layer by layer (no workspace). Weights are excluded and
+reported separately ("weights_bytes"). "predicted_process_bytes" estimates the whole process as weights +
+arena + "runtime_baseline_bytes" (the interpreter and libraries, measured once per machine in a child
+process that runs every kernel on a toy network); "measured_process_peak_bytes" is this process's
+resident high-water mark, which also holds the image, the picture and the random weights' temporaries.
+
+Device model (--device, --device-memory): A MODEL, NOT A MEASUREMENT. The run's schedule (every step
+the executor performs, at the arena offsets it uses) is replayed as page touches, weights included,
+against least-recently-used pages as large as the device memory less the runtime baseline; swap-ins
+cost the device's fault latency plus a page read, evictions of written pages a page write. It reports
+the steady state (a second inference) as "device" in the JSON: swap-ins, swap-outs, paging seconds and
+"modelled_latency_s" = the latency measured here + paging seconds. It ignores the device's slower
+compute, readahead, the page cache, other processes and the kernel's approximations of LRU.
+--budget auto searches for the device: the search's picks for activation budgets from what the device
+leaves (memory - runtime baseline - weights) down to the smallest feasible peak are replayed through
+the model, and the one of least modelled latency (predicted compute + paging) runs.
+
+Errors print one line on stderr and exit with status 2.
+"""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, status 2, as for every other bad input
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
+    return value
+
+
+def byte_size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    ap = ArgumentParser(prog="python -m engine.run", description="Run a Darknet YOLOv2 network on an image.",
+                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cfg", nargs="?", default=DEFAULT_CFG, help=f"Darknet cfg path or bundled name (default {DEFAULT_CFG})")
+    ap.add_argument("image", nargs="?", help="input image (default: matplotlib's sample grace_hopper.jpg)")
+    ap.add_argument("--weights", help="Darknet .weights or fusetile .h5 (default: deterministic random weights)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights used without --weights (default 0)")
+    ap.add_argument("--size", type=positive_int, help="network input width = height, a multiple of the network's stride")
+    ap.add_argument("--thresh", type=fraction, default=0.5, help="detection threshold (default 0.5)")
+    ap.add_argument("--nms", type=fraction, default=0.45, help="NMS IoU threshold (default 0.45)")
+    ap.add_argument("--out", default="predictions.png", help="picture with boxes (default predictions.png)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
+    ap.add_argument("--save-output", metavar="FILE.npy", help="save the raw output feeding [region] as float32 (C, H, W)")
+    ap.add_argument("--tiles", metavar="RxC", help="fuse the default span as one group on an R x C grid (e.g. 3x3)")
+    ap.add_argument("--groups", metavar="SPEC", help='explicit fused groups, e.g. "0-7:4x4,8-16:2x2" (inclusive layers)')
+    ap.add_argument("--reuse", default=DEFAULT_REUSE, metavar="|".join(REUSE_MODES),
+                    help=f"how tiles share overlapping work, for groups that name no mode (default {DEFAULT_REUSE})")
+    ap.add_argument("--scratch-kib", type=positive_int, default=DEFAULT_SCRATCH_BYTES // 1024,
+                    help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024})")
+    ap.add_argument("--budget", type=budget_arg, metavar="SIZE|auto",
+                    help="search the fastest configuration whose predicted peak fits SIZE (e.g. 6MB, 5MiB), run it; "
+                         "auto: the least modelled latency on --device")
+    ap.add_argument("--max-grid", type=positive_int, default=8, metavar="N",
+                    help="--budget searches grids up to N x N, non-square included (default 8)")
+    ap.add_argument("--device", metavar="NAME[:FIELDS]",
+                    help="model paging on a device: rpi3, rpi4-usb-ssd or zram, fields overridable as in "
+                         "rpi3:fault=1ms,read=10MB/s (a model, see below)")
+    ap.add_argument("--device-memory", type=byte_size, metavar="SIZE",
+                    help="the device's memory for --device (default: the preset's, e.g. 1GB for rpi3)")
+    ap.add_argument("--plot", metavar="DIR", help="write profile.png, timeline.png and (fused) arena.png into DIR")
+    ap.add_argument("--reference", action="store_true", help="run the layer-by-layer NumPy reference")
+    return ap
+
+
+def budget_arg(text: str):
+    """A size, or "auto": what the --device leaves for activations."""
+    return "auto" if text.strip().lower() == "auto" else byte_size(text)
+
+
+
+def check_combinations(args) -> None:
+    """Options that cannot go together are refused before anything runs."""
+    chosen = [name for name, given in (("--tiles", args.tiles), ("--groups", args.groups is not None),
+                                       ("--reference", args.reference)) if given]
+    if args.budget is not None and chosen:
+        raise FusetileError(f"--budget searches the plan: drop {' and '.join(chosen)}, or drop --budget")
+    if len(chosen) > 1:
+        raise FusetileError(f"{' and '.join(chosen)} both given: each chooses the plan; use one")
+    if args.device_memory is not None and args.device is None:
+        raise FusetileError("--device-memory needs --device (rpi3, rpi4-usb-ssd or zram)")
+    if args.device is not None and not args.device.strip():
+        raise FusetileError("--device '': expected a device name: rpi3, rpi4-usb-ssd or zram")
+    if args.budget == "auto" and args.device is None:
+        raise FusetileError("--budget auto fits the device: give --device (and --device-memory)")

@@ -1,0 +1,39 @@
+"""Command line: detections, a picture with boxes, and the run's memory and latency figures.
+
+    python -m engine.run [CFG] [IMAGE] [--weights FILE] [--size N] [--json] ...
+
+The default mode is fused: the memory-heavy early layers run as fused, tiled groups; everything runs in
+one arena whose every allocation is recorded. Memory figures count activations: every live feature map,
+tile and conv workspace, the input image included; weights are reported separately ("weights_bytes").
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from engine.cli.args import build_parser, check_combinations
+from yolo.errors import FusetileError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check_combinations(args)
+        from engine.cli.pipeline import run
+        report = run(args)
+    except FusetileError as err:
+        print(f"engine.run: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"engine.run: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report))
+    else:
+        from engine.report.text import print_human
+        print_human(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The run itself: network, plan (given or searched), weights, image, execution, detections and outputs,
+and the report's figures."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from engine.ir.plan import Plan, PlanError, check_reuse, default_groups, parse_grid, parse_groups
+from engine.memory.predictor import Predictor
+from engine.memory.timeline import layer_by_layer_live_bytes
+from engine.report.accounting import group_dict, group_macs, group_memory
+from engine.report.schema import process_memory, search_report
+from engine.runtime.executor import FusedExecutor
+from engine.runtime.reference import run_reference
+from yolo.errors import FusetileError
+from yolo.network import Network
+from yolo.params import Params, random_params
+
+
+def default_image() -> Path:
+    import matplotlib.cbook
+    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def check_writable(path: str | None, what: str) -> None:
+    if path is not None and not Path(path).absolute().parent.is_dir():
+        raise FusetileError(f"{what} {path!r}: folder {Path(path).absolute().parent} does not exist")
+
+
+def load_params(args, network: Network) -> Params:
+    if args.weights is None:
+        print(f"warning: no --weights given: using deterministic random weights (seed {args.seed}); "
+              f"detections are meaningless", file=sys.stderr)
+        return random_params(network, args.seed)
+    from yolo.weights import load_weights
+    if not Path(args.weights).is_file():
+        raise FusetileError(f"--weights {args.weights!r}: no such file")
+    return load_weights(args.weights, network)
+
+
+def run(args) -> dict:
+    from yolo.cfg import load_network
+    from yolo.draw import draw_detections, save_picture
+    from yolo.letterbox import letterbox, load_image
+    from yolo.names import class_names
+    from yolo.region import detect
+
+    check_writable(args.out, "--out")
+    check_writable(args.save_output, "--save-output")
+    if args.plot is not None and not Path(args.plot).is_dir():
+        check_writable(args.plot, "--plot")  # a new folder is made, inside an existing one
+    target = device_target(args) if args.device or args.device_memory else None
+    network = load_network(args.cfg, args.size)
+    if network.region is None:
+        raise FusetileError(f"cfg {args.cfg!r} has no [region] layer: engine.run detects with YOLOv2 networks")
+    searched = None
+    if args.budget is not None:
+        searched = search_plan(args, network, target)
+        plan = Plan(network, searched[0].groups)
+    else:
+        plan = make_plan(args, network)
+    image_path = Path(args.image) if args.image else default_image()
+    image = load_image(image_path)
+    params = load_params(args, network)
+    _, net_h, net_w = network.input_shape
+    x = letterbox(image, net_w, net_h)
+
+    run = execute(args, plan, params, x)
+    detections = detect(run.output, network.region, (image.shape[2], image.shape[1]), (net_w, net_h),
+                        args.thresh, args.nms)
+    names = class_names(network.region.classes)
+
+    if args.save_output:
+        from yolo.files import atomic_write_bytes
+        import io
+        buffer = io.BytesIO()
+        np.save(buffer, run.head.astype(np.float32))
+        atomic_write_bytes(args.save_output, buffer.getvalue())
+    save_picture(draw_detections(image, detections, names), args.out)
+    if args.plot is not None:
+        write_plots(Path(args.plot), plan, run, args)
+
+    lbl_peak = max(layer_by_layer_live_bytes(network))
+    memory = {"layer_by_layer_peak_bytes": lbl_peak, "weights_bytes": params.nbytes,
+              "counts": "live activation bytes: feature maps, tiles, saved strips and conv workspaces, input image included; "
+                        "weights excluded"}
+    macs = {"network": network.macs}
+    if args.reference:
+        memory |= {"measured_peak_bytes": run.peak_bytes}
+        macs |= {"executed": network.macs, "overhead": 1.0}
+    else:
+        predicted = Predictor(network, args.scratch_kib * 1024).predict(plan)
+        memory |= {"measured_peak_bytes": run.peak_bytes, "predicted_peak_bytes": predicted.peak_bytes,
+                   "arena_bytes": run.arena_bytes, "predicted_arena_bytes": predicted.arena_bytes,
+                   "groups": group_memory(run.program, run.live_bytes)}
+        macs |= {"executed": run.macs, "overhead": round(run.macs / network.macs, 6),
+                 "groups": group_macs(run.program)}
+    memory |= process_memory(args, params.nbytes, None if args.reference else memory["predicted_arena_bytes"])
+    report = {
+        "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
+                   "weights": params.source, "image": str(image_path),
+                   "groups": [group_dict(g) for g in plan.groups],
+                   "scratch_bytes": args.scratch_kib * 1024} | search_report(args, searched),
+        "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
+                        "box": [round(v, 2) for v in d.pixel_box(image.shape[2], image.shape[1])]}
+                       for d in detections],
+        "latency_s": round(run.seconds, 6),
+        "memory": memory,
+        "macs": macs,
+        "outputs": {"picture": str(args.out), "raw_output": args.save_output, "plots": args.plot},
+    }
+    if target is not None:
+        report["device"] = model_device(*target, args, plan, run)
+    return report
+
+
+def device_target(args):
+    """(device, its memory bytes, the runtime baseline) from --device and --device-memory, checked up front."""
+    from engine.runtime.baseline import runtime_baseline_bytes
+    from engine.device.paging import parse_device
+    device = parse_device(args.device)
+    memory = args.device_memory if args.device_memory is not None else device.memory_bytes
+    baseline = runtime_baseline_bytes()
+    if memory <= baseline + device.page_bytes:
+        raise FusetileError(f"--device-memory {memory} B: no larger than the runtime baseline ({baseline} B "
+                            f"measured); the model needs memory for weights and activations")
+    return device, memory, baseline
+
+
+def model_device(device, memory: int, baseline: int, args, plan: Plan, run) -> dict:
+    """The paging model of this run's program (in reference mode: of the layer-by-layer program)."""
+    from engine.device.paging import simulate
+    if args.reference:
+        from engine.lower.program import build_program
+        from engine.memory.planner import plan_layout
+        program = build_program(Plan(plan.network, ()), args.scratch_kib * 1024)
+        layout = plan_layout(program.buffers)
+    else:
+        program, layout = run.program, run.layout
+    return simulate(program, layout, device, memory, baseline).report(run.seconds)
+
+
+def write_plots(folder: Path, plan: Plan, run, args) -> None:
+    folder.mkdir(exist_ok=True)
+    import matplotlib
+    matplotlib.use("Agg")
+    from engine.report import plots
+    plots.save(plots.layer_profile(plan.network, plan.groups), folder / "profile.png")
+    if args.reference:
+        plots.save(plots.live_timeline(run.live_bytes, label="(reference, per layer)"), folder / "timeline.png")
+        return
+    from engine.memory.timeline import program_live_bytes
+    predicted = program_live_bytes(run.program.buffers, len(run.program.steps))
+    plots.save(plots.live_timeline(run.live_bytes, predicted), folder / "timeline.png")
+    plots.save(plots.arena_map(run.program, run.layout), folder / "arena.png")
+
+
+AUTO_BUDGET = ("--budget auto: the searched configurations for activation budgets from what the device leaves "
+               "down to the smallest feasible peak, replayed through the paging model; the least modelled latency "
+               "(compute + paging) wins")
+
+
+def search_plan(args, network: Network, target):
+    """(the chosen configuration, the activation budget searched, how it was chosen)."""
+    from engine.tune.costmodel import load_or_calibrate
+    from engine.tune.search import Choice, Evaluator, search, smallest_feasible_peak
+    scratch = args.scratch_kib * 1024
+    predictor = Predictor(network, scratch)
+    evaluator = Evaluator(predictor, load_or_calibrate(network, scratch))
+    grids = tuple((r, c) for r in range(1, args.max_grid + 1) for c in range(1, args.max_grid + 1))
+    if args.budget == "auto":
+        from engine.device.curves import DeviceModel
+        device, memory, baseline = target
+        best = DeviceModel(evaluator, device, baseline).best_searched(memory, grids)
+        return (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.groups)),
+                memory - baseline - predictor.weights_bytes, AUTO_BUDGET)
+    found = search(evaluator, args.budget, grids=grids, progress=not args.json and sys.stderr.isatty())
+    if not found:
+        low = smallest_feasible_peak(evaluator, grids=grids)
+        raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
+                        f"peak is {low} B ({low / 2**20:.2f} MiB)")
+    return found[0], args.budget, "the fastest predicted configuration whose predicted peak fits"
+
+
+def make_plan(args, network: Network) -> Plan:
+    """The plan the arguments name (their combinations were checked by ``check_combinations``)."""
+    if args.reference:
+        return Plan(network, ())
+    reuse = check_reuse(args.reuse)
+    if args.groups is not None:
+        groups = parse_groups(args.groups, reuse)
+    else:
+        groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None, reuse)
+    return Plan(network, groups)
+
+
+def execute(args, plan: Plan, params: Params, x: np.ndarray):
+    """One warm-up run (JIT cache load, page faults), then the measured run."""
+    if args.reference:
+        run_reference(plan.network, params, x)
+        return run_reference(plan.network, params, x)
+    executor = FusedExecutor(plan, params, args.scratch_kib * 1024)
+    executor.run(x)
+    return executor.run(x)

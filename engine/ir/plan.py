@@ -1,0 +1,147 @@
+"""Plans: which consecutive layers are fused into groups, and each group's grid.
+
+Layers outside every group run layer by layer. A spec string reads "0-7:4x4,8-16:2x2" (inclusive
+Darknet layer indices, rows x cols).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from engine.ir.fusion import fusion
+from yolo.errors import FusetileError
+from yolo.network import Conv, MaxPool, Network
+
+REUSE_MODES = ("none", "checkerboard", "stream")
+
+
+class PlanError(FusetileError):
+    """A fusing/tiling configuration that cannot run on the network."""
+
+
+@dataclass(frozen=True)
+class Group:
+    first: int
+    last: int
+    rows: int = 1
+    cols: int = 1
+    reuse: str = "none"  # one of REUSE_MODES
+
+    @property
+    def layers(self) -> range:
+        return range(self.first, self.last + 1)
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    network: Network
+    groups: tuple[Group, ...]
+
+    def __post_init__(self):
+        validate(self.network, self.groups)
+
+    @property
+    def spec(self) -> str:
+        return ",".join(str(g) for g in self.groups)
+
+    def __repr__(self) -> str:
+        return f"Plan({self.network.name}, {self.spec or 'layer by layer'})"
+
+
+def validate(network: Network, groups: tuple[Group, ...]) -> None:
+    n = len(network)
+    previous_last = -1
+    for g in groups:
+        if g.first > g.last:
+            raise PlanError(f"group {g}: layers {g.first}-{g.last} are reversed: FIRST-LAST with FIRST <= LAST, "
+                            f"e.g. {g.last}-{g.first}")
+        if not 0 <= g.first <= g.last < n:
+            raise PlanError(f"group {g}: layers {g.first}-{g.last} out of range: {network.name} has layers 0-{n - 1}")
+        if g.first <= previous_last:
+            raise PlanError(f"group {g} overlaps or precedes the group ending at layer {previous_last}: "
+                            f"groups must be disjoint and in layer order")
+        previous_last = g.last
+        rule = fusion(network)
+        for i in g.layers:
+            if not rule.can_tile[i]:
+                grouped = f" with groups={network[i].groups}" if isinstance(network[i], Conv) else ""
+                raise PlanError(f"group {g}: layer {i} is a {network[i].kind}{grouped}; a group may contain only "
+                                f"ungrouped conv and maxpool layers (valid spans: {', '.join(fusable_spans(network))})")
+            if i < g.last and not rule.joins_next[i]:
+                nxt = network[i + 1]
+                why = (f"layer {i + 1} does not read layer {i} alone" if nxt.inputs != (i,) else
+                       f"layer {i}'s output is also read outside the group")
+                raise PlanError(f"group {g}: {why}; a group must be a chain: end the group at layer {i} or before "
+                                f"(valid spans: {', '.join(fusable_spans(network))})")
+        if g.reuse not in REUSE_MODES:
+            raise PlanError(f"group {g}: reuse mode {g.reuse!r}: expected one of {', '.join(REUSE_MODES)}")
+        if g.rows < 1 or g.cols < 1:
+            raise PlanError(f"group {g}: grid {g.rows}x{g.cols}: expected at least 1x1")
+        _, h, w = network[g.last].out_shape
+        if g.rows > h or g.cols > w:
+            raise PlanError(f"group {g}: grid {g.rows}x{g.cols} exceeds the group's {h}x{w} output map; "
+                            f"at most {h}x{w}")
+
+
+def fusable_spans(network: Network) -> list[str]:
+    """Maximal runs of layers that could form one group, as 'a-b' strings (for error messages)."""
+    return [f"{a}-{b}" for a, b in fusion(network).spans()]
+
+
+GROUP_RE = re.compile(r"^(\d+)-(\d+):(\d+)x(\d+)(?::(\w+))?$")
+
+
+def parse_grid(text: str, what: str = "--tiles") -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not m or int(m[1]) < 1 or int(m[2]) < 1:
+        raise PlanError(f"{what} {text!r}: expected ROWSxCOLS such as 3x3 or 2x4")
+    return int(m[1]), int(m[2])
+
+
+def check_reuse(mode: str, what: str = "--reuse") -> str:
+    if mode not in REUSE_MODES:
+        raise PlanError(f"{what}: reuse mode {mode!r}: expected one of {', '.join(REUSE_MODES)}")
+    return mode
+
+
+def parse_groups(spec: str, reuse: str = "none") -> tuple[Group, ...]:
+    """'0-7:4x4:stream,8-16:2x2' -> groups (``reuse`` where a group names no mode); '' = layer by layer."""
+    groups = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        m = GROUP_RE.match(part)
+        if not m:
+            raise PlanError(f"--groups {part!r}: expected FIRST-LAST:ROWSxCOLS[:REUSE] such as 0-7:4x4 or "
+                            f"0-7:4x4:stream")
+        mode = check_reuse(m[5] or reuse, f"--groups {part!r}")
+        groups.append(Group(int(m[1]), int(m[2]), int(m[3]), int(m[4]), mode))
+    return tuple(groups)
+
+
+def stride_at(network: Network) -> list[int]:
+    """Output stride of every layer along the main chain (1 = input resolution)."""
+    _, h, _ = network.input_shape
+    return [max(h // l.out_shape[1], 1) for l in network.layers]
+
+
+def default_span(network: Network) -> tuple[int, int]:
+    """The memory-heavy early chain: from layer 0 to the last chain layer at stride <= 16."""
+    strides = stride_at(network)
+    ends = [i for i in fusion(network).ends(0) if strides[i] <= 16]
+    return 0, ends[-1] if ends else 0
+
+
+def default_groups(network: Network, tiles: tuple[int, int] | None = None, reuse: str = "none") -> tuple[Group, ...]:
+    """With ``tiles``: one group over the default span. Without: two groups split after the pool that
+    reaches stride 8, fine grid (4x4) early, coarse grid (2x2) late (Farley & Gerstlauer's shape)."""
+    first, last = default_span(network)
+    if tiles is not None:
+        return (Group(first, last, *tiles, reuse),)
+    strides = stride_at(network)
+    cut = max((i for i in range(first, last) if strides[i] <= 8 and isinstance(network[i], MaxPool)), default=None)
+    if cut is None:
+        return (Group(first, last, 2, 2, reuse),)
+    groups = (Group(first, cut, 4, 4, reuse), Group(cut + 1, last, 2, 2, reuse))
+    return tuple(g for g in groups if g.first <= g.last)

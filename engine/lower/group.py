@@ -1,0 +1,102 @@
+"""A group's lowered program, and the lowering of any group of one network (geometry cached per axis)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.ir.fusion import fusion
+from engine.ir.plan import REUSE_MODES, Group
+from engine.lower.geometry import axis_geometry
+from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_W,
+                                GROUP_OUTPUT, GROUP_SOURCE, STEP_COLUMNS, STEP_KINDS, S_DST, S_KIND, S_LAYER,
+                                S_MACS, S_SRC, S_TILE, layer_table)
+from engine.lower.walk import capacity, lower_group
+from yolo.network import Network
+
+DEFAULT_SCRATCH_BYTES = 1 << 20  # per conv step: im2col band + GEMM result
+
+
+@dataclass(frozen=True, eq=False)
+class GroupProgram:
+    """One group's steps and its buffers, numbered locally (0: its input map, 1: its output map, owned by the
+    plan; 2..: its own). It depends only on the group and the layers' shapes, so it is cached and spliced."""
+    group: Group
+    steps: np.ndarray    # (steps, STEP_COLUMNS) int64
+    buffers: np.ndarray  # (buffers, BUFFER_COLUMNS) int64; rows 0 and 1 unused (the plan's maps)
+    source_last: int     # the last step reading the group's input map
+
+    @property
+    def macs(self) -> int:
+        return int(self.steps[:, S_MACS].sum())
+
+    def describe(self, limit: int = 40) -> str:
+        """A readable listing of the first ``limit`` steps (for notebooks and debugging)."""
+        name = lambda b: {GROUP_SOURCE: "input", GROUP_OUTPUT: "output"}.get(b, f"{BUFFER_KINDS[self.buffers[b, B_KIND]]}{b}")
+        lines = [f"group {self.group}: {len(self.steps)} steps, {len(self.buffers) - 2} own buffers, "
+                 f"{self.macs / 1e6:.1f} MMAC"]
+        for s, row in enumerate(self.steps[:limit]):
+            src, dst = row[S_SRC], row[S_DST]
+            lines.append(f"{s:>5} tile {row[S_TILE]:>3} L{row[S_LAYER]:<3} {STEP_KINDS[row[S_KIND]]:<7} "
+                         f"{name(src)}{tuple(int(v) for v in row[S_SRC + 1:S_SRC + 5])} -> "
+                         f"{name(dst)}{tuple(int(v) for v in row[S_DST + 1:S_DST + 5])}")
+        if len(self.steps) > limit:
+            lines.append(f"... {len(self.steps) - limit} more")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"GroupProgram({self.group}, steps={len(self.steps)}, buffers={len(self.buffers) - 2})"
+
+
+class Lowering:
+    """Lowers any group of one network under one workspace budget. Per-axis geometry depends only on the
+    group's last layer and its number of parts, so it is computed once and shared by every group ending
+    there; ``lower_into`` writes into caller-owned arrays so that a search can lower thousands of groups
+    without keeping them."""
+
+    def __init__(self, network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES):
+        self.network, self.scratch_bytes = network, scratch_bytes
+        self.table = layer_table(network)
+        self.fusion = fusion(network)
+        self._geometry: dict[tuple[int, int, int], tuple] = {}
+        self._programs: dict[Group, GroupProgram] = {}
+        self._work = (np.empty((0, STEP_COLUMNS), np.int64), np.empty((0, BUFFER_COLUMNS), np.int64))
+
+    def geometry(self, last: int, parts: int, axis: int):
+        key = (last, parts, axis)
+        found = self._geometry.get(key)
+        if found is None:
+            first = self.fusion.chain_start(last)
+            found = self._geometry[key] = (first, self.table[first:last + 1]) + axis_geometry(
+                self.table[first:last + 1], parts, axis)
+        return found
+
+    def lower_into(self, group: Group, steps: np.ndarray, buffers: np.ndarray) -> tuple[int, int, int]:
+        """(steps, buffers, last step reading the input map) written into ``steps`` and ``buffers``."""
+        first, chain, ny, by, sy = self.geometry(group.last, group.rows, 0)
+        _, _, nx, bx, sx = self.geometry(group.last, group.cols, 1)
+        return lower_group(REUSE_MODES.index(group.reuse), group.rows, group.cols, group.first - first, group.first,
+                           chain, ny, nx, by, sy, bx, sx, self.scratch_bytes, steps, buffers)
+
+    def work_arrays(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
+        n_steps, n_buffers = capacity(group.rows * group.cols, group.last - group.first + 1)
+        return np.empty((n_steps, STEP_COLUMNS), np.int64), np.empty((n_buffers, BUFFER_COLUMNS), np.int64)
+
+    def lower_transient(self, group: Group) -> tuple[np.ndarray, np.ndarray, int]:
+        """(steps, buffers, last step reading the input map) in arrays reused by the next call: for callers
+        that read a group's program once and keep only figures of it."""
+        n_steps, n_buffers = capacity(group.rows * group.cols, group.last - group.first + 1)
+        steps, buffers = self._work
+        if len(steps) < n_steps or len(buffers) < n_buffers:
+            steps, buffers = self._work = self.work_arrays(group)
+        used_steps, used_buffers, source_last = self.lower_into(group, steps, buffers)
+        return steps[:used_steps], buffers[:used_buffers], int(source_last)
+
+    def lower(self, group: Group) -> GroupProgram:
+        found = self._programs.get(group)
+        if found is None:
+            steps, buffers = self.work_arrays(group)
+            n_steps, n_buffers, source_last = self.lower_into(group, steps, buffers)
+            found = self._programs[group] = GroupProgram(group, steps[:n_steps].copy(), buffers[:n_buffers].copy(),
+                                                         int(source_last))
+        return found

@@ -1,0 +1,183 @@
+"""A plan's program: every step the executor performs and every buffer it needs, as two integer tables.
+
+The input copy, each fused group's lowered program (layers outside every group run as 1x1 one-layer
+groups) and the whole-map layers (a route is one channel-offset copy per source; reorg; region) are
+spliced in order. Group buffers are renumbered into the plan's table; feature maps live from their
+producing step to the last step that touches them. The executor, the arena, the paging model, the cost
+model's calibration and the reports all read this one description.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.ir.fusion import fusion
+from engine.ir.plan import Group, Plan, PlanError
+from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
+from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_SEGMENT,
+                                B_W, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER, INPUT_STEP,
+                                MAP_BUFFER, REGION_STEP, REORG_STEP, STEP_COLUMNS, STEP_KINDS, S_CHANNELS, S_DC0,
+                                S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SX0,
+                                S_SY0, S_TILE)
+from yolo.network import FLOAT_BYTES, INPUT, Network, Region, Reorg, Route
+
+WHOLE_MAP_KINDS = {Reorg: REORG_STEP, Region: REGION_STEP}
+
+
+def map_name(index: int) -> str:
+    return "input" if index == INPUT else f"L{index}"
+
+
+def segments(network: Network, groups: tuple[Group, ...]) -> list[Group | int]:
+    """A plan in execution order: its groups (tileable layers outside every group become 1x1 one-layer
+    groups) and the indices of whole-map layers (route, reorg, region)."""
+    by_first = {g.first: g for g in groups}
+    can_tile = fusion(network).can_tile
+    out, i = [], 0
+    while i < len(network):
+        layer = network[i]
+        if i in by_first or can_tile[i]:
+            group = by_first.get(i, Group(i, i, 1, 1))
+            out.append(group)
+            i = group.last + 1
+        elif isinstance(layer, (Route, Reorg, Region)):
+            out.append(i)
+            i += 1
+        else:
+            raise PlanError(f"layer {i} is a {layer.kind}{' with groups' if getattr(layer, 'groups', 1) > 1 else ''}: "
+                            f"the fused executor runs ungrouped conv, maxpool, route, reorg and region layers")
+    return out
+
+
+def whole_map_steps(network: Network, index: int, source_ids, dest_id: int) -> np.ndarray:
+    """The steps of one whole-map layer (a route: one copy per source at its channel offset)."""
+    layer = network[index]
+    _, h, w = layer.out_shape
+    if isinstance(layer, Route):
+        rows, c0 = [], 0
+        for src, sid in zip(layer.inputs, source_ids):
+            c = network.shape_of(src)[0]
+            rows.append(_step_row(COPY_STEP, index, sid, (0, h, 0, w), dest_id, (0, h, 0, w), c, c0))
+            c0 += c
+        return np.array(rows, np.int64)
+    c, sh, sw = network.shape_of(layer.inputs[0])
+    return np.array([_step_row(WHOLE_MAP_KINDS[type(layer)], index, source_ids[0], (0, sh, 0, sw), dest_id,
+                               (0, h, 0, w), c)], np.int64)
+
+
+def input_step(network: Network, dest_id: int) -> np.ndarray:
+    c, h, w = network.input_shape
+    return np.array([_step_row(INPUT_STEP, INPUT, -1, (0, h, 0, w), dest_id, (0, h, 0, w), c)], np.int64)
+
+
+def _step_row(kind, layer, src, src_box, dst, dst_box, channels, c0=0) -> np.ndarray:
+    row = np.zeros(STEP_COLUMNS, np.int64)
+    row[[S_KIND, S_LAYER, S_SRC, S_DST, S_CHANNELS, S_DC0, S_TILE, S_SCRATCH, S_SEGMENT]] = \
+        kind, layer, src, dst, channels, c0, -1, -1, -1
+    row[S_SY0:S_SY0 + 4] = src_box[0], src_box[1], src_box[2], src_box[3]
+    row[S_DY0:S_DY0 + 4] = dst_box[0], dst_box[1], dst_box[2], dst_box[3]
+    return row
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    plan: Plan
+    groups: tuple[Group, ...]   # index = S_SEGMENT / B_SEGMENT: the plan's groups and one-layer groups
+    steps: np.ndarray           # (steps, STEP_COLUMNS) int64
+    buffers: np.ndarray         # (buffers, BUFFER_COLUMNS) int64
+    maps: dict[int, int]        # Darknet layer (INPUT: the image) -> id of the buffer holding its whole map
+    scratch_bytes: int
+
+    @property
+    def network(self) -> Network:
+        return self.plan.network
+
+    @property
+    def output_buffer(self) -> int:
+        return self.maps[len(self.network) - 1]
+
+    @property
+    def macs(self) -> int:
+        return int(self.steps[:, S_MACS].sum())
+
+    def shape(self, buffer: int) -> tuple[int, ...]:
+        row = self.buffers[buffer]
+        return (int(row[B_C]),) if row[B_KIND] == BUFFER_KINDS.index("scratch") else \
+            (int(row[B_C]), int(row[B_H]), int(row[B_W]))
+
+    def name(self, buffer: int) -> str:
+        found = next((map_name(i) for i, b in self.maps.items() if b == buffer), None)
+        return found or f"G{self.buffers[buffer, B_SEGMENT]}.{BUFFER_KINDS[self.buffers[buffer, B_KIND]]}{buffer}"
+
+    def describe(self, limit: int = 60) -> str:
+        """A readable listing of the first ``limit`` steps (for notebooks and debugging)."""
+        lines = [f"{self.plan!r}: {len(self.steps)} steps, {len(self.buffers)} buffers, {self.macs / 1e9:.2f} GMAC"]
+        for s, row in enumerate(self.steps[:limit]):
+            src = self.name(row[S_SRC]) if row[S_SRC] >= 0 else "image"
+            lines.append(f"{s:>5} L{row[S_LAYER]:<3} {STEP_KINDS[row[S_KIND]]:<7} {src}"
+                         f"{tuple(int(v) for v in row[S_SY0:S_SY0 + 4])} -> {self.name(row[S_DST])}"
+                         f"{tuple(int(v) for v in row[S_DY0:S_DY0 + 4])}")
+        if len(self.steps) > limit:
+            lines.append(f"... {len(self.steps) - limit} more")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Program({self.plan!r}, steps={len(self.steps)}, buffers={len(self.buffers)})"
+
+
+def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, lowering: Lowering | None = None) -> Program:
+    """``lowering`` (whose group programs are cached) lets callers that build many programs share them."""
+    network = plan.network
+    lowering = lowering or Lowering(network, scratch_bytes)
+    if lowering.scratch_bytes != scratch_bytes:
+        raise ValueError("the lowering's workspace budget differs from the program's")
+    steps, buffers, maps, groups = [], [], {}, []
+    count = [0, 0]  # steps, buffers so far
+
+    def add_map(index: int, kind: int) -> int:
+        c, h, w = network.shape_of(index)
+        buffers.append(np.array([[c * h * w * FLOAT_BYTES, kind, count[0], count[0], c, h, w, -1, index, 0, 0]],
+                                    np.int64))
+        maps[index] = count[1]
+        count[1] += 1
+        return maps[index]
+
+    def add_steps(rows: np.ndarray) -> None:
+        steps.append(rows)
+        count[0] += len(rows)
+
+    add_steps(input_step(network, add_map(INPUT, INPUT_BUFFER)))
+    for seg in segments(network, plan.groups):
+        if isinstance(seg, int):
+            sources = [maps[s] for s in network[seg].inputs]
+            add_steps(whole_map_steps(network, seg, sources, add_map(seg, MAP_BUFFER)))
+            continue
+        program = lowering.lower(seg)
+        gi, offset = len(groups), count[0]
+        groups.append(seg)
+        ids = np.arange(len(program.buffers), dtype=np.int64) - GROUP_OWN + count[1] + 1
+        ids[GROUP_SOURCE] = maps[network[seg.first].inputs[0]]
+        ids[GROUP_OUTPUT] = add_map(seg.last, MAP_BUFFER)
+        rows = program.steps.copy()
+        for col in (S_SRC, S_DST):
+            rows[:, col] = ids[rows[:, col]]
+        has_scratch = rows[:, S_SCRATCH] >= 0
+        rows[has_scratch, S_SCRATCH] = ids[rows[has_scratch, S_SCRATCH]]
+        rows[:, S_SEGMENT] = gi
+        own = program.buffers[GROUP_OWN:].copy()
+        own[:, B_FIRST:B_LAST + 1] += offset
+        own[:, B_SEGMENT] = gi
+        buffers.append(own)
+        count[1] += len(own)
+        add_steps(rows)
+    steps = np.concatenate(steps)
+    buffers = np.concatenate(buffers)
+    # a map lives from its producer's first step to the last step that touches it
+    touched = np.concatenate([steps[:, S_SRC], steps[:, S_DST]])
+    at = np.concatenate([np.arange(len(steps))] * 2)
+    last = np.full(len(buffers), -1, np.int64)
+    np.maximum.at(last, touched[touched >= 0], at[touched >= 0])
+    map_ids = np.array(sorted(maps.values()))
+    buffers[map_ids, B_LAST] = last[map_ids]
+    return Program(plan, tuple(groups), steps, buffers, maps, scratch_bytes)

@@ -1,0 +1,151 @@
+"""Memory predictor: peak live bytes and arena bytes of a configuration, from the network and the
+configuration alone (no arrays, no kernels).
+
+A configuration's program is a sequence of segments: the input copy, fused groups (layers outside every
+group are 1x1 one-layer groups) and whole-map layers. Inside a group only its own buffers (tiles, strips,
+workspaces) change, and its input map dies at a known step; feature maps live from their producer's
+segment to their last reader's. So the prediction composes per-group figures read from each group's
+lowered program (its own peak bytes and its own arena, cached) with the maps' lifetimes, and reproduces
+the executor's timeline and two-level arena layout to the byte.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.ir.plan import Group, Plan
+from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
+from engine.lower.program import map_name, segments
+from engine.lower.table import B_BYTES, B_FIRST, B_LAST, GROUP_OWN
+from engine.memory.planner import align, greedy_by_size
+from engine.memory.timeline import live_bytes, split_peaks
+from yolo.network import FLOAT_BYTES, INPUT, Conv, Network, nbytes
+
+
+@dataclass(frozen=True)
+class Prediction:
+    peak_bytes: int          # peak live activation bytes, input image included (what the executor measures)
+    arena_bytes: int         # the arena the planner will produce (alignment and fragmentation included)
+    weights_bytes: int
+    segment_peaks: tuple[int, ...]  # per segment of the program, in order (the input copy first)
+
+    def process_bytes(self, baseline_bytes: int) -> int:
+        """An estimate of the whole process: weights + arena + interpreter and libraries (``baseline``)."""
+        return self.weights_bytes + self.arena_bytes + baseline_bytes
+
+
+def group_peak(maps_live: int, source_bytes: int, source_dies: bool, with_source: int, after_source: int) -> int:
+    """Peak live bytes while a group runs: the maps live beside it (its input and output included) plus
+    its own buffers; an input map that dies inside the group no longer counts after its last reader."""
+    if source_dies:
+        return maps_live - source_bytes + max(source_bytes + with_source, after_source)
+    return maps_live + max(with_source, after_source)
+
+
+def own_peaks(steps: np.ndarray, buffers: np.ndarray, source_last: int) -> tuple[int, int]:
+    """A lowered group's own live bytes at most while its input map lives, and after."""
+    own = buffers[GROUP_OWN:]
+    before, after = split_peaks(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST], len(steps), source_last)
+    return int(before), int(after)
+
+
+def conv_weights_bytes(layer: Conv) -> int:
+    """float32 filters, biases and batch-norm vectors of one conv layer."""
+    c = layer.in_shape[0] // layer.groups
+    return (layer.filters * c * layer.size ** 2 + layer.filters * (4 if layer.batch_normalize else 1)) * FLOAT_BYTES
+
+
+def weights_bytes(network: Network) -> int:
+    return sum(conv_weights_bytes(layer) for layer in network.layers if isinstance(layer, Conv))
+
+
+class Predictor:
+    """Predictions for one network and workspace budget; per-group figures are cached across calls."""
+
+    def __init__(self, network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, lowering: Lowering | None = None):
+        self.network = network
+        self.scratch_bytes = scratch_bytes
+        self.lowering = lowering or Lowering(network, scratch_bytes)
+        self.weights_bytes = weights_bytes(network)
+        self._own: dict[Group, tuple[int, int, int]] = {}  # (with source, after source, own arena bytes)
+        self._map_layouts: dict[tuple, tuple[list[int], int]] = {}
+        self._structures: dict[tuple, tuple] = {}
+
+    def own(self, group: Group) -> tuple[int, int, int]:
+        """A group's own live bytes at most while its input map lives, after, and the arena bytes its own
+        buffers span laid out among themselves, all read from its lowered program."""
+        found = self._own.get(group)
+        if found is None:
+            steps, buffers, source_last = self.lowering.lower_transient(group)
+            own = buffers[GROUP_OWN:]
+            arena = greedy_by_size(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST])[1]
+            found = self._own[group] = own_peaks(steps, buffers, source_last) + (arena,)
+        return found
+
+    def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
+        return self.predict(groups, arena=False).peak_bytes
+
+    def predict(self, groups: tuple[Group, ...] | Plan, arena: bool = True) -> Prediction:
+        """``groups`` must form a valid plan (build a Plan to validate user input first); without
+        ``arena`` the arena bytes are left 0."""
+        if isinstance(groups, Plan):
+            groups = groups.groups
+        segs, maps, live_maps, sources = self._structure(groups)
+        peaks = []
+        for k, seg in enumerate(segs):
+            if not isinstance(seg, Group):
+                peaks.append(int(live_maps[k]))
+                continue
+            with_source, after_source, _ = self.own(seg)
+            _, source_bytes, _, source_last = sources[k]
+            peaks.append(group_peak(int(live_maps[k]), source_bytes, source_last == k, with_source, after_source))
+        return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks))
+
+    def _structure(self, groups: tuple[Group, ...]):
+        """What depends only on where groups start and end (cached): the segments, the feature maps with
+        their lifetimes in segments, the map bytes live in each segment and each group's input map."""
+        key = tuple((g.first, g.last) for g in groups)
+        found = self._structures.get(key)
+        if found is not None:
+            shape_segs, maps, live_maps, sources = found
+            by_span = {(g.first, g.last): g for g in groups}
+            segs = [by_span.get((s.first, s.last), s) if isinstance(s, Group) else s for s in shape_segs]
+            return segs, maps, live_maps, sources
+        network = self.network
+        segs = [INPUT] + segments(network, groups)
+        layers_of = [(s, s) if isinstance(s, int) else (s.first, s.last) for s in segs]
+        seg_of_layer = {}
+        for k, (a, b) in enumerate(layers_of):
+            for i in range(a, b + 1):
+                seg_of_layer[i] = k
+        last_use = network.last_use
+        # feature maps: one per segment, live from their producer's segment to their last reader's
+        maps = []
+        for k, (_, b) in enumerate(layers_of):
+            shape = network.input_shape if k == 0 else network[b].out_shape
+            last = seg_of_layer.get(last_use[b], len(segs) - 1)  # the result stays live to the end
+            maps.append((map_name(b), nbytes(shape), k, max(k, last)))
+        sizes, first, last = (np.array([m[f] for m in maps], np.int64) for f in (1, 2, 3))
+        live_maps = live_bytes(sizes, first, last, len(segs))
+        sources = {k: maps[seg_of_layer.get(network[seg.first].inputs[0], 0)]
+                   for k, seg in enumerate(segs) if isinstance(seg, Group)}
+        self._structures[key] = (segs, maps, live_maps, sources)
+        return segs, maps, live_maps, sources
+
+    def _arena_bytes(self, maps, segs) -> int:
+        key = tuple(maps)
+        layout = self._map_layouts.get(key)
+        if layout is None:
+            sizes, first, last = (np.array([m[f] for m in maps], np.int64) for f in (1, 2, 3))
+            offsets, size = greedy_by_size(sizes, first, last)
+            # where each segment's own buffers start: above the highest map live during it
+            ends = offsets + sizes
+            bases = [align(int(ends[(first <= k) & (k <= last)].max())) for k in range(len(maps))]
+            layout = self._map_layouts[key] = (bases, size)
+        bases, size = layout
+        for k, seg in enumerate(segs):
+            own = self.own(seg)[2] if isinstance(seg, Group) else 0
+            if own:
+                size = max(size, bases[k] + own)
+        return align(size)

@@ -1,0 +1,25 @@
+"""The run's report as text for a person (the JSON's figures, in Darknet's style where it has one)."""
+from __future__ import annotations
+
+
+def print_human(report: dict) -> None:
+    cfg = report["config"]
+    w, h = cfg["size"]
+    print(f"{cfg['cfg']} {w}x{h}, {cfg['mode']} mode, weights {cfg['weights']}, image {cfg['image']}")
+    for d in report["detections"]:
+        print(f"{d['class']}: {d['confidence'] * 100:.0f}%")
+    mem, macs = report["memory"], report["macs"]
+    print(f"latency: {report['latency_s'] * 1e3:.1f} ms ({macs['network'] / 1e9:.2f} GMAC, "
+          f"{macs['overhead']:.3f}x executed)")
+    groups = ", ".join(f"{a}-{b}:{n}x{m}:{g['reuse']}" for g in report["config"]["groups"]
+                       for (a, b), (n, m) in [(g["layers"], g["grid"])]) or "none"
+    print(f"peak activation memory: {mem['measured_peak_bytes'] / 2**20:.2f} MiB measured "
+          f"({cfg['mode']}, groups {groups}) vs {mem['layer_by_layer_peak_bytes'] / 2**20:.2f} MiB layer by layer; "
+          f"weights {mem['weights_bytes'] / 2**20:.1f} MiB (not counted)")
+    if "device" in report:
+        dev = report["device"]
+        print(f"device model ({dev['device']}, {dev['device_memory_bytes'] / 2**20:.0f} MiB, a model): "
+              f"{dev['swap_ins']} swap-ins and {dev['swap_outs']} swap-outs per inference, "
+              f"{dev['paging_seconds']:.2f} s paging; modelled latency {dev['modelled_latency_s']:.2f} s "
+              f"vs {report['latency_s']:.2f} s measured here")
+    print(f"picture written to {report['outputs']['picture']}")

@@ -1,0 +1,175 @@
+"""Fused executor: runs a lowered program with the Numba kernels, taking every activation byte from the
+arena. It is the only code that allocates activation memory on the tiled path.
+
+Each step is bound once, when the arena is made, to its kernel and the arena views it reads and writes,
+so a run is a loop of calls. Weights are prepared once before the run (reshaped views and per-channel
+epilogue vectors) and are not activations.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from engine.ir.plan import Plan, PlanError
+from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
+from engine.lower.program import Program, build_program
+from engine.lower.table import (B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
+                                REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DX0, S_DY0, S_KIND,
+                                S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SX0, S_SY0)
+from engine.memory.planner import Layout, plan_layout
+from engine.runtime.arena import Arena, Event
+from kernels import layout as layout_kernels
+from kernels.conv import ACT_CODES, conv_tile
+from kernels.pool import maxpool_tile
+from yolo.network import Conv, Network
+from yolo.params import Params
+
+
+@dataclass(frozen=True)
+class ConvWeights:
+    w2d: np.ndarray   # (N, C/g*k*k) view of the filters
+    epilogue: tuple[np.ndarray, np.ndarray]  # per-channel multiplier and offset (BN and bias folded)
+    act: int
+
+
+def prepare_weights(network: Network, params: Params) -> dict[int, ConvWeights]:
+    prepared = {}
+    for layer in network.layers:
+        if not isinstance(layer, Conv):
+            continue
+        if layer.groups != 1:
+            raise PlanError(f"layer {layer.index}: groups={layer.groups}: the fused executor runs only ungrouped "
+                            f"convolutions; use --reference")
+        p = params[layer.index]
+        prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)),
+                                            p.epilogue(), ACT_CODES[layer.activation])
+    return prepared
+
+
+@dataclass(frozen=True, eq=False)
+class FusedRun:
+    output: np.ndarray               # copy of the last layer's output, taken after the run
+    head: np.ndarray                 # copy of the tensor feeding [region]
+    program: Program
+    layout: Layout
+    events: tuple[Event, ...]        # every alloc and free the executor made
+    live_bytes: tuple[int, ...]      # measured live bytes per step
+    seconds: float
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.live_bytes)
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.layout.size
+
+    @property
+    def macs(self) -> int:
+        return self.program.macs
+
+
+class FusedExecutor:
+    """Prepared once for a plan and weights; ``run`` may be called many times."""
+
+    def __init__(self, plan: Plan, params: Params, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
+                 lowering: Lowering | None = None):
+        self.plan = plan
+        self.network = plan.network
+        self.weights = prepare_weights(self.network, params)
+        self.program = build_program(plan, scratch_bytes, lowering)
+        self.layout = plan_layout(self.program.buffers)
+        n = len(self.program.steps)
+        self.allocs = [[] for _ in range(n)]
+        self.frees = [[] for _ in range(n)]
+        for i, (first, last) in enumerate(self.program.buffers[:, [B_FIRST, B_LAST]].tolist()):
+            self.allocs[first].append(i)
+            self.frees[last].append(i)
+        self._arena: Arena | None = None
+        self._bound: list | None = None
+        self._image = np.empty(0, np.float32)
+
+    def new_arena(self) -> Arena:
+        program = self.program
+        return Arena(self.layout.offsets, self.layout.size, program.buffers,
+                     [program.shape(i) for i in range(len(program.buffers))], len(program.steps))
+
+    def arena(self) -> Arena:
+        """The executor's own arena, made on first use and reset for every later run: like any engine that
+        serves repeated inferences, it does not map fresh memory each time."""
+        if self._arena is None:
+            self._arena = self.new_arena()
+            self._bound = [self._bind(self._arena, row) for row in self.program.steps]
+        else:
+            self._arena.reset()
+        return self._arena
+
+    def run(self, image: np.ndarray) -> FusedRun:
+        if image.shape != self.network.input_shape:
+            raise ValueError(f"input shape {image.shape} != network input {self.network.input_shape}")
+        arena = self.arena()
+        start = time.perf_counter()
+        self.execute(image)
+        seconds = time.perf_counter() - start
+        # results are copied out after the measured run, then the last buffers are released
+        output = arena.views[self.program.output_buffer].copy()
+        head = arena.views[self.program.maps[self.network.head_index]].copy()
+        for buffer in self.frees[-1]:
+            arena.free(buffer)
+        return FusedRun(output, head, self.program, self.layout, arena.events,
+                        tuple(int(v) for v in arena.timeline), seconds)
+
+    def execute(self, image: np.ndarray, step_seconds: np.ndarray | None = None) -> None:
+        """The measured part, in the arena of the last ``arena()`` call: every step's allocations, kernel
+        call and frees (the last step's buffers, which hold the result and the tensor feeding [region],
+        stay live for the caller). ``step_seconds``, if given, receives each step's duration."""
+        arena, last = self._arena, len(self._bound) - 1
+        self._image = image
+        clock = time.perf_counter
+        for i, call in enumerate(self._bound):
+            start = clock() if step_seconds is not None else 0.0
+            arena.begin(i)
+            for buffer in self.allocs[i]:
+                arena.alloc(buffer)
+            call()
+            if i != last:
+                for buffer in self.frees[i]:
+                    arena.free(buffer)
+            if step_seconds is not None:
+                step_seconds[i] = clock() - start
+
+    def _bind(self, arena: Arena, row: np.ndarray):
+        """The step as a call of its kernel on arena views cut once."""
+        (kind, layer, src, dst, top, left, c0, scratch, band_rows, block, channels) = (
+            int(v) for v in row[[S_KIND, S_LAYER, S_SRC, S_DST, S_PAD_TOP, S_PAD_LEFT, S_DC0, S_SCRATCH, S_BAND_ROWS,
+                                 S_BLOCK, S_CHANNELS]])
+        y0, y1, x0, x1 = (int(v) for v in row[S_DY0:S_DY0 + 4])
+        dest = arena.views[dst]
+        if kind == INPUT_STEP:
+            return lambda: np.copyto(dest, self._image)
+        sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
+        x = arena.views[src][:, sy0:sy1, sx0:sx1]
+        if kind == CONV_STEP:
+            w, spec = self.weights[layer], self.network[layer]
+            cols, acc, part = (arena.views[scratch + k] for k in range(3))
+            return partial(conv_tile, dest[:, y0:y1, x0:x1], x, top, left, w.w2d, w.epilogue, w.act, spec.size,
+                           spec.stride, band_rows, block, cols, acc, part)
+        if kind == MAXPOOL_STEP:
+            spec = self.network[layer]
+            return partial(maxpool_tile, dest[:, y0:y1, x0:x1], x, spec.size, spec.stride, top, left)
+        if kind == COPY_STEP:
+            return partial(layout_kernels.copy_channels, dest[:, y0:y1, x0:x1], x, c0)
+        if kind == REORG_STEP:
+            return partial(layout_kernels.reorg, dest.reshape(-1), x.reshape(-1), channels, sy1 - sy0, sx1 - sx0,
+                           self.network[layer].stride)
+        if kind == REGION_STEP:
+            spec = self.network[layer]
+            return partial(layout_kernels.region, dest, x, spec.num, spec.coords, spec.classes, spec.softmax)
+        raise AssertionError(kind)
+
+
+def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> FusedRun:
+    return FusedExecutor(plan, params, scratch_bytes).run(image)

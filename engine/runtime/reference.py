@@ -1,0 +1,82 @@
+"""Layer-by-layer reference executor (NumPy + BLAS) with live-activation accounting.
+
+Each activation is dropped after its last consumer, so the recorded peak is the true layer-by-layer
+peak of live activations (input image included, weights and transient im2col scratch excluded).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.runtime import reference_ops as ops
+from yolo.network import (INPUT, AvgPool, Conv, Cost, Layer, MaxPool, Network, Region, Reorg, Route,
+                            Softmax)
+from yolo.params import Params
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceRun:
+    output: np.ndarray             # the last layer's output (C, H, W)
+    head: np.ndarray               # the raw output feeding [region] (== output without a region)
+    kept: dict[int, np.ndarray]    # outputs of the layers asked for with keep=
+    live_bytes: tuple[int, ...]    # live activation bytes while layer i runs (inputs + its output)
+    seconds: float
+    layer_seconds: tuple[float, ...] = field(default=())
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.live_bytes)
+
+    @property
+    def peak_layer(self) -> int:
+        return int(np.argmax(self.live_bytes))
+
+
+def forward_layer(layer: Layer, inputs: list[np.ndarray], params: Params) -> np.ndarray:
+    x = inputs[0]
+    if isinstance(layer, Conv):
+        return ops.conv_layer(x, params[layer.index], layer.stride, layer.padding, layer.groups, layer.activation)
+    if isinstance(layer, MaxPool):
+        return ops.maxpool(x, layer.size, layer.stride, layer.padding)
+    if isinstance(layer, AvgPool):
+        return ops.avgpool(x)
+    if isinstance(layer, Route):
+        return np.concatenate(inputs, axis=0) if len(inputs) > 1 else x.copy()
+    if isinstance(layer, Reorg):
+        return ops.reorg(x, layer.stride)
+    if isinstance(layer, Region):
+        return ops.region(x, layer.num, layer.coords, layer.classes, layer.softmax)
+    if isinstance(layer, Softmax):
+        return ops.softmax(x.reshape(layer.groups, -1), axis=1).reshape(x.shape)
+    if isinstance(layer, Cost):
+        return x  # Darknet's network output skips [cost]: identity at inference
+    raise TypeError(f"no reference implementation for {layer.kind}")
+
+
+def run_reference(network: Network, params: Params, image: np.ndarray, keep: tuple[int, ...] = ()) -> ReferenceRun:
+    """Run ``image`` (C, H, W float32) through the network; ``keep`` names layer outputs to return."""
+    if image.shape != network.input_shape:
+        raise ValueError(f"input shape {image.shape} != network input {network.input_shape}")
+    live = {INPUT: np.ascontiguousarray(image, np.float32)}
+    kept, timeline, layer_seconds = {}, [], []
+    head_index = network.head_index
+    head = None
+    start = time.perf_counter()
+    for layer in network.layers:
+        t0 = time.perf_counter()
+        out = forward_layer(layer, [live[s] for s in layer.inputs], params)
+        layer_seconds.append(time.perf_counter() - t0)
+        timeline.append(sum(a.nbytes for a in live.values()) + out.nbytes)
+        live[layer.index] = out
+        if layer.index in keep:
+            kept[layer.index] = out
+        if layer.index == head_index:
+            head = out
+        for src in set(layer.inputs) | {layer.index}:
+            if network.last_use[src] <= layer.index:
+                del live[src]
+    seconds = time.perf_counter() - start
+    output = live[network.layers[-1].index]
+    return ReferenceRun(output, head, kept, tuple(timeline), seconds, tuple(layer_seconds))

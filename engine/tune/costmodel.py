@@ -1,0 +1,84 @@
+"""Cost model: predicted latency of a configuration as a sum over its steps of calibrated linear costs.
+
+Each step is described by a few work counts (multiply-accumulates, GEMM calls, weights streamed per
+band, packed and written elements and the rows they come in, pooled and copied elements, and one per
+step for the dispatch overhead of a tile). A short run of a few plans on this machine, timing every
+step, fits one non-negative coefficient per count. The fit is cached on disk and keyed by the machine, the library
+versions and the network, so it is redone when any of them changes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.cache import cache_dir, versions_key
+from yolo.network import Network
+from engine.tune.features import FEATURES, FEATURES_VERSION, features_of
+
+CALIBRATION_PLANS = ("", "0-7:4x4:stream,8-16:2x2:stream", "0-7:4x4:none,8-16:2x2:checkerboard",
+                     "0-15:5x5:stream", "0-3:8x8:none,4-16:2x2:stream", "0-16:3x3:checkerboard")
+
+
+@dataclass(frozen=True)
+class CostModel:
+    coefficients: tuple[float, ...]  # seconds per unit of each feature
+
+    def seconds(self, features: np.ndarray) -> float:
+        return float(np.dot(features, self.coefficients))
+
+
+def nonnegative_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with every coefficient >= 0 (Lawson-Hanson, which may bring a dropped count back)."""
+    from scipy.optimize import nnls
+    return nnls(x, y)[0]
+
+
+def calibrate(network: Network, scratch_bytes: int, repeats: int = 3) -> CostModel:
+    """Times every step of a few plans (median of ``repeats`` runs after a warm-up, the plans in turns so
+    that drift in the machine's speed affects them alike) and fits the model."""
+    from engine.lower.table import layer_table
+    from engine.runtime.executor import FusedExecutor
+    from engine.ir.plan import Plan, PlanError, parse_groups
+    from yolo.params import random_params
+    params = random_params(network, 0)
+    image = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
+    executors = []
+    for spec in CALIBRATION_PLANS:
+        try:
+            executors.append(FusedExecutor(Plan(network, parse_groups(spec)), params, scratch_bytes))
+        except PlanError:
+            continue
+        executors[-1].run(image)
+    samples = [np.zeros((repeats, len(e.program.steps))) for e in executors]
+    for r in range(repeats):
+        for executor, times in zip(executors, samples):
+            executor.arena()
+            executor.execute(image, times[r])
+    table = layer_table(network)
+    x = np.concatenate([features_of(e.program.steps, table) for e in executors])
+    y = np.concatenate([np.median(times, axis=0) for times in samples])
+    scale = np.maximum(x.max(axis=0), 1.0)  # fit on comparable columns
+    return CostModel(tuple(nonnegative_fit(x / scale, y) / scale))
+
+
+def cache_key(network: Network, scratch_bytes: int) -> str:
+    parts = [versions_key(), network.name, str(network.input_shape), str(scratch_bytes)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def load_or_calibrate(network: Network, scratch_bytes: int) -> CostModel:
+    """The cached model for this machine, versions and network, or a fresh calibration (a few seconds)."""
+    path = cache_dir() / f"costmodel-{cache_key(network, scratch_bytes)}.json"
+    if path.is_file():
+        data = json.loads(path.read_text())
+        if data.get("features") == list(FEATURES) and data.get("version") == FEATURES_VERSION:
+            return CostModel(tuple(data["coefficients"]))
+    model = calibrate(network, scratch_bytes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from yolo.files import atomic_write_bytes
+    record = {"features": list(FEATURES), "version": FEATURES_VERSION, "coefficients": model.coefficients}
+    atomic_write_bytes(path, json.dumps(record).encode())
+    return model

@@ -1,0 +1,53 @@
+"""The cost model's work counts of a step, read from its row of a lowered program (compiled: the search
+counts tens of thousands of groups, calibration every step of a few plans)."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.lower.table import (CONV_STEP, L_C_OUT, L_SIZE, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0,
+                                S_DY0, S_KIND, S_LAYER, S_MACS)
+
+FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
+            "other_steps", "conv_rows")
+FEATURES_VERSION = 5  # bumped whenever what a feature counts changes: cached fits are then redone
+
+
+@njit(cache=True)
+def step_features(steps, layers, out):
+    """out[s] = the work counts of step s, in FEATURES' order."""
+    out[:] = 0.0
+    for s in range(steps.shape[0]):
+        row = steps[s]
+        oh, ow = row[S_DY0 + 1] - row[S_DY0], row[S_DX0 + 1] - row[S_DX0]
+        kind, c = row[S_KIND], row[S_CHANNELS]
+        if kind == CONV_STEP:
+            filters, kk = layers[row[S_LAYER], L_C_OUT], layers[row[S_LAYER], L_SIZE] ** 2
+            bands = -(-oh // row[S_BAND_ROWS])
+            out[s, 0] = row[S_MACS]
+            out[s, 1] = bands * -(-c // row[S_BLOCK])
+            out[s, 2] = filters * c * kk * bands
+            out[s, 3] = c * kk * oh * ow
+            out[s, 4] = filters * oh * ow
+            out[s, 5] = 1
+            out[s, 9] = (c * kk + filters) * oh  # rows packed and written: narrow tiles have more, shorter ones
+        elif kind == MAXPOOL_STEP:
+            out[s, 6] = c * oh * ow * layers[row[S_LAYER], L_SIZE] ** 2
+            out[s, 8] = 1
+        else:  # copies (strips saved or filled, route sources), the input, reorg, region
+            out[s, 7] = c * oh * ow
+            out[s, 8] = 1
+
+
+@njit(cache=True)
+def total_features(steps, layers):
+    out = np.empty((steps.shape[0], len(FEATURES)))
+    step_features(steps, layers, out)
+    return out.sum(axis=0)
+
+
+def features_of(steps: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """(steps, FEATURES) work counts of each step."""
+    out = np.empty((len(steps), len(FEATURES)))
+    step_features(steps, layers, out)
+    return out

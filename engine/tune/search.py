@@ -1,0 +1,148 @@
+"""Search: the configurations of least predicted latency whose predicted peak fits a memory budget.
+
+The space is every way of cutting the network's fusable chains into consecutive groups (any number),
+each with any grid in ``grids`` and any reuse mode. A group's peak depends only on the group and the
+maps live beside it, which for a chain are fixed by the network (the group's input and output maps and
+the maps held for later routes), and latency is a sum over groups. So dynamic programming over cut
+points returns the true optimum of the space under the model; it keeps the ``top`` best per cut point
+to rank alternatives.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.ir.fusion import fusion
+from engine.ir.plan import REUSE_MODES, Group
+from engine.lower.program import input_step, segments, whole_map_steps
+from engine.memory.predictor import Predictor, group_peak, own_peaks
+from engine.memory.timeline import layer_by_layer_live_bytes
+from engine.tune.costmodel import CostModel
+from engine.tune.features import total_features
+from yolo.network import nbytes
+
+DEFAULT_GRIDS = tuple((r, c) for r in range(1, 9) for c in range(1, 9))
+
+
+@dataclass(frozen=True)
+class Choice:
+    groups: tuple[Group, ...]   # 1x1 one-layer groups left out: they are what runs layer by layer anyway
+    predicted_seconds: float
+    predicted_peak_bytes: int
+
+    @property
+    def spec(self) -> str:
+        return ",".join(str(g) for g in self.groups)
+
+
+class Evaluator:
+    """Predicted peak and latency of single groups and whole-map layers. A group's own bytes and work
+    counts are read from its lowered program, which is not kept."""
+
+    def __init__(self, predictor: Predictor, model: CostModel):
+        self.predictor, self.model = predictor, model
+        self.network = predictor.network
+        self.lowering = predictor.lowering
+        self._facts: dict[Group, tuple[int, int, float]] = {}
+        self._options: dict[tuple, tuple] = {}
+        # the maps live beside a group starting at layer a: what layer by layer holds then, less a's output
+        self._held = [live - self.network[a].out_bytes for a, live in
+                      enumerate(layer_by_layer_live_bytes(self.network))]
+
+    def facts(self, group: Group) -> tuple[int, int, float]:
+        """(own peak bytes while the input map lives, after it dies, predicted seconds)."""
+        found = self._facts.get(group)
+        if found is None:
+            steps, buffers, source_last = self.lowering.lower_transient(group)
+            seconds = self.model.seconds(total_features(steps, self.lowering.table))
+            found = self._facts[group] = own_peaks(steps, buffers, source_last) + (seconds,)
+        return found
+
+    def group(self, group: Group) -> tuple[int, float]:
+        """(peak live bytes while the group runs, predicted seconds)."""
+        network = self.network
+        with_source, after_source, seconds = self.facts(group)
+        source = network[group.first].inputs[0]
+        peak = group_peak(self._held[group.first] + nbytes(network[group.last].out_shape),
+                          nbytes(network.shape_of(source)), network.last_use[source] <= group.last,
+                          with_source, after_source)
+        return peak, seconds
+
+    def options(self, first: int, last: int, grids, modes) -> tuple[np.ndarray, np.ndarray, list[tuple[Group, ...]]]:
+        """Every group over layers first..last in the space, as arrays (peaks, seconds) and the groups a
+        plan names for them (none for a 1x1 one-layer group, which is what runs anyway); cached."""
+        key = (first, last, tuple(grids), tuple(modes))
+        found = self._options.get(key)
+        if found is None:
+            _, h, w = self.network[last].out_shape
+            groups = [Group(first, last, r, c, m) for r, c in grids if r <= h and c <= w
+                      for m in (("none",) if (r, c) == (1, 1) else modes)]
+            figures = [self.group(g) for g in groups]
+            shown = [() if (first == last and (g.rows, g.cols) == (1, 1)) else (g,) for g in groups]
+            found = self._options[key] = (np.array([f[0] for f in figures], np.int64),
+                                          np.array([f[1] for f in figures]), shown)
+        return found
+
+    def whole_map(self, index: int) -> tuple[int, float]:
+        steps = whole_map_steps(self.network, index, [0] * len(self.network[index].inputs), 0)
+        return self._held[index] + self.network[index].out_bytes, self.model.seconds(
+            total_features(steps, self.lowering.table))
+
+    def input_step(self) -> tuple[int, float]:
+        steps = input_step(self.network, 0)
+        return nbytes(self.network.input_shape), self.model.seconds(total_features(steps, self.lowering.table))
+
+    def predicted_seconds(self, groups: tuple[Group, ...]) -> float:
+        total = self.input_step()[1]
+        for seg in segments(self.network, groups):
+            total += (self.whole_map(seg) if isinstance(seg, int) else self.group(seg))[1]
+        return total
+
+
+def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=REUSE_MODES,
+           top: int = 5, progress: bool = False) -> list[Choice]:
+    """The ``top`` feasible configurations in order of predicted latency ([] if none fits)."""
+    network = evaluator.network
+    n = len(network)
+    peak0, cost0 = evaluator.input_step()
+    if peak0 > budget_bytes:
+        return []
+    # best[p]: up to ``top`` (seconds, peak, groups) ways to run layers 0..p-1
+    best: list[list[tuple[float, int, tuple[Group, ...]]]] = [[] for _ in range(n + 1)]
+    best[0] = [(cost0, peak0, ())]
+    from tqdm import tqdm
+    for p in tqdm(range(n), desc="search", unit="layer", disable=not progress, leave=False):
+        if not best[p]:
+            continue
+        options = []
+        if fusion(network).can_tile[p]:
+            for q in fusion(network).ends(p):
+                peaks, seconds, shown = evaluator.options(p, q, grids, modes)
+                fits = np.flatnonzero(peaks <= budget_bytes)
+                for i in fits[np.lexsort((peaks[fits], seconds[fits]))[:top]]:  # the fastest, then the smallest
+                    options.append((q + 1, float(seconds[i]), int(peaks[i]), shown[i]))
+        else:
+            peak, seconds = evaluator.whole_map(p)
+            if peak <= budget_bytes:
+                options.append((p + 1, seconds, peak, ()))
+        for q, seconds, peak, shown in options:
+            merged = best[q] + [(c + seconds, max(pk, peak), gs + shown) for c, pk, gs in best[p]]
+            best[q] = heapq.nsmallest(top, merged, key=lambda t: (t[0], t[1], len(t[2])))
+    return [Choice(groups, seconds, peak) for seconds, peak, groups in best[n]]
+
+
+def smallest_feasible_peak(evaluator: Evaluator, grids=DEFAULT_GRIDS, modes=REUSE_MODES) -> int:
+    """The least predicted peak any configuration in the space reaches (a min-max over cut points)."""
+    network = evaluator.network
+    n = len(network)
+    low = [float("inf")] * (n + 1)
+    low[0] = evaluator.input_step()[0]
+    for p in range(n):
+        if fusion(network).can_tile[p]:
+            for q in fusion(network).ends(p):
+                low[q + 1] = min(low[q + 1], max(low[p], int(evaluator.options(p, q, grids, modes)[0].min())))
+        else:
+            low[p + 1] = min(low[p + 1], max(low[p], evaluator.whole_map(p)[0]))
+    return int(low[n])
