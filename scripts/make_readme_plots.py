@@ -30,7 +30,7 @@ def main() -> None:
     plan = Plan(network, default_groups(network, reuse="stream"))
     plots.save(plots.layer_profile(network, plan.groups), OUT / "profile.png")
     run = FusedExecutor(plan, random_params(network, 0)).run(np.zeros(network.input_shape, np.float32))
-    plots.save(plots.arena_map(run.schedule, run.layout), OUT / "arena.png")
+    plots.save(plots.arena_map(run.program, run.layout), OUT / "arena.png")
     plots.save(plots.overhead_vs_grid(network, 0, 15, [1, 2, 3, 4, 5, 6], Predictor(network)), OUT / "overhead.png")
     evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20))
     device = DeviceModel(evaluator, DEVICES["rpi3"], runtime_baseline_bytes())

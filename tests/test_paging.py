@@ -15,7 +15,8 @@ from engine.memory.predictor import Predictor, weights_bytes
 from engine.lower.program import build_program
 from engine.lower.table import B_BYTES, CONV_STEP, S_KIND, S_LAYER
 from engine.tune.search import Evaluator
-from engine.tune.costmodel import FEATURES, CostModel
+from engine.tune.costmodel import CostModel
+from engine.tune.features import FEATURES
 from yolo.cfg import load_network
 
 PAGE = 4096

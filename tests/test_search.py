@@ -6,11 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from engine.tune.costmodel import FEATURES, CostModel, load_or_calibrate
+from engine.tune.costmodel import CostModel, load_or_calibrate
+from engine.tune.features import FEATURES
 from engine.ir.plan import Group, Plan
 from engine.memory.predictor import Predictor
 from engine.cli.main import main
-from engine.tune.search import Evaluator, chain_ends, search, smallest_feasible_peak
+from engine.ir.fusion import fusion
+from engine.tune.search import Evaluator, search, smallest_feasible_peak
 from yolo.cfg import load_network
 from tests.helpers import random_stack
 
@@ -34,7 +36,7 @@ def all_configurations(network):
         if network[p].kind not in ("conv", "maxpool"):
             yield from from_layer(p + 1)
             return
-        for q in chain_ends(network, p):
+        for q in fusion(network).ends(p):
             _, h, w = network[q].out_shape
             for (r, c), mode in itertools.product(GRIDS, ("none", "checkerboard", "stream")):
                 if r > h or c > w or ((r, c) == (1, 1) and mode != "none"):

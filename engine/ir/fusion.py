@@ -26,16 +26,21 @@ class Fusion:
         return tuple(tileable(layer) for layer in self.network.layers)
 
     @cached_property
+    def readers(self) -> tuple[tuple[int, ...], ...]:
+        """[i]: the layers that read layer i's output."""
+        found = [[] for _ in self.network.layers]
+        for layer in self.network.layers:
+            for src in layer.inputs:
+                if src >= 0:
+                    found[src].append(layer.index)
+        return tuple(tuple(r) for r in found)
+
+    @cached_property
     def joins_next(self) -> tuple[bool, ...]:
         """[i]: layers i and i + 1 may be in one group (i + 1 reads only i, and nothing else reads i)."""
         net, ok = self.network, self.can_tile
-        readers = {i: [] for i in range(len(net))}
-        for layer in net.layers:
-            for src in layer.inputs:
-                if src >= 0:
-                    readers[src].append(layer.index)
-        return tuple(i + 1 < len(net) and ok[i] and ok[i + 1] and net[i + 1].inputs == (i,) and readers[i] == [i + 1]
-                     for i in range(len(net)))
+        return tuple(i + 1 < len(net) and ok[i] and ok[i + 1] and net[i + 1].inputs == (i,)
+                     and self.readers[i] == (i + 1,) for i in range(len(net)))
 
     def is_group(self, first: int, last: int) -> bool:
         return self.can_tile[first] and all(self.joins_next[i] for i in range(first, last))

@@ -70,11 +70,12 @@ def validate(network: Network, groups: tuple[Group, ...]) -> None:
                 grouped = f" with groups={network[i].groups}" if isinstance(network[i], Conv) else ""
                 raise PlanError(f"group {g}: layer {i} is a {network[i].kind}{grouped}; a group may contain only "
                                 f"ungrouped conv and maxpool layers (valid spans: {', '.join(fusable_spans(network))})")
-            if i < g.last and not rule.joins_next[i]:
-                nxt = network[i + 1]
-                why = (f"layer {i + 1} does not read layer {i} alone" if nxt.inputs != (i,) else
-                       f"layer {i}'s output is also read outside the group")
-                raise PlanError(f"group {g}: {why}; a group must be a chain: end the group at layer {i} or before "
+        for i in range(g.first, g.last):
+            if not rule.joins_next[i]:
+                outside = [r for r in rule.readers[i] if r != i + 1]
+                why = (f"layer {i}'s output is read by layer {outside[0]} outside the group" if outside else
+                       f"layer {i + 1} does not read layer {i} alone: a group must be a chain")
+                raise PlanError(f"group {g}: {why}; end the group at layer {i} or before "
                                 f"(valid spans: {', '.join(fusable_spans(network))})")
         if g.reuse not in REUSE_MODES:
             raise PlanError(f"group {g}: reuse mode {g.reuse!r}: expected one of {', '.join(REUSE_MODES)}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LAYER, B_W, B_X0, B_Y0, CONV_STEP,
+from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LAYER, B_SEGMENT, B_W, B_X0, B_Y0, CONV_STEP,
                                 COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, L_C_IN, L_C_OUT, L_KIND, L_SIZE,
                                 MAXPOOL_STEP, SCRATCH_BUFFER, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DST,
                                 S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SX0,
@@ -39,7 +39,7 @@ def capacity(tiles: int, layers: int) -> tuple[int, int]:
 def _alloc(buffers, count, kind, c, h, w, now, layer=-1, y0=0, x0=0):
     b = count[1]
     count[1] += 1
-    buffers[b, B_LAYER], buffers[b, B_Y0], buffers[b, B_X0] = layer, y0, x0
+    buffers[b, B_LAYER], buffers[b, B_Y0], buffers[b, B_X0], buffers[b, B_SEGMENT] = layer, y0, x0, -1
     buffers[b, B_BYTES] = c * h * w * F32
     buffers[b, B_KIND] = kind
     buffers[b, B_FIRST] = now
