@@ -16,7 +16,7 @@ from yolo.params import random_params
 from engine.ir.plan import Plan, parse_groups
 from engine.memory.timeline import layer_by_layer_live_bytes
 from engine.runtime.reference import run_reference
-from engine.reuse import REUSE_MODES
+from engine.ir.plan import REUSE_MODES
 from engine.cli.pipeline import default_image
 from yolo.cfg import cfg_text_at_size, load_network
 from yolo.letterbox import letterbox, load_image

@@ -11,7 +11,7 @@ import time
 
 from engine.ir.plan import Group, Plan, PlanError
 from engine.memory.predictor import Predictor
-from engine.reuse import REUSE_MODES
+from engine.ir.plan import REUSE_MODES
 from yolo.cfg import load_network
 
 
@@ -50,13 +50,13 @@ def main() -> None:
                 predictor.predict(groups) if measure == "peak and arena" else predictor.predict_peak(groups)
         warm = (time.perf_counter() - start) / repeats
         print(f"{measure}, warm: {len(plans) / warm:,.0f} configurations/s")
-    print(f"peak and arena, cold (building {len(predictor.schedules)} group schedules for their arena layouts): "
+    print(f"peak and arena, cold (lowering {len(predictor._own_arena)} groups and laying out their own buffers): "
           f"{len(plans) / cold:,.1f} configurations/s")
     fresh = Predictor(network)
     start = time.perf_counter()
     for groups in plans:
         fresh.predict_peak(groups)
-    print(f"peak only, cold (group peaks counted without schedules): "
+    print(f"peak only, cold (each group lowered once, its own peaks read): "
           f"{len(plans) / (time.perf_counter() - start):,.0f} configurations/s")
 
 

@@ -59,6 +59,7 @@ class Lowering:
         self.table = layer_table(network)
         self.fusion = fusion(network)
         self._geometry: dict[tuple[int, int, int], tuple] = {}
+        self._grids: dict[tuple[int, int, int], tuple] = {}
         self._programs: dict[Group, GroupProgram] = {}
         self._work = (np.empty((0, STEP_COLUMNS), np.int64), np.empty((0, BUFFER_COLUMNS), np.int64))
 
@@ -71,24 +72,38 @@ class Lowering:
                 self.table[first:last + 1], parts, axis)
         return found
 
+    def walk_arguments(self, group: Group) -> tuple:
+        """The arguments of ``lower_group`` for this group, but the output arrays."""
+        key = (group.last, group.rows, group.cols)
+        grid = self._grids.get(key)
+        if grid is None:
+            first, chain, ny, by, sy = self.geometry(group.last, group.rows, 0)
+            _, _, nx, bx, sx = self.geometry(group.last, group.cols, 1)
+            grid = self._grids[key] = (first, (chain, ny, nx, by, sy, bx, sx))
+        first, geometry = grid
+        return (REUSE_MODES.index(group.reuse), group.rows, group.cols, group.first - first, group.first, *geometry,
+                self.scratch_bytes)
+
     def lower_into(self, group: Group, steps: np.ndarray, buffers: np.ndarray) -> tuple[int, int, int]:
         """(steps, buffers, last step reading the input map) written into ``steps`` and ``buffers``."""
-        first, chain, ny, by, sy = self.geometry(group.last, group.rows, 0)
-        _, _, nx, bx, sx = self.geometry(group.last, group.cols, 1)
-        return lower_group(REUSE_MODES.index(group.reuse), group.rows, group.cols, group.first - first, group.first,
-                           chain, ny, nx, by, sy, bx, sx, self.scratch_bytes, steps, buffers)
+        return lower_group(*self.walk_arguments(group), steps, buffers)
 
     def work_arrays(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
         n_steps, n_buffers = capacity(group.rows * group.cols, group.last - group.first + 1)
         return np.empty((n_steps, STEP_COLUMNS), np.int64), np.empty((n_buffers, BUFFER_COLUMNS), np.int64)
 
-    def lower_transient(self, group: Group) -> tuple[np.ndarray, np.ndarray, int]:
-        """(steps, buffers, last step reading the input map) in arrays reused by the next call: for callers
-        that read a group's program once and keep only figures of it."""
+    def work_for(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
+        """Arrays large enough to lower ``group`` into, reused from call to call."""
         n_steps, n_buffers = capacity(group.rows * group.cols, group.last - group.first + 1)
         steps, buffers = self._work
         if len(steps) < n_steps or len(buffers) < n_buffers:
             steps, buffers = self._work = self.work_arrays(group)
+        return steps, buffers
+
+    def lower_transient(self, group: Group) -> tuple[np.ndarray, np.ndarray, int]:
+        """(steps, buffers, last step reading the input map) in arrays reused by the next call: for callers
+        that read a group's program once and keep only figures of it."""
+        steps, buffers = self.work_for(group)
         used_steps, used_buffers, source_last = self.lower_into(group, steps, buffers)
         return steps[:used_steps], buffers[:used_buffers], int(source_last)
 

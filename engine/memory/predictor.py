@@ -68,19 +68,24 @@ class Predictor:
         self.scratch_bytes = scratch_bytes
         self.lowering = lowering or Lowering(network, scratch_bytes)
         self.weights_bytes = weights_bytes(network)
-        self._own: dict[Group, tuple[int, int, int]] = {}  # (with source, after source, own arena bytes)
+        self._peaks: dict[Group, tuple[int, int]] = {}
+        self._own_arena: dict[Group, int] = {}
         self._map_layouts: dict[tuple, tuple[list[int], int]] = {}
         self._structures: dict[tuple, tuple] = {}
 
-    def own(self, group: Group) -> tuple[int, int, int]:
-        """A group's own live bytes at most while its input map lives, after, and the arena bytes its own
-        buffers span laid out among themselves, all read from its lowered program."""
-        found = self._own.get(group)
+    def own_peaks(self, group: Group) -> tuple[int, int]:
+        """A group's own live bytes at most while its input map lives, and after (from its lowered program)."""
+        found = self._peaks.get(group)
         if found is None:
-            steps, buffers, source_last = self.lowering.lower_transient(group)
-            own = buffers[GROUP_OWN:]
-            arena = greedy_by_size(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST])[1]
-            found = self._own[group] = own_peaks(steps, buffers, source_last) + (arena,)
+            found = self._peaks[group] = own_peaks(*self.lowering.lower_transient(group))
+        return found
+
+    def own_arena_bytes(self, group: Group) -> int:
+        """The bytes a group's own buffers span, laid out among themselves."""
+        found = self._own_arena.get(group)
+        if found is None:
+            own = self.lowering.lower_transient(group)[1][GROUP_OWN:]
+            found = self._own_arena[group] = greedy_by_size(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST])[1]
         return found
 
     def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
@@ -97,7 +102,7 @@ class Predictor:
             if not isinstance(seg, Group):
                 peaks.append(int(live_maps[k]))
                 continue
-            with_source, after_source, _ = self.own(seg)
+            with_source, after_source = self.own_peaks(seg)
             _, source_bytes, _, source_last = sources[k]
             peaks.append(group_peak(int(live_maps[k]), source_bytes, source_last == k, with_source, after_source))
         return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks))
@@ -145,7 +150,7 @@ class Predictor:
             layout = self._map_layouts[key] = (bases, size)
         bases, size = layout
         for k, seg in enumerate(segs):
-            own = self.own(seg)[2] if isinstance(seg, Group) else 0
+            own = self.own_arena_bytes(seg) if isinstance(seg, Group) else 0
             if own:
                 size = max(size, bases[k] + own)
         return align(size)

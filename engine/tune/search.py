@@ -13,12 +13,15 @@ import heapq
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from engine.ir.fusion import fusion
 from engine.ir.plan import REUSE_MODES, Group
 from engine.lower.program import input_step, segments, whole_map_steps
-from engine.memory.predictor import Predictor, group_peak, own_peaks
-from engine.memory.timeline import layer_by_layer_live_bytes
+from engine.lower.table import B_BYTES, B_FIRST, B_LAST, GROUP_OWN
+from engine.lower.walk import lower_group
+from engine.memory.predictor import Predictor, group_peak
+from engine.memory.timeline import layer_by_layer_live_bytes, split_peaks
 from engine.tune.costmodel import CostModel
 from engine.tune.features import total_features
 from yolo.network import nbytes
@@ -46,6 +49,7 @@ class Evaluator:
         self.network = predictor.network
         self.lowering = predictor.lowering
         self._facts: dict[Group, tuple[int, int, float]] = {}
+        self._coefficients = np.array(model.coefficients)
         self._options: dict[tuple, tuple] = {}
         # the maps live beside a group starting at layer a: what layer by layer holds then, less a's output
         self._held = [live - self.network[a].out_bytes for a, live in
@@ -55,9 +59,9 @@ class Evaluator:
         """(own peak bytes while the input map lives, after it dies, predicted seconds)."""
         found = self._facts.get(group)
         if found is None:
-            steps, buffers, source_last = self.lowering.lower_transient(group)
-            seconds = self.model.seconds(total_features(steps, self.lowering.table))
-            found = self._facts[group] = own_peaks(steps, buffers, source_last) + (seconds,)
+            lowering = self.lowering
+            found = self._facts[group] = _group_figures(lowering.walk_arguments(group), *lowering.work_for(group),
+                                                        lowering.table, self._coefficients)
         return found
 
     def group(self, group: Group) -> tuple[int, float]:
@@ -99,6 +103,16 @@ class Evaluator:
         for seg in segments(self.network, groups):
             total += (self.whole_map(seg) if isinstance(seg, int) else self.group(seg))[1]
         return total
+
+
+@njit(cache=True)
+def _group_figures(walk, steps, buffers, layers, coefficients):
+    """One group lowered into ``steps`` and ``buffers``, read at once: (own peak bytes while its input map
+    lives, after, predicted seconds). One compiled call: the search asks this of every group in its space."""
+    n_steps, n_buffers, source_last = lower_group(*walk, steps, buffers)
+    own = buffers[GROUP_OWN:n_buffers]
+    before, after = split_peaks(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST], n_steps, source_last)
+    return before, after, float(np.dot(total_features(steps[:n_steps], layers), coefficients))
 
 
 def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=REUSE_MODES,
