@@ -100,3 +100,23 @@ def test_cli_budget_searches_and_runs(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main(common + ["--budget", "6 parsecs"])
     assert exit_info.value.code == 2 and "expected a size such as 6MB" in capsys.readouterr().err
+
+
+def test_nonnegative_fit_is_the_constrained_least_squares_optimum():
+    """Against every subset of active coefficients: no non-negative solution fits better (the old
+    drop-the-most-negative loop could end worse on correlated columns)."""
+    import itertools
+    from engine.tune.costmodel import nonnegative_fit
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        base = rng.standard_normal((40, 3))
+        x = np.abs(np.hstack([base, base @ rng.standard_normal((3, 2)) + 0.05 * rng.standard_normal((40, 2))]))
+        y = x @ rng.uniform(-1, 1, 5) + 0.1 * rng.standard_normal(40)
+        coef = nonnegative_fit(x, y)
+        assert (coef >= 0).all()
+        # the optimum is the unconstrained fit on some subset whose coefficients are all >= 0, or zero
+        best = min([np.linalg.norm(y)] + [
+            np.linalg.norm(x[:, list(s)] @ np.linalg.lstsq(x[:, list(s)], y, rcond=None)[0] - y)
+            for k in range(1, 6) for s in itertools.combinations(range(5), k)
+            if (np.linalg.lstsq(x[:, list(s)], y, rcond=None)[0] >= 0).all()])
+        assert np.linalg.norm(x @ coef - y) <= best + 1e-9
