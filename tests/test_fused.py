@@ -11,7 +11,7 @@ from engine.lower.program import build_program
 from engine.lower.table import S_LAYER, S_MACS
 from engine.memory.planner import overlapping_pairs
 from engine.memory.timeline import program_live_bytes
-from engine.runtime.executor import FusedExecutor, run_fused
+from engine.runtime.executor import run_fused
 from yolo.params import random_params
 from engine.ir.plan import REUSE_MODES, Group, Plan, parse_groups
 from engine.runtime.reference import run_reference

@@ -8,11 +8,11 @@ from hypothesis import given, settings, strategies as st
 from engine.ir.plan import REUSE_MODES, Group
 from engine.lower.geometry import balanced_edges
 from engine.lower.group import Lowering
-from engine.lower.table import (B_FIRST, B_LAST, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, STRIP_BUFFER,
-                                S_DST, S_KIND, S_SCRATCH, S_SRC, S_TILE, TILE_BUFFER)
+from engine.lower.table import (B_FIRST, B_LAST, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, STRIP_BUFFER, S_DST,
+                                S_KIND, S_SCRATCH, S_SRC, TILE_BUFFER)
 from engine.runtime.reference import run_reference
 from yolo.params import random_params
-from tests.lowered import (absolute, buffer_shape, computes, coverage, dest_box, kind, origin, pads, source_box)
+from tests.lowered import (buffer_shape, computes, coverage, dest_box, kind, origin, pads, source_box)
 from tests.strategies import stacks
 
 

@@ -1,6 +1,5 @@
 """Reuse modes: the executed MACs are what the modes promise; outputs equal `none` and the reference (the
 geometry of each mode is checked in test_lowering)."""
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 

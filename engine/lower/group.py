@@ -8,9 +8,8 @@ import numpy as np
 from engine.ir.fusion import fusion
 from engine.ir.plan import REUSE_MODES, Group
 from engine.lower.geometry import axis_geometry
-from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_W,
-                                GROUP_OUTPUT, GROUP_SOURCE, STEP_COLUMNS, STEP_KINDS, S_DST, S_KIND, S_LAYER,
-                                S_MACS, S_SRC, S_TILE, layer_table)
+from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_KIND, GROUP_OUTPUT, GROUP_SOURCE, STEP_COLUMNS,
+                                STEP_KINDS, S_DST, S_KIND, S_LAYER, S_MACS, S_SRC, S_TILE, layer_table)
 from engine.lower.walk import capacity, lower_group
 from yolo.network import Network
 
@@ -32,20 +31,25 @@ class GroupProgram:
 
     def describe(self, limit: int = 40) -> str:
         """A readable listing of the first ``limit`` steps (for notebooks and debugging)."""
-        name = lambda b: {GROUP_SOURCE: "input", GROUP_OUTPUT: "output"}.get(b, f"{BUFFER_KINDS[self.buffers[b, B_KIND]]}{b}")
-        lines = [f"group {self.group}: {len(self.steps)} steps, {len(self.buffers) - 2} own buffers, "
-                 f"{self.macs / 1e6:.1f} MMAC"]
-        for s, row in enumerate(self.steps[:limit]):
-            src, dst = row[S_SRC], row[S_DST]
-            lines.append(f"{s:>5} tile {row[S_TILE]:>3} L{row[S_LAYER]:<3} {STEP_KINDS[row[S_KIND]]:<7} "
-                         f"{name(src)}{tuple(int(v) for v in row[S_SRC + 1:S_SRC + 5])} -> "
-                         f"{name(dst)}{tuple(int(v) for v in row[S_DST + 1:S_DST + 5])}")
-        if len(self.steps) > limit:
-            lines.append(f"... {len(self.steps) - limit} more")
-        return "\n".join(lines)
+        names = {GROUP_SOURCE: "input", GROUP_OUTPUT: "output"}
+        name = lambda b: names.get(b, f"{BUFFER_KINDS[self.buffers[b, B_KIND]]}{b}")
+        return "\n".join([f"group {self.group}: {len(self.steps)} steps, {len(self.buffers) - 2} own buffers, "
+                          f"{self.macs / 1e6:.1f} MMAC"] + step_lines(self.steps, name, limit))
 
     def __repr__(self) -> str:
         return f"GroupProgram({self.group}, steps={len(self.steps)}, buffers={len(self.buffers) - 2})"
+
+
+def step_lines(steps: np.ndarray, name, limit: int) -> list[str]:
+    """One line per step: index, tile, layer, kind, source buffer and box -> destination buffer and box."""
+    lines = []
+    for s, row in enumerate(steps[:limit].tolist()):
+        src = name(row[S_SRC]) if row[S_SRC] >= 0 else "image"
+        lines.append(f"{s:>5} tile {row[S_TILE]:>3} L{row[S_LAYER]:<3} {STEP_KINDS[row[S_KIND]]:<7} "
+                     f"{src}{tuple(row[S_SRC + 1:S_SRC + 5])} -> {name(row[S_DST])}{tuple(row[S_DST + 1:S_DST + 5])}")
+    if len(steps) > limit:
+        lines.append(f"... {len(steps) - limit} more")
+    return lines
 
 
 class Lowering:

@@ -14,12 +14,11 @@ import numpy as np
 
 from engine.ir.fusion import fusion
 from engine.ir.plan import Group, Plan, PlanError
-from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
-from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_SEGMENT,
-                                B_W, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER, INPUT_STEP,
-                                MAP_BUFFER, REGION_STEP, REORG_STEP, STEP_COLUMNS, STEP_KINDS, S_CHANNELS, S_DC0,
-                                S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SX0,
-                                S_SY0, S_TILE)
+from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering, step_lines
+from engine.lower.table import (BUFFER_KINDS, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_SEGMENT, B_W, COPY_STEP,
+                                GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER, INPUT_STEP, MAP_BUFFER,
+                                REGION_STEP, REORG_STEP, STEP_COLUMNS, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
+                                S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0, S_TILE)
 from yolo.network import FLOAT_BYTES, INPUT, Network, Region, Reorg, Route
 
 WHOLE_MAP_KINDS = {Reorg: REORG_STEP, Region: REGION_STEP}
@@ -112,15 +111,8 @@ class Program:
 
     def describe(self, limit: int = 60) -> str:
         """A readable listing of the first ``limit`` steps (for notebooks and debugging)."""
-        lines = [f"{self.plan!r}: {len(self.steps)} steps, {len(self.buffers)} buffers, {self.macs / 1e9:.2f} GMAC"]
-        for s, row in enumerate(self.steps[:limit]):
-            src = self.name(row[S_SRC]) if row[S_SRC] >= 0 else "image"
-            lines.append(f"{s:>5} L{row[S_LAYER]:<3} {STEP_KINDS[row[S_KIND]]:<7} {src}"
-                         f"{tuple(int(v) for v in row[S_SY0:S_SY0 + 4])} -> {self.name(row[S_DST])}"
-                         f"{tuple(int(v) for v in row[S_DY0:S_DY0 + 4])}")
-        if len(self.steps) > limit:
-            lines.append(f"... {len(self.steps) - limit} more")
-        return "\n".join(lines)
+        return "\n".join([f"{self.plan!r}: {len(self.steps)} steps, {len(self.buffers)} buffers, "
+                          f"{self.macs / 1e9:.2f} GMAC"] + step_lines(self.steps, self.name, limit))
 
     def __repr__(self) -> str:
         return f"Program({self.plan!r}, steps={len(self.steps)}, buffers={len(self.buffers)})"

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LAYER, B_SEGMENT, B_W, B_X0, B_Y0, CONV_STEP,
-                                COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, L_C_IN, L_C_OUT, L_KIND, L_SIZE,
-                                MAXPOOL_STEP, SCRATCH_BUFFER, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DST,
-                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SX0,
-                                S_SY0, S_TILE, TILE_BUFFER, TILE_CONV)
+from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LAYER, B_SEGMENT, B_W, B_X0, B_Y0,
+                                CONV_STEP, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, L_C_IN, L_C_OUT, L_KIND,
+                                L_SIZE, MAXPOOL_STEP, SCRATCH_BUFFER, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
+                                S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC,
+                                S_SX0, S_SY0, S_TILE, TILE_BUFFER, TILE_CONV)
 from engine.lower.geometry import input_span
 from kernels.conv import workspace_sizes
 
@@ -74,6 +74,14 @@ def _copy(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origi
     return _emit(steps, buffers, count, COPY_STEP, layer, tile, src, y0 - s_origin_y, y1 - s_origin_y,
                  x0 - s_origin_x, x1 - s_origin_x, dst, y0 - d_origin_y, y1 - d_origin_y, x0 - d_origin_x,
                  x1 - d_origin_x, channels)
+
+
+@njit(cache=True)
+def _save(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origin_x, y0, y1, x0, x1):
+    """A strip of the region [y0, y1) x [x0, x1) saved out of ``src`` for a later tile; returns its buffer."""
+    strip = _alloc(buffers, count, STRIP_BUFFER, channels, y1 - y0, x1 - x0, count[0], layer, y0, x0)
+    _copy(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origin_x, strip, y0, x0, y0, y1, x0, x1)
+    return strip
 
 
 @njit(cache=True)
@@ -184,11 +192,8 @@ def lower_group(mode, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx
                             continue
                         part = (1, 0, 3, 2)[side]  # which of the neighbour's fills this tile provides
                         if _checker_part(ny, nx, j, nr, nc, rows, cols, part, box):
-                            strip = _alloc(buffers, count, STRIP_BUFFER, channels, box[1] - box[0], box[3] - box[2],
-                                           count[0], layer, box[0], box[2])
-                            strips[nr * cols + nc, j, part] = strip
-                            _copy(steps, buffers, count, layer, t, channels, dst, doy, dox, strip, box[0], box[2],
-                                  box[0], box[1], box[2], box[3])
+                            strips[nr * cols + nc, j, part] = _save(steps, buffers, count, layer, t, channels, dst,
+                                                                    doy, dox, box[0], box[1], box[2], box[3])
             elif mode == 1:  # a dependent tile: fills from its neighbours, then computes the middle
                 for part in range(4):
                     if _checker_part(ny, nx, j, r, c, rows, cols, part, box):
@@ -211,15 +216,11 @@ def lower_group(mode, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx
                     _compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
                              cy0, cy1, cx0, cx1, budget)
                 if j < last:
-                    if c < cols - 1 and hy0 < hy1 and sx[j, c + 1] < bx[j, c + 1]:
-                        y0, y1, x0, x1 = hy0, hy1, sx[j, c + 1], bx[j, c + 1]
-                        strip = _alloc(buffers, count, STRIP_BUFFER, channels, y1 - y0, x1 - x0, count[0], layer, y0, x0)
-                        strips[t + 1, j, 0] = strip
-                        _copy(steps, buffers, count, layer, t, channels, dst, doy, dox, strip, y0, x0, y0, y1, x0, x1)
-                    if r < rows - 1 and sy[j, r + 1] < by[j, r + 1] and cx0 < cx1:
-                        y0, y1, x0, x1 = sy[j, r + 1], by[j, r + 1], cx0, cx1
-                        strip = _alloc(buffers, count, STRIP_BUFFER, channels, y1 - y0, x1 - x0, count[0], layer, y0, x0)
-                        strips[t + cols, j, 1] = strip
-                        _copy(steps, buffers, count, layer, t, channels, dst, doy, dox, strip, y0, x0, y0, y1, x0, x1)
+                    if c < cols - 1 and hy0 < hy1 and sx[j, c + 1] < bx[j, c + 1]:  # for the right neighbour
+                        strips[t + 1, j, 0] = _save(steps, buffers, count, layer, t, channels, dst, doy, dox,
+                                                    hy0, hy1, sx[j, c + 1], bx[j, c + 1])
+                    if r < rows - 1 and sy[j, r + 1] < by[j, r + 1] and cx0 < cx1:  # for the tile below
+                        strips[t + cols, j, 1] = _save(steps, buffers, count, layer, t, channels, dst, doy, dox,
+                                                       sy[j, r + 1], by[j, r + 1], cx0, cx1)
             held, hoy, hox = dst, doy, dox
     return count[0], count[1], count[2]

@@ -17,8 +17,8 @@ from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import Program, build_program
 from engine.lower.table import (B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
-                                REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DX0, S_DY0, S_KIND,
-                                S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SX0, S_SY0)
+                                REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
+                                S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0)
 from engine.memory.planner import Layout, plan_layout
 from engine.runtime.arena import Arena, Event
 from kernels import layout as layout_kernels
