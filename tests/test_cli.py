@@ -165,3 +165,38 @@ def test_budget_auto_fits_the_device(tmp_path, capsys, monkeypatch):
     assert auto["memory"]["measured_peak_bytes"] == auto["config"]["search"]["predicted_peak_bytes"]
     assert main(["yolov2-tiny.cfg", "--size", "64", "--budget", "auto", "--out", str(tmp_path / "q.png")]) == 2
     assert "--budget auto fits the device: give --device" in capsys.readouterr().err
+
+
+def key_paths(value, prefix=""):
+    """Every key path of a JSON value ('memory.groups[].peak_bytes'); a list's items by its first."""
+    if isinstance(value, dict):
+        return {p for k, v in value.items() for p in {prefix + k} | key_paths(v, prefix + k + ".")}
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return key_paths(value[0], prefix[:-1] + "[].")
+    return set()
+
+
+FUSED_SCHEMA = {
+    "config", "config.cfg", "config.size", "config.mode", "config.weights", "config.image", "config.groups",
+    "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.scratch_bytes",
+    "detections", "latency_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
+    "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
+    "memory.predicted_arena_bytes", "memory.groups", "memory.groups[].layers", "memory.groups[].grid",
+    "memory.groups[].reuse", "memory.groups[].peak_bytes", "memory.groups[].strip_bytes_at_peak",
+    "memory.groups[].max_strip_bytes", "memory.runtime_baseline_bytes", "memory.predicted_process_bytes",
+    "memory.measured_process_peak_bytes", "macs", "macs.network", "macs.executed", "macs.overhead", "macs.groups",
+    "macs.groups[].layers", "macs.groups[].grid", "macs.groups[].reuse", "macs.groups[].network",
+    "macs.groups[].executed", "macs.groups[].overhead", "macs.groups[].per_layer", "macs.groups[].per_layer[].layer",
+    "macs.groups[].per_layer[].network", "macs.groups[].per_layer[].executed", "outputs", "outputs.picture",
+    "outputs.raw_output", "outputs.plots"}
+
+
+def test_json_schema_is_pinned(tmp_path, capsys):
+    status, out, _ = run_cli(capsys, "yolov2-tiny.cfg", "--size", "64", "--json", "--out", str(tmp_path / "p.png"))
+    assert status == 0 and key_paths(json.loads(out)) == FUSED_SCHEMA
+    status, out, _ = run_cli(capsys, "yolov2-tiny.cfg", "--size", "64", "--json", "--reference",
+                             "--out", str(tmp_path / "p.png"))
+    reference = {"memory.predicted_peak_bytes", "memory.arena_bytes", "memory.predicted_arena_bytes",
+                 "memory.predicted_process_bytes", "memory.groups", "macs.groups", "config.groups[]"}
+    assert status == 0 and key_paths(json.loads(out)) == {k for k in FUSED_SCHEMA
+                                                          if not any(k.startswith(r) for r in reference)}
