@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,7 +45,7 @@ def check_letterbox(shared: Path) -> bool:
     images = np.load(shared / "data" / "ref" / "images_stb_decoded.npz")
     ok = True
     for name in ("dog", "person", "horses", "eagle"):
-        ours = letterbox(to_chw(images[name]), 416, 416)
+        ours = letterbox(to_chw(Image.fromarray(images[name])), 416, 416)
         diff = float(np.abs(ours - images[f"{name}_letterbox416"]).max())
         ok &= diff == 0.0
         print(f"letterbox {name:<7} max abs diff vs darknet: {diff:.3g}")

@@ -158,7 +158,7 @@ def test_budget_auto_fits_the_device(tmp_path, capsys, monkeypatch):
     memory = runtime_baseline_bytes() + predictor.weights_bytes + room
     common = ["yolov2-tiny.cfg", "--size", "128", "--json", "--out", str(tmp_path / "p.png"), "--device", "rpi3",
               "--device-memory", str(memory), "--max-grid", "3"]
-    layer_by_layer = json.loads(run_cli(capsys, *common, "--groups", "")[1])
+    layer_by_layer = json.loads(run_cli(capsys, *common, "--groups", "none")[1])
     auto = json.loads(run_cli(capsys, *common, "--budget", "auto")[1])
     assert layer_by_layer["device"]["swap_ins"] > 0 and auto["device"]["swap_ins"] == 0
     assert auto["config"]["budget_bytes"] == room and auto["config"]["search"]["chosen"].startswith("--budget auto")

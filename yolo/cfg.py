@@ -13,6 +13,7 @@ from yolo.network import (ACTIVATIONS, AvgPool, Cost, Layer, Network, Region, So
                             make_conv, make_maxpool, make_reorg, make_route)
 
 BUNDLED_DIR = Path(__file__).parent / "data"
+MAX_INPUT_PIXELS = 4096 * 4096  # a network input larger than this is surely a typo (yolov2 at 608 has 0.37M)
 BUNDLED_CFGS = ("yolov2.cfg", "yolov2-tiny.cfg", "yolov2-voc.cfg", "yolov2-tiny-voc.cfg")
 
 # Keys Darknet reads only for training (or data augmentation); accepted and ignored.
@@ -102,7 +103,7 @@ class Section:
 def parse_sections(text: str, source: str = "<cfg>") -> list[Section]:
     """Split cfg text into sections. Whitespace inside a line is dropped, as Darknet's own reader does."""
     sections: list[Section] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         line = "".join(raw.split())
         if not line or line[0] in "#;":
             continue
@@ -147,15 +148,28 @@ def build_network(sections: list[Section], name: str = "network",
     _check_keys(net)
     width, height = net.int("width", minimum=1), net.int("height", minimum=1)
     channels = net.int("channels", 3, minimum=1)
-    if size is not None and size != (width, height):
-        stride = build_network(sections, name).stride
-        if size[0] % stride or size[1] % stride:
-            raise CfgError(f"size {size[0]}x{size[1]}: expected a multiple of the network's total stride {stride} "
-                           f"(e.g. {max(stride, round(size[0] / stride) * stride)})")
+    if channels not in (1, 3):
+        raise net.fail("channels", "1 (grayscale input) or 3 (RGB input)")
+    if size is not None:
         width, height = size
+    if width * height > MAX_INPUT_PIXELS:
+        raise CfgError(f"{'--size' if size else net.where('width')} {width}x{height}: at most "
+                       f"{MAX_INPUT_PIXELS:,} input pixels (e.g. 4096x4096)")
     input_shape = (channels, height, width)
     if not body:
         raise CfgError(f"{net.source}: the cfg has no layers after [net]")
+    try:
+        layers = _build_layers(body, input_shape)
+    except CfgError:
+        if size is not None:  # a size the network cannot take usually shows first as a map a layer cannot divide
+            _check_stride(build_network(sections, name).stride, width, height, size, net)
+        raise
+    network = Network(name, input_shape, tuple(layers), source=sections[0].source)
+    _check_stride(network.stride, width, height, size, net)
+    return network
+
+
+def _build_layers(body: list[Section], input_shape) -> list[Layer]:
     layers: list[Layer] = []
     for index, sec in enumerate(body):
         _check_keys(sec)
@@ -168,7 +182,14 @@ def build_network(sections: list[Section], name: str = "network",
             if str(err).startswith(sec.source):
                 raise
             raise CfgError(f"{sec.where()} {err}") from None
-    return Network(name, input_shape, tuple(layers), source=sections[0].source)
+    return layers
+
+
+def _check_stride(stride: int, width: int, height: int, size, net: Section) -> None:
+    if width % stride or height % stride:
+        what = f"size {width}x{height}" if size else f"{net.where('width')} width={width}, height={height}"
+        raise CfgError(f"{what}: expected a multiple of the network's total stride {stride} "
+                       f"(e.g. {max(stride, round(width / stride) * stride)})")
 
 
 def _build_layer(index: int, sec: Section, prev, layers: list[Layer], input_shape) -> Layer:
@@ -176,7 +197,7 @@ def _build_layer(index: int, sec: Section, prev, layers: list[Layer], input_shap
         size = sec.int("size", 1, minimum=1)
         pad_flag = sec.int("pad", 0, minimum=0)
         padding = size // 2 if pad_flag else sec.int("padding", 0, minimum=0)
-        return make_conv(index, prev, filters=sec.int("filters", 1, minimum=1), size=size,
+        return make_conv(index, prev, filters=sec.int("filters", minimum=1), size=size,
                          stride=sec.int("stride", 1, minimum=1), padding=padding,
                          groups=sec.int("groups", 1, minimum=1),
                          batch_normalize=bool(sec.int("batch_normalize", 0, minimum=0)),
@@ -234,21 +255,27 @@ def resolve_cfg(cfg: str | Path) -> Path:
 
 def load_network(cfg: str | Path, size: int | tuple[int, int] | None = None) -> Network:
     path = resolve_cfg(cfg)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CfgError(f"{path}: cannot read cfg: {err}") from None
     if isinstance(size, int):
         size = (size, size)
     if size is not None and min(size) < 1:
         raise CfgError(f"size {size[0]}x{size[1]}: expected a positive multiple of the network's stride")
-    return build_network(parse_sections(text, str(path)), name=path.stem, size=size)
+    return build_network(parse_sections(read_cfg_text(path), str(path)), name=path.stem, size=size)
+
+
+def read_cfg_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise CfgError(f"{path}: not a text cfg: byte 0x{err.object[err.start]:02x} at offset {err.start} is not "
+                       f"UTF-8") from None
+    except OSError as err:
+        raise CfgError(f"{path}: cannot read cfg: {err.strerror or err}") from None
 
 
 def cfg_text_at_size(cfg: str | Path, size: int) -> str:
     """A cfg's text with [net] width and height rewritten, for tools that read the size from the text."""
     lines = []
-    for line in resolve_cfg(cfg).read_text().splitlines():
+    for line in read_cfg_text(resolve_cfg(cfg)).removeprefix("\ufeff").splitlines():
         key = "".join(line.split()).split("=")[0]
         lines.append(f"{key}={size}" if key in ("width", "height") else line)
     return "\n".join(lines) + "\n"

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from yolo.errors import FusetileError, WeightsError
-from yolo.cfg import build_network, parse_sections, resolve_cfg
+from yolo.errors import WeightsError, run_command
+from yolo.cfg import build_network, parse_sections, read_cfg_text, resolve_cfg
 from yolo.h5store import read_h5, read_h5_cfg, write_h5
 from yolo.weights import is_hdf5, read_darknet, write_darknet
 
@@ -26,7 +26,7 @@ def convert(src: Path, dst: Path, cfg: str | None = None) -> str:
     if cfg is None:
         raise WeightsError(f"{src}: a Darknet .weights file does not say its network: pass --cfg CFG")
     path = resolve_cfg(cfg)
-    text = path.read_text()
+    text = read_cfg_text(path)
     network = build_network(parse_sections(text, str(path)), name=path.stem)
     write_h5(dst, read_darknet(src, network), network, text)
     return f"{src} -> {dst} (HDF5, cfg {path.name} embedded)"
@@ -39,15 +39,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dst", type=Path, help="output file (written to a temp name, then renamed)")
     ap.add_argument("--cfg", help="Darknet cfg (path or bundled name); required for .weights input")
     args = ap.parse_args(argv)
-    try:
-        if not args.src.is_file():
-            raise WeightsError(f"{args.src}: no such file")
-        if not args.dst.parent.is_dir():
-            raise WeightsError(f"{args.dst}: folder {args.dst.parent} does not exist")
-        print(convert(args.src, args.dst, args.cfg))
-    except FusetileError as err:
-        print(f"yolo.convert: error: {err}", file=sys.stderr)
-        return 2
+    return run_command("yolo.convert", lambda: command(args))
+
+
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def command(args) -> int:
+    src, dst = args.src, args.dst
+    if not src.is_file():
+        raise WeightsError(f"{src}: {'a folder, not a weights file' if src.is_dir() else 'no such file'}")
+    if dst.is_dir():
+        raise WeightsError(f"{dst}: is a folder: expected the output file's name")
+    if not dst.absolute().parent.is_dir():
+        raise WeightsError(f"{dst}: folder {dst.absolute().parent} does not exist")
+    if dst.exists() and dst.samefile(src):
+        raise WeightsError(f"{dst}: is the input file: write the conversion to another name")
+    to_hdf5 = not is_hdf5(src)
+    if to_hdf5 != (dst.suffix.lower() in HDF5_SUFFIXES):
+        wanted = "an .h5 name (the output is HDF5)" if to_hdf5 else "a name not ending in .h5 (the output is Darknet .weights)"
+        raise WeightsError(f"{dst}: expected {wanted}")
+    print(convert(src, dst, args.cfg))
     return 0
 
 

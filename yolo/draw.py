@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from yolo.errors import ImageError
 from yolo.files import atomic_output
 from yolo.region import Detection
 
@@ -35,6 +36,22 @@ def draw_detections(image: np.ndarray, detections: list[Detection], names: tuple
     return picture
 
 
+PICTURE_SUFFIXES = ".png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp"
+
+
+def picture_format(path: str | Path, what: str = "--out") -> str:
+    """Pillow's format for a picture path (PNG when it has no suffix); an unknown suffix is an error."""
+    from PIL import Image
+    suffix = Path(path).suffix.lower()
+    if not suffix:
+        return "PNG"
+    Image.init()
+    found = Image.registered_extensions().get(suffix)
+    if found is None or found not in Image.SAVE or found in ("PDF", "EPS", "PALM", "XBM", "MSP", "SPIDER"):
+        raise ImageError(f"{what} {str(path)!r}: unknown picture format {suffix!r}: expected {PICTURE_SUFFIXES}")
+    return found
+
+
 def save_picture(picture, path: str | Path) -> None:
-    with atomic_output(path) as tmp:
-        picture.save(tmp, format=None if Path(path).suffix else "PNG")
+    with atomic_output(path, "picture") as tmp:
+        picture.save(tmp, format=picture_format(path))

@@ -15,3 +15,38 @@ class WeightsError(FusetileError):
 
 class ImageError(FusetileError):
     """An input image that cannot be read."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every cleanup (temporary files) runs."""
+
+
+def run_command(prog: str, body) -> int:
+    """Runs ``body()`` (which returns an exit status) as a command line does: a user error is one line on
+    stderr and status 2; Ctrl-C and SIGTERM are one line and 130 / 143, after cleanup."""
+    import signal
+    import sys
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        return body()
+    except FusetileError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"{prog}: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"{prog}: terminated; nothing was written", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)

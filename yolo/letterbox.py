@@ -10,29 +10,105 @@ from yolo.errors import ImageError
 GREY = np.float32(0.5)
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """RGB image as (3, H, W) float32 in [0, 1], as Darknet's load_image_color gives it."""
-    from PIL import Image, UnidentifiedImageError
+MAX_DECODED_PIXELS = 50_000_000  # decoded in full above this: refused (a JPEG is first decoded at reduced scale)
+PICTURE_SIDE = 1024  # a JPEG is drafted no smaller than this on its long side: the picture with boxes stays legible
+
+
+def draft_size(width: int, height: int, network_size: tuple[int, int]) -> tuple[int, int]:
+    """The least size a JPEG is decoded at: what the network needs, and at least PICTURE_SIDE on the long
+    side (never more than the image)."""
+    fit_w, fit_h = fitted_size(width, height, *network_size)
+    scale = max(1.0, PICTURE_SIDE / max(fit_w, fit_h))
+    return min(width, int(fit_w * scale)), min(height, int(fit_h * scale))
+
+
+def load_image(path: str | Path, network_size: tuple[int, int] | None = None) -> np.ndarray:
+    """RGB image as (3, H, W) float32 in [0, 1], as Darknet's load_image_color gives it.
+
+    Every mode Pillow opens is read: 16- and 32-bit grayscale scaled to [0, 1], palette and CMYK through
+    Pillow's conversion, transparency composited on the letterbox grey (0.5), EXIF orientation applied.
+    With ``network_size`` (width, height), a JPEG at least twice as large as ``draft_size`` is decoded at a
+    reduced scale (Pillow's draft mode: 1/2, 1/4 or 1/8), so a 12000x12000 photo costs about what a
+    1500x1500 one does; its pixels then differ slightly from a full decode, and the picture with boxes is
+    drawn at that scale.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the limit below applies to what is decoded, after draft
     try:
         with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            if network_size is not None and im.format == "JPEG":
+                im.draft(im.mode, draft_size(im.width, im.height, network_size))
+            if im.width * im.height > MAX_DECODED_PIXELS:
+                raise ImageError(f"image {str(path)!r}: {im.width}x{im.height} is {im.width * im.height:,} pixels: "
+                                 f"at most {MAX_DECODED_PIXELS:,} are decoded (a larger JPEG is read at reduced "
+                                 f"scale)")
+            return to_chw(ImageOps.exif_transpose(im))
     except FileNotFoundError:
         raise ImageError(f"image {str(path)!r}: no such file") from None
-    except (UnidentifiedImageError, OSError) as err:
+    except IsADirectoryError:
+        raise ImageError(f"image {str(path)!r}: a folder, not an image") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ImageError(f"image {str(path)!r}: not a readable image ({err})") from None
-    return to_chw(rgb)
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
 
 
-def to_chw(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, H, W) float32 / 255."""
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
+def decoded_size(path: str | Path, network_size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) that ``load_image`` will decode (a large JPEG at reduced scale), from the header;
+    (0, 0) if the file is not a readable image (``load_image`` then says why)."""
+    from PIL import Image
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as im:
+            if im.format == "JPEG":
+                im.draft(im.mode, draft_size(im.width, im.height, network_size))
+            return im.width, im.height
+    except Exception:
+        return 0, 0
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of the picture as stored, EXIF orientation applied (from its header)."""
+    from PIL import Image
+    with Image.open(path) as im:
+        turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # orientations that swap width and height
+        return (im.height, im.width) if turned else (im.width, im.height)
+
+
+def to_chw(im) -> np.ndarray:
+    """A Pillow image -> (3, H, W) float32 in [0, 1]."""
+    if im.mode.startswith("I;16"):
+        grey = np.asarray(im, np.float32) / np.float32(65535)
+    elif im.mode == "I":  # 32-bit integers: 16-bit data (PNG) unless values say otherwise
+        values = np.asarray(im, np.float64)
+        grey = (np.clip(values, 0, None) / (65535 if values.max(initial=0) <= 65535 else 2**31 - 1)).astype(np.float32)
+    elif im.mode == "F":
+        grey = np.clip(np.asarray(im, np.float32), 0, 1)
+    else:
+        transparent = "A" in im.mode or "transparency" in im.info
+        rgba = np.asarray(im.convert("RGBA" if transparent else "RGB"), np.float32) / np.float32(255)
+        if transparent:  # over the letterbox grey
+            alpha = rgba[..., 3:]
+            rgba = rgba[..., :3] * alpha + GREY * (np.float32(1) - alpha)
+        return np.ascontiguousarray(rgba.transpose(2, 0, 1)[:3]).astype(np.float32)
+    return np.ascontiguousarray(np.broadcast_to(grey, (3, *grey.shape)))
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """(3, H, W) -> (1, H, W): ITU-R 601 luma, for networks whose cfg says channels=1."""
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    return np.tensordot(weights, rgb, axes=1)[None].astype(np.float32)
 
 
 def fitted_size(im_w: int, im_h: int, net_w: int, net_h: int) -> tuple[int, int]:
     """The (width, height) the image is resized to inside the letterbox (Darknet's integer rule)."""
     if np.float32(net_w) / np.float32(im_w) < np.float32(net_h) / np.float32(im_h):
-        return net_w, (im_h * net_w) // im_w
-    return (im_w * net_h) // im_h, net_h
+        return net_w, max((im_h * net_w) // im_w, 1)  # at least one row of a very wide picture
+    return max((im_w * net_h) // im_h, 1), net_h
 
 
 def resize(im: np.ndarray, w: int, h: int) -> np.ndarray:

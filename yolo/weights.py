@@ -26,9 +26,9 @@ def read_darknet(path: str | Path, network: Network) -> Params:
         raise WeightsError(f"{path}: {len(data)} bytes is too short for a Darknet header (16 or 20 bytes)")
     major, minor, revision = (int(v) for v in np.frombuffer(data, "<i4", 3))
     header = Header(major, minor, revision)
-    if major > 1000 or minor > 1000:
-        raise WeightsError(f"{path}: header version {major}.{minor}.{revision}: transposed (>1000) weights "
-                           f"are not supported")
+    if not (0 <= major <= 1000 and 0 <= minor <= 1000 and 0 <= revision <= 1000):
+        raise WeightsError(f"{path}: not a Darknet weights file: its header reads version {major}.{minor}.{revision}, "
+                           f"expected a small version such as 0.2.0 (the first 12 bytes: three int32)")
     seen_bytes = 8 if header.wide_seen else 4
     if len(data) < 12 + seen_bytes:
         raise WeightsError(f"{path}: truncated header: expected {12 + seen_bytes} bytes, found {len(data)}")

@@ -78,6 +78,16 @@ def byte_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text}: expected an integer from 0 to 4294967295")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -94,7 +104,7 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("cfg", nargs="?", default=DEFAULT_CFG, help=f"Darknet cfg path or bundled name (default {DEFAULT_CFG})")
     ap.add_argument("image", nargs="?", help="input image (default: matplotlib's sample grace_hopper.jpg)")
     ap.add_argument("--weights", help="Darknet .weights or fusetile .h5 (default: deterministic random weights)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the random weights used without --weights (default 0)")
+    ap.add_argument("--seed", type=seed, default=0, help="seed of the random weights used without --weights (default 0)")
     ap.add_argument("--size", type=positive_int, help="network input width = height, a multiple of the network's stride")
     ap.add_argument("--thresh", type=fraction, default=0.5, help="detection threshold (default 0.5)")
     ap.add_argument("--nms", type=fraction, default=0.45, help="NMS IoU threshold (default 0.45)")
@@ -117,6 +127,9 @@ def build_parser() -> ArgumentParser:
                          "rpi3:fault=1ms,read=10MB/s (a model, see below)")
     ap.add_argument("--device-memory", type=byte_size, metavar="SIZE",
                     help="the device's memory for --device (default: the preset's, e.g. 1GB for rpi3)")
+    ap.add_argument("--max-memory", type=byte_size, metavar="SIZE",
+                    help="refuse a run whose predicted process bytes exceed SIZE (default: what the machine has "
+                         "available: MemAvailable or the cgroup limit)")
     ap.add_argument("--plot", metavar="DIR", help="write profile.png, timeline.png and (fused) arena.png into DIR")
     ap.add_argument("--reference", action="store_true", help="run the layer-by-layer NumPy reference")
     return ap
@@ -140,5 +153,9 @@ def check_combinations(args) -> None:
         raise FusetileError("--device-memory needs --device (rpi3, rpi4-usb-ssd or zram)")
     if args.device is not None and not args.device.strip():
         raise FusetileError("--device '': expected a device name: rpi3, rpi4-usb-ssd or zram")
+    if args.groups is not None and args.groups.strip() != "none" and not any(
+            part.strip() for part in args.groups.split(",")):
+        raise FusetileError(f"--groups {args.groups!r}: expected groups such as 0-7:4x4,8-16:2x2, or 'none' to run "
+                            f"every layer layer by layer in the arena")
     if args.budget == "auto" and args.device is None:
         raise FusetileError("--budget auto fits the device: give --device (and --device-memory)")

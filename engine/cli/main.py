@@ -12,21 +12,18 @@ import json
 import sys
 
 from engine.cli.args import build_parser, check_combinations
-from yolo.errors import FusetileError
+from yolo.errors import run_command
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        check_combinations(args)
-        from engine.cli.pipeline import run
-        report = run(args)
-    except FusetileError as err:
-        print(f"engine.run: error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"engine.run: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
-        return 2
+    return run_command("engine.run", lambda: command(args))
+
+
+def command(args) -> int:
+    check_combinations(args)
+    from engine.cli.pipeline import run
+    report = run(args)
     if args.json:
         print(json.dumps(report))
     else:

@@ -15,6 +15,7 @@ from engine.report.schema import process_memory, search_report
 from engine.runtime.executor import FusedExecutor
 from engine.runtime.reference import run_reference
 from yolo.errors import FusetileError
+from yolo.files import Outputs
 from yolo.network import Network
 from yolo.params import Params, random_params
 
@@ -42,13 +43,16 @@ def load_params(args, network: Network) -> Params:
 
 def run(args) -> dict:
     from yolo.cfg import load_network
-    from yolo.draw import draw_detections, save_picture
-    from yolo.letterbox import letterbox, load_image
+    from yolo.draw import draw_detections, picture_format
+    from yolo.letterbox import image_size, letterbox, load_image, to_grey
     from yolo.names import class_names
     from yolo.region import detect
 
     check_writable(args.out, "--out")
+    picture_format(args.out)
     check_writable(args.save_output, "--save-output")
+    if args.save_output is not None and Path(args.save_output).suffix.lower() != ".npy":
+        raise FusetileError(f"--save-output {args.save_output!r}: expected a .npy file name (NumPy's format)")
     if args.plot is not None and not Path(args.plot).is_dir():
         check_writable(args.plot, "--plot")  # a new folder is made, inside an existing one
     target = device_target(args) if args.device or args.device_memory else None
@@ -62,25 +66,25 @@ def run(args) -> dict:
     else:
         plan = make_plan(args, network)
     image_path = Path(args.image) if args.image else default_image()
-    image = load_image(image_path)
-    params = load_params(args, network)
     _, net_h, net_w = network.input_shape
-    x = letterbox(image, net_w, net_h)
+    guard_memory(args, network, plan, image_path)
+    image = load_image(image_path, (net_w, net_h))  # a large JPEG arrives at a reduced scale
+    original_size = image_size(image_path)
+    params = load_params(args, network)
+    x = letterbox(to_grey(image) if network.input_shape[0] == 1 else image, net_w, net_h)
 
     run = execute(args, plan, params, x)
     detections = detect(run.output, network.region, (image.shape[2], image.shape[1]), (net_w, net_h),
                         args.thresh, args.nms)
     names = class_names(network.region.classes)
 
-    if args.save_output:
-        from yolo.files import atomic_write_bytes
-        import io
-        buffer = io.BytesIO()
-        np.save(buffer, run.head.astype(np.float32))
-        atomic_write_bytes(args.save_output, buffer.getvalue())
-    save_picture(draw_detections(image, detections, names), args.out)
-    if args.plot is not None:
-        write_plots(Path(args.plot), plan, run, args)
+    with Outputs() as outputs:  # the picture, the raw output and the plots appear together or not at all
+        if args.save_output:
+            outputs.write(args.save_output, "--save-output", lambda tmp: save_array(tmp, run.head))
+        picture = draw_detections(image, detections, names)
+        outputs.write(args.out, "--out", lambda tmp: picture.save(tmp, format=picture_format(args.out)))
+        if args.plot is not None:
+            write_plots(outputs.folder(args.plot, "--plot"), plan, run, args, outputs)
 
     lbl_peak = max(layer_by_layer_live_bytes(network))
     memory = {"layer_by_layer_peak_bytes": lbl_peak, "weights_bytes": params.nbytes,
@@ -104,7 +108,7 @@ def run(args) -> dict:
                    "groups": [group_dict(g) for g in plan.groups],
                    "scratch_bytes": args.scratch_kib * 1024} | search_report(args, searched),
         "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
-                        "box": [round(v, 2) for v in d.pixel_box(image.shape[2], image.shape[1])]}
+                        "box": [round(v, 2) for v in d.pixel_box(*original_size)]}
                        for d in detections],
         "latency_s": round(run.seconds, 6),
         "memory": memory,
@@ -142,19 +146,45 @@ def model_device(device, memory: int, baseline: int, args, plan: Plan, run) -> d
     return simulate(program, layout, device, memory, baseline).report(run.seconds)
 
 
-def write_plots(folder: Path, plan: Plan, run, args) -> None:
-    folder.mkdir(exist_ok=True)
+def guard_memory(args, network: Network, plan: Plan, image_path: Path) -> None:
+    """Refuses, before weights, picture or arena exist, a run the machine cannot hold: the runtime baseline,
+    the activations (the predictor's arena; the reference's maps and im2col), the weights as loading
+    holds them (a .weights file is read whole, then split), and the decoded picture."""
+    from engine.memory import guard
+    from engine.memory.predictor import conv_weights_bytes, weights_bytes
+    from engine.runtime.baseline import runtime_baseline_bytes
+    from yolo.letterbox import decoded_size
+    from yolo.network import Conv
+    weights = weights_bytes(network)
+    loading = weights if args.weights and Path(args.weights).suffix.lower() != ".h5" else 0
+    if args.weights is None:  # random weights are drawn in float64, one layer at a time
+        loading = 2 * max((conv_weights_bytes(l) for l in network.layers if isinstance(l, Conv)), default=0)
+    activations = (guard.reference_bytes(network) if args.reference else
+                   Predictor(network, args.scratch_kib * 1024).predict(plan).arena_bytes)
+    width, height = decoded_size(image_path, (network.input_shape[2], network.input_shape[1]))
+    needed = runtime_baseline_bytes() + activations + weights + loading + width * height * 3 * 4 * 3
+    _, h, w = network.input_shape
+    guard.check(needed, f"{args.cfg} at {w}x{h}", guard.available(args.max_memory))
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as f:  # a file object: np.save would add .npy to a path
+        np.save(f, array, allow_pickle=False)
+
+
+def write_plots(folder: Path, plan: Plan, run, args, outputs) -> None:
     import matplotlib
     matplotlib.use("Agg")
     from engine.report import plots
-    plots.save(plots.layer_profile(plan.network, plan.groups), folder / "profile.png")
+    plots.save(plots.layer_profile(plan.network, plan.groups), folder / "profile.png", outputs)
     if args.reference:
-        plots.save(plots.live_timeline(run.live_bytes, label="(reference, per layer)"), folder / "timeline.png")
+        plots.save(plots.live_timeline(run.live_bytes, label="(reference, per layer)"), folder / "timeline.png",
+                   outputs)
         return
     from engine.memory.timeline import program_live_bytes
     predicted = program_live_bytes(run.program.buffers, len(run.program.steps))
-    plots.save(plots.live_timeline(run.live_bytes, predicted), folder / "timeline.png")
-    plots.save(plots.arena_map(run.program, run.layout), folder / "arena.png")
+    plots.save(plots.live_timeline(run.live_bytes, predicted), folder / "timeline.png", outputs)
+    plots.save(plots.arena_map(run.program, run.layout), folder / "arena.png", outputs)
 
 
 AUTO_BUDGET = ("--budget auto: the searched configurations for activation budgets from what the device leaves "

@@ -109,7 +109,10 @@ def check_reuse(mode: str, what: str = "--reuse") -> str:
 
 
 def parse_groups(spec: str, reuse: str = "none") -> tuple[Group, ...]:
-    """'0-7:4x4:stream,8-16:2x2' -> groups (``reuse`` where a group names no mode); '' = layer by layer."""
+    """'0-7:4x4:stream,8-16:2x2' -> groups (``reuse`` where a group names no mode); 'none' or '': no group
+    (every layer runs layer by layer, in the arena)."""
+    if spec.strip() == "none":
+        return ()
     groups = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         m = GROUP_RE.match(part)

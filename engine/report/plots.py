@@ -121,14 +121,15 @@ def latency_vs_memory(points, ax=None):
     return ax
 
 
-def save(ax, path) -> None:
-    """Writes the Axes' figure as PNG atomically, then closes it."""
-    import io
-
+def save(ax, path, outputs=None) -> None:
+    """Writes the Axes' figure as PNG, whole or not at all (as one of ``outputs``' set if given), then
+    closes it."""
     import matplotlib.pyplot as plt
 
-    from yolo.files import atomic_write_bytes
-    buffer = io.BytesIO()
-    ax.figure.savefig(buffer, format="png", dpi=110)
-    atomic_write_bytes(path, buffer.getvalue())
+    from yolo.files import Outputs
+    if outputs is None:
+        with Outputs() as alone:
+            alone.write(path, "plot", lambda tmp: ax.figure.savefig(tmp, format="png", dpi=110))
+    else:
+        outputs.write(path, "--plot", lambda tmp: ax.figure.savefig(tmp, format="png", dpi=110))
     plt.close(ax.figure)
