@@ -23,7 +23,7 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     net = load_network("yolov2-tiny.cfg", 160)
     write_darknet(tmp_path / "w.weights", sharpened_params(net, 3, 24.0))
     status, out, err = run_cli(capsys, "yolov2-tiny.cfg", "--size", "160", "--weights", str(tmp_path / "w.weights"),
-                               "--json", "--out", str(tmp_path / "p.png"), "--save-output", str(tmp_path / "o.npy"))
+                               "--json", "--quiet", "--out", str(tmp_path / "p.png"), "--save-output", str(tmp_path / "o.npy"))
     assert status == 0 and err == ""
     report = json.loads(out)
     assert set(report) >= {"config", "detections", "latency_s", "memory", "macs"}

@@ -22,13 +22,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def command(args) -> int:
     check_combinations(args)
+    from engine.report.progress import PROGRESS
+    PROGRESS.enabled = not args.quiet
     from engine.cli.pipeline import run
     report = run(args)
     if args.json:
         print(json.dumps(report))
     else:
         from engine.report.text import print_human
-        print_human(report)
+        print_human(report, args.thresh)
     return 0
 
 

@@ -11,6 +11,7 @@ from engine.ir.plan import Plan, PlanError, check_reuse, default_groups, parse_g
 from engine.memory.predictor import Predictor
 from engine.memory.timeline import layer_by_layer_live_bytes
 from engine.report.accounting import group_dict, group_macs, group_memory
+from engine.report.progress import PROGRESS, kernels_cached
 from engine.report.schema import process_memory, search_report
 from engine.runtime.executor import FusedExecutor
 from engine.runtime.reference import run_reference
@@ -73,6 +74,8 @@ def run(args) -> dict:
     params = load_params(args, network)
     x = letterbox(to_grey(image) if network.input_shape[0] == 1 else image, net_w, net_h)
 
+    if not kernels_cached():
+        PROGRESS.note("compiling the kernels on first use (about 20 s on 2 cores; cached for later runs) ...")
     run = execute(args, plan, params, x)
     detections = detect(run.output, network.region, (image.shape[2], image.shape[1]), (net_w, net_h),
                         args.thresh, args.nms)
@@ -192,6 +195,15 @@ AUTO_BUDGET = ("--budget auto: the searched configurations for activation budget
                "(compute + paging) wins")
 
 
+def search_grids(network: Network, max_grid: int) -> tuple[tuple[int, int], ...]:
+    """Grids up to max_grid x max_grid, bounded by the largest map a group can end on (no tile is empty)."""
+    from engine.ir.fusion import fusion
+    rule = fusion(network)
+    side = max((max(network[i].out_shape[1:]) for i in range(len(network)) if rule.can_tile[i]), default=1)
+    n = min(max_grid, side)
+    return tuple((r, c) for r in range(1, n + 1) for c in range(1, n + 1))
+
+
 def search_plan(args, network: Network, target):
     """(the chosen configuration, the activation budget searched, how it was chosen)."""
     from engine.tune.costmodel import load_or_calibrate
@@ -199,19 +211,19 @@ def search_plan(args, network: Network, target):
     scratch = args.scratch_kib * 1024
     predictor = Predictor(network, scratch)
     evaluator = Evaluator(predictor, load_or_calibrate(network, scratch))
-    grids = tuple((r, c) for r in range(1, args.max_grid + 1) for c in range(1, args.max_grid + 1))
+    grids = search_grids(network, args.max_grid)
     if args.budget == "auto":
         from engine.device.curves import DeviceModel
         device, memory, baseline = target
         best = DeviceModel(evaluator, device, baseline).best_searched(memory, grids)
         return (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.groups)),
-                memory - baseline - predictor.weights_bytes, AUTO_BUDGET)
-    found = search(evaluator, args.budget, grids=grids, progress=not args.json and sys.stderr.isatty())
+                memory - baseline - predictor.weights_bytes, AUTO_BUDGET, grids[-1][0])
+    found = search(evaluator, args.budget, grids=grids)
     if not found:
         low = smallest_feasible_peak(evaluator, grids=grids)
         raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
                         f"peak is {low} B ({low / 2**20:.2f} MiB)")
-    return found[0], args.budget, "the fastest predicted configuration whose predicted peak fits"
+    return found[0], args.budget, "the fastest predicted configuration whose predicted peak fits", grids[-1][0]
 
 
 def make_plan(args, network: Network) -> Plan:

@@ -14,9 +14,9 @@ def process_memory(args, weights: int, arena: int | None) -> dict:
 def search_report(args, searched) -> dict:
     if searched is None:
         return {}
-    choice, budget, how = searched
+    choice, budget, how, max_grid = searched
     return {"budget_bytes": budget,
             "search": {"predicted_seconds": round(choice.predicted_seconds, 6),
-                       "predicted_peak_bytes": choice.predicted_peak_bytes, "max_grid": args.max_grid,
+                       "predicted_peak_bytes": choice.predicted_peak_bytes, "max_grid": max_grid,
                        "chosen": how,
                        "model": "latency: calibrated per-step linear cost model; peak: exact predictor"}}

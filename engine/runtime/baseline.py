@@ -51,6 +51,8 @@ def runtime_baseline_bytes() -> int:
     path = cache_dir() / f"baseline-{versions_key()}.json"
     if path.is_file():
         return int(json.loads(path.read_text())["bytes"])
+    from engine.report.progress import PROGRESS
+    PROGRESS.note("measuring the runtime baseline once (a child process; a few seconds) ...")
     code = "from engine.runtime.baseline import _toy_run; print(_toy_run())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:

@@ -76,6 +76,8 @@ def load_or_calibrate(network: Network, scratch_bytes: int) -> CostModel:
         data = json.loads(path.read_text())
         if data.get("features") == list(FEATURES) and data.get("version") == FEATURES_VERSION:
             return CostModel(tuple(data["coefficients"]))
+    from engine.report.progress import PROGRESS
+    PROGRESS.note(f"calibrating the cost model for {network.name} on this machine (once; about 15 s) ...")
     model = calibrate(network, scratch_bytes)
     path.parent.mkdir(parents=True, exist_ok=True)
     from yolo.files import atomic_write_bytes

@@ -22,6 +22,7 @@ from engine.lower.table import B_BYTES, B_FIRST, B_LAST, GROUP_OWN
 from engine.lower.walk import lower_group
 from engine.memory.predictor import Predictor, group_peak
 from engine.memory.timeline import layer_by_layer_live_bytes, split_peaks
+from engine.report.progress import PROGRESS
 from engine.tune.costmodel import CostModel
 from engine.tune.features import total_features
 from yolo.network import nbytes
@@ -116,7 +117,7 @@ def _group_figures(walk, steps, buffers, layers, coefficients):
 
 
 def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=REUSE_MODES,
-           top: int = 5, progress: bool = False) -> list[Choice]:
+           top: int = 5) -> list[Choice]:
     """The ``top`` feasible configurations in order of predicted latency ([] if none fits)."""
     network = evaluator.network
     n = len(network)
@@ -126,8 +127,8 @@ def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=R
     # best[p]: up to ``top`` (seconds, peak, groups) ways to run layers 0..p-1
     best: list[list[tuple[float, int, tuple[Group, ...]]]] = [[] for _ in range(n + 1)]
     best[0] = [(cost0, peak0, ())]
-    from tqdm import tqdm
-    for p in tqdm(range(n), desc="search", unit="layer", disable=not progress, leave=False):
+    for p in range(n):
+        PROGRESS.step("search: layers", p, n)
         if not best[p]:
             continue
         options = []
