@@ -4,6 +4,7 @@ The file also keeps the cfg text and the Darknet header, so it converts back to 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -33,20 +34,32 @@ def write_h5(path: str | Path, params: Params, network: Network, cfg_text: str) 
                     g.create_dataset(name, data=array)
 
 
-def read_h5_cfg(path: str | Path) -> str:
+@contextmanager
+def _reading(path: str | Path):
+    """The open store; damage found while reading (h5py raises many kinds) is one WeightsError."""
     with _open(path) as f:
+        try:
+            yield f
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+            raise WeightsError(f"{path}: damaged HDF5 store: {type(err).__name__}: {err}"[:300]) from None
+
+
+def read_h5_cfg(path: str | Path) -> str:
+    with _reading(path) as f:
         return str(f.attrs["cfg"])
 
 
 def read_h5(path: str | Path, network: Network) -> Params:
-    with _open(path) as f:
+    with _reading(path) as f:
         major, minor, revision = (int(v) for v in f.attrs["header"])
         header = Header(major, minor, revision, int(f.attrs["seen"]))
         layers = {}
         expected_groups = {f"layer_{l.index:03d}" for l in conv_layers(network)}
         extra = sorted(set(f.keys()) - expected_groups)
         if extra:
-            raise WeightsError(f"{path}: groups {extra} have no conv layer in {network.name}")
+            shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+            raise WeightsError(f"{path}: holds weights of another network ({f.attrs.get('network', '?')}): "
+                               f"{shown} have no conv layer in {network.name}")
         for layer in conv_layers(network):
             key = f"layer_{layer.index:03d}"
             if key not in f:
@@ -68,9 +81,9 @@ def read_h5(path: str | Path, network: Network) -> Params:
 def _open(path: str | Path) -> h5py.File:
     try:
         f = h5py.File(path, "r")
-    except OSError as err:
-        raise WeightsError(f"{path}: not a readable HDF5 file ({err})") from None
-    found = f.attrs.get("format")
+        found = f.attrs.get("format")
+    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        raise WeightsError(f"{path}: not a readable HDF5 file ({err})"[:300]) from None
     if found != FORMAT:
         f.close()
         raise WeightsError(f"{path}: attribute format={found!r}, expected {FORMAT!r} (written by yolo.convert)")
