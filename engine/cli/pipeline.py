@@ -38,7 +38,8 @@ def load_params(args, network: Network) -> Params:
         return random_params(network, args.seed)
     from yolo.weights import load_weights
     if not Path(args.weights).is_file():
-        raise FusetileError(f"--weights {args.weights!r}: no such file")
+        found = "a folder, not a weights file" if Path(args.weights).is_dir() else "no such file"
+        raise FusetileError(f"--weights {args.weights!r}: {found}")
     return load_weights(args.weights, network)
 
 
