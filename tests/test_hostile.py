@@ -62,7 +62,7 @@ BAD = [  # (arguments, what the one line must say); files are named relative to 
     (["yolov2-tiny.cfg", "--size", "64", "--plot", "small.png"], "--plot 'small.png'"),
     (["yolov2-tiny.cfg", "--size", "64", "--weights", "folder"], "--weights 'folder': a folder, not a weights file"),
     (["yolov2-tiny.cfg", "--size", "64", "--tiles", "0x3"], "--tiles '0x3': expected ROWSxCOLS"),
-    (["yolov2-tiny.cfg", "--size", "64", "--budget", "-5MB"], "expected a size"),
+    (["yolov2-tiny.cfg", "--size", "64", "--budget=-5MB"], "expected a size"),
 ]
 
 
