@@ -52,7 +52,15 @@ compute, readahead, the page cache, other processes and the kernel's approximati
 leaves (memory - runtime baseline - weights) down to the smallest feasible peak are replayed through
 the model, and the one of least modelled latency (predicted compute + paging) runs.
 
-Errors print one line on stderr and exit with status 2.
+Images: any mode Pillow opens (16/32-bit grey scaled to [0, 1], transparency over the letterbox grey,
+EXIF orientation applied); a JPEG far larger than needed is decoded at 1/2, 1/4 or 1/8 scale; other
+pictures above 50 megapixels are refused. A cfg with channels=1 runs on the picture's luma.
+
+Memory guard: before anything large is allocated, the predicted process bytes are compared with what
+the machine can give (MemAvailable, the cgroup limit, or --max-memory); a run that would not fit stops.
+
+Errors print one line on stderr and exit with status 2; Ctrl-C and SIGTERM exit 130 and 143. The
+picture, --save-output and --plot files appear together at the end of a run, or not at all.
 """
 
 

@@ -50,13 +50,7 @@ def run(args) -> dict:
     from yolo.names import class_names
     from yolo.region import detect
 
-    check_writable(args.out, "--out")
-    picture_format(args.out)
-    check_writable(args.save_output, "--save-output")
-    if args.save_output is not None and Path(args.save_output).suffix.lower() != ".npy":
-        raise FusetileError(f"--save-output {args.save_output!r}: expected a .npy file name (NumPy's format)")
-    if args.plot is not None and not Path(args.plot).is_dir():
-        check_writable(args.plot, "--plot")  # a new folder is made, inside an existing one
+    check_output_paths(args)
     target = device_target(args) if args.device or args.device_memory else None
     network = load_network(args.cfg, args.size)
     if network.region is None:
@@ -81,14 +75,6 @@ def run(args) -> dict:
     detections = detect(run.output, network.region, (image.shape[2], image.shape[1]), (net_w, net_h),
                         args.thresh, args.nms)
     names = class_names(network.region.classes)
-
-    with Outputs() as outputs:  # the picture, the raw output and the plots appear together or not at all
-        if args.save_output:
-            outputs.write(args.save_output, "--save-output", lambda tmp: save_array(tmp, run.head))
-        picture = draw_detections(image, detections, names)
-        outputs.write(args.out, "--out", lambda tmp: picture.save(tmp, format=picture_format(args.out)))
-        if args.plot is not None:
-            write_plots(outputs.folder(args.plot, "--plot"), plan, run, args, outputs)
 
     lbl_peak = max(layer_by_layer_live_bytes(network))
     memory = {"layer_by_layer_peak_bytes": lbl_peak, "weights_bytes": params.nbytes,
@@ -121,7 +107,26 @@ def run(args) -> dict:
     }
     if target is not None:
         report["device"] = model_device(*target, args, plan, run)
+    with Outputs() as outputs:  # the picture, the raw output and the plots appear together or not at all
+        if args.save_output:
+            outputs.write(args.save_output, "--save-output", lambda tmp: save_array(tmp, run.head))
+        picture = draw_detections(image, detections, names)
+        outputs.write(args.out, "--out", lambda tmp: picture.save(tmp, format=picture_format(args.out)))
+        if args.plot is not None:
+            write_plots(outputs.folder(args.plot, "--plot"), plan, run, args, outputs)
     return report
+
+
+def check_output_paths(args) -> None:
+    """Output names the run could not write are refused before anything runs."""
+    from yolo.draw import picture_format
+    check_writable(args.out, "--out")
+    picture_format(args.out)
+    check_writable(args.save_output, "--save-output")
+    if args.save_output is not None and Path(args.save_output).suffix.lower() != ".npy":
+        raise FusetileError(f"--save-output {args.save_output!r}: expected a .npy file name (NumPy's format)")
+    if args.plot is not None and not Path(args.plot).is_dir():
+        check_writable(args.plot, "--plot")  # a new folder is made, inside an existing one
 
 
 def device_target(args):

@@ -92,16 +92,13 @@ class Lowering:
         """(steps, buffers, last step reading the input map) written into ``steps`` and ``buffers``."""
         return lower_group(*self.walk_arguments(group), steps, buffers)
 
-    def work_arrays(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
-        n_steps, n_buffers = capacity(group.rows * group.cols, group.last - group.first + 1)
-        return np.empty((n_steps, STEP_COLUMNS), np.int64), np.empty((n_buffers, BUFFER_COLUMNS), np.int64)
-
     def work_for(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
         """Arrays large enough to lower ``group`` into, reused from call to call."""
         n_steps, n_buffers = capacity(group.rows * group.cols, group.last - group.first + 1)
         steps, buffers = self._work
         if len(steps) < n_steps or len(buffers) < n_buffers:
-            steps, buffers = self._work = self.work_arrays(group)
+            steps, buffers = self._work = (np.empty((n_steps, STEP_COLUMNS), np.int64),
+                                           np.empty((n_buffers, BUFFER_COLUMNS), np.int64))
         return steps, buffers
 
     def lower_transient(self, group: Group) -> tuple[np.ndarray, np.ndarray, int]:
@@ -114,8 +111,6 @@ class Lowering:
     def lower(self, group: Group) -> GroupProgram:
         found = self._programs.get(group)
         if found is None:
-            steps, buffers = self.work_arrays(group)
-            n_steps, n_buffers, source_last = self.lower_into(group, steps, buffers)
-            found = self._programs[group] = GroupProgram(group, steps[:n_steps].copy(), buffers[:n_buffers].copy(),
-                                                         int(source_last))
+            steps, buffers, source_last = self.lower_transient(group)
+            found = self._programs[group] = GroupProgram(group, steps.copy(), buffers.copy(), source_last)
         return found
