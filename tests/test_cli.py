@@ -179,7 +179,7 @@ def key_paths(value, prefix=""):
 FUSED_SCHEMA = {
     "config", "config.cfg", "config.size", "config.mode", "config.weights", "config.image", "config.groups",
     "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.scratch_bytes",
-    "detections", "latency_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
+    "detections", "latency_s", "latencies_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
     "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
     "memory.predicted_arena_bytes", "memory.groups", "memory.groups[].layers", "memory.groups[].grid",
     "memory.groups[].reuse", "memory.groups[].peak_bytes", "memory.groups[].strip_bytes_at_peak",
@@ -200,3 +200,14 @@ def test_json_schema_is_pinned(tmp_path, capsys):
                  "memory.predicted_process_bytes", "memory.groups", "macs.groups", "config.groups[]"}
     assert status == 0 and key_paths(json.loads(out)) == {k for k in FUSED_SCHEMA
                                                           if not any(k.startswith(r) for r in reference)}
+
+
+def test_repeat_reports_the_median_of_n_timed_runs(tmp_path, capsys):
+    status, out, _ = run_cli(capsys, "yolov2-tiny.cfg", "--size", "64", "--json", "--quiet", "--repeat", "5",
+                             "--out", str(tmp_path / "p.png"))
+    report = json.loads(out)
+    assert status == 0 and len(report["latencies_s"]) == 5
+    assert report["latency_s"] == round(float(np.median(report["latencies_s"])), 6)
+    status, out, _ = run_cli(capsys, "yolov2-tiny.cfg", "--size", "64", "--quiet", "--repeat", "3",
+                             "--out", str(tmp_path / "p.png"))
+    assert status == 0 and "median of 3 runs" in out

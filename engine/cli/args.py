@@ -138,6 +138,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--max-memory", type=byte_size, metavar="SIZE",
                     help="refuse a run whose predicted process bytes exceed SIZE (default: what the machine has "
                          "available: MemAvailable or the cgroup limit)")
+    ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",
+                    help="time N runs after the warm-up; latency_s is their median, latencies_s all N (default 1)")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress lines on stderr (by default long work says what it does every few seconds)")
     ap.add_argument("--plot", metavar="DIR", help="write profile.png, timeline.png and (fused) arena.png into DIR")

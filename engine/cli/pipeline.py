@@ -71,7 +71,7 @@ def run(args) -> dict:
 
     if not kernels_cached():
         PROGRESS.note("compiling the kernels on first use (about 20 s on 2 cores; cached for later runs) ...")
-    run = execute(args, plan, params, x)
+    run, latencies = execute(args, plan, params, x)
     detections = detect(run.output, network.region, (image.shape[2], image.shape[1]), (net_w, net_h),
                         args.thresh, args.nms)
     names = class_names(network.region.classes)
@@ -100,13 +100,14 @@ def run(args) -> dict:
         "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
                         "box": [round(v, 2) for v in d.pixel_box(*original_size)]}
                        for d in detections],
-        "latency_s": round(run.seconds, 6),
+        "latency_s": round(float(np.median(latencies)), 6),
+        "latencies_s": [round(t, 6) for t in latencies],
         "memory": memory,
         "macs": macs,
         "outputs": {"picture": str(args.out), "raw_output": args.save_output, "plots": args.plot},
     }
     if target is not None:
-        report["device"] = model_device(*target, args, plan, run)
+        report["device"] = model_device(*target, args, plan, run, report["latency_s"])
     with Outputs() as outputs:  # the picture, the raw output and the plots appear together or not at all
         if args.save_output:
             outputs.write(args.save_output, "--save-output", lambda tmp: save_array(tmp, run.head))
@@ -142,7 +143,7 @@ def device_target(args):
     return device, memory, baseline
 
 
-def model_device(device, memory: int, baseline: int, args, plan: Plan, run) -> dict:
+def model_device(device, memory: int, baseline: int, args, plan: Plan, run, latency: float) -> dict:
     """The paging model of this run's program (in reference mode: of the layer-by-layer program)."""
     from engine.device.paging import simulate
     if args.reference:
@@ -152,7 +153,7 @@ def model_device(device, memory: int, baseline: int, args, plan: Plan, run) -> d
         layout = plan_layout(program.buffers)
     else:
         program, layout = run.program, run.layout
-    return simulate(program, layout, device, memory, baseline).report(run.seconds)
+    return simulate(program, layout, device, memory, baseline).report(latency)
 
 
 def guard_memory(args, network: Network, plan: Plan, image_path: Path) -> None:
@@ -245,10 +246,17 @@ def make_plan(args, network: Network) -> Plan:
 
 
 def execute(args, plan: Plan, params: Params, x: np.ndarray):
-    """One warm-up run (JIT cache load, page faults), then the measured run."""
+    """One warm-up run (JIT cache load, page faults), then ``--repeat`` timed runs: (the last run, the
+    seconds of each)."""
     if args.reference:
-        run_reference(plan.network, params, x)
-        return run_reference(plan.network, params, x)
-    executor = FusedExecutor(plan, params, args.scratch_kib * 1024)
-    executor.run(x)
-    return executor.run(x)
+        once = lambda: run_reference(plan.network, params, x)
+    else:
+        executor = FusedExecutor(plan, params, args.scratch_kib * 1024)
+        once = lambda: executor.run(x)
+    once()
+    seconds = []
+    for k in range(args.repeat):
+        run = once()
+        seconds.append(run.seconds)
+        PROGRESS.step("timed runs", k + 1, args.repeat)
+    return run, seconds

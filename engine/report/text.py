@@ -11,7 +11,9 @@ def print_human(report: dict, thresh: float) -> None:
     if not report["detections"]:
         print(f"no detections above {thresh:.2f}")
     mem, macs = report["memory"], report["macs"]
-    print(f"latency: {report['latency_s'] * 1e3:.1f} ms ({macs['network'] / 1e9:.2f} GMAC, "
+    runs = len(report["latencies_s"])
+    timed = f"median of {runs} runs" if runs > 1 else "one run after a warm-up"
+    print(f"latency: {report['latency_s'] * 1e3:.1f} ms, {timed} ({macs['network'] / 1e9:.2f} GMAC, "
           f"{macs['overhead']:.3f}x executed)")
     groups = ", ".join(f"{a}-{b}:{n}x{m}:{g['reuse']}" for g in report["config"]["groups"]
                        for (a, b), (n, m) in [(g["layers"], g["grid"])]) or "none"
