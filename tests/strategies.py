@@ -19,3 +19,12 @@ def stacks(draw, max_layers: int = 5, sizes=(5, 24)):
             return random_stack(kinds, size, channels=draw(st.integers(1, 3)))
         except CfgError:
             continue
+
+
+@st.composite
+def weights_of(draw, network, first, last):
+    """(mode, bands) for a group: resident, kept for the group's run, or loaded per tile in 1-3 bands."""
+    from yolo.network import Conv
+    mode = draw(st.sampled_from(("resident", "group", "tile")))
+    fewest = min((network[i].filters for i in range(first, last + 1) if isinstance(network[i], Conv)), default=1)
+    return mode, 1 if mode == "group" else draw(st.integers(1, min(3, fewest)))

@@ -18,7 +18,7 @@ from engine.runtime.reference import run_reference
 from yolo.cfg import load_network
 from yolo.region import detect
 from tests.helpers import random_image, sharpened_params
-from tests.strategies import stacks
+from tests.strategies import stacks, weights_of
 
 TOL = 2e-5
 
@@ -48,9 +48,10 @@ def plans(draw):
         if draw(st.booleans()):
             _, h, w = net[last].out_shape
             groups.append(Group(first, last, draw(st.integers(1, min(h, 6))), draw(st.integers(1, min(w, 6))),
-                                draw(st.sampled_from(REUSE_MODES))))
+                                draw(st.sampled_from(REUSE_MODES)), *draw(weights_of(net, first, last))))
         first = last + 1
-    return Plan(net, tuple(groups))
+    return Plan(net, tuple(groups), draw(st.sampled_from(("resident", "streamed"))),
+                draw(st.sampled_from((64, 4096, 1 << 22))))
 
 
 @settings(max_examples=60, deadline=None)

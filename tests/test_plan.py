@@ -46,7 +46,7 @@ def test_bad_plans_say_what_is_wrong_and_what_is_valid(yolov2, spec, message):
 
 @pytest.mark.parametrize("text", ["0-7", "0-7:4", "a-b:1x1", "0-7:0x2"])
 def test_bad_group_syntax(text):
-    with pytest.raises(PlanError, match="expected FIRST-LAST:ROWSxCOLS\\[:REUSE\\]|at least 1x1"):
+    with pytest.raises(PlanError, match="expected FIRST-LAST:ROWSxCOLS\\[:REUSE|at least 1x1"):
         Plan(load_network("yolov2-tiny.cfg"), parse_groups(text))
 
 

@@ -14,7 +14,7 @@ from engine.ir.plan import REUSE_MODES, Group, Plan, PlanError
 from engine.memory.predictor import Predictor, weights_bytes
 from yolo.cfg import load_network
 from tests.helpers import random_image
-from tests.strategies import stacks
+from tests.strategies import stacks, weights_of
 
 NETWORKS = {name: load_network(name, size) for name, size in
             [("yolov2.cfg", 416), ("yolov2-tiny.cfg", 416), ("yolov2-voc.cfg", 416), ("yolov2.cfg", 224)]}
@@ -30,7 +30,8 @@ def predictor(network, scratch):
 
 @st.composite
 def configurations(draw, network):
-    """Random cut points, 1-4 groups, grids up to 8x8 (non-square), every reuse mode; retried until valid."""
+    """Random cut points, 1-4 groups, grids up to 8x8 (non-square), every reuse mode, weights resident, kept
+    per group or loaded per tile in bands; layers outside groups resident or streamed; retried until valid."""
     while True:
         n_groups = draw(st.integers(1, 4))
         cuts = sorted(draw(st.lists(st.integers(0, len(network) - 1), min_size=2 * n_groups, max_size=2 * n_groups)))
@@ -38,9 +39,10 @@ def configurations(draw, network):
         for first, last in zip(cuts[::2], cuts[1::2]):
             _, h, w = network[last].out_shape
             groups.append(Group(first, last, draw(st.integers(1, min(8, h))), draw(st.integers(1, min(8, w))),
-                                draw(st.sampled_from(REUSE_MODES))))
+                                draw(st.sampled_from(REUSE_MODES)), *draw(weights_of(network, first, last))))
         try:
-            return Plan(network, tuple(groups))
+            return Plan(network, tuple(groups), draw(st.sampled_from(("resident", "streamed"))),
+                        draw(st.sampled_from((1 << 16, 1 << 20, 1 << 24))))
         except PlanError:
             continue
 

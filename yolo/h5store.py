@@ -36,24 +36,25 @@ def write_h5(path: str | Path, params: Params, network: Network, cfg_text: str) 
 
 @contextmanager
 def _reading(path: str | Path):
-    """The open store; damage found while reading (h5py raises many kinds) is one WeightsError."""
-    with _open(path) as f:
-        try:
-            yield f
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
-            raise WeightsError(f"{path}: damaged HDF5 store: {type(err).__name__}: {err}"[:300]) from None
+    """Damage found while reading (h5py raises many kinds) is one WeightsError."""
+    try:
+        yield
+    except WeightsError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+        raise WeightsError(f"{path}: damaged HDF5 store: {type(err).__name__}: {err}"[:300]) from None
 
 
 def read_h5_cfg(path: str | Path) -> str:
-    with _reading(path) as f:
+    with _open(path) as f, _reading(path):
         return str(f.attrs["cfg"])
 
 
-def read_h5(path: str | Path, network: Network) -> Params:
-    with _reading(path) as f:
-        major, minor, revision = (int(v) for v in f.attrs["header"])
-        header = Header(major, minor, revision, int(f.attrs["seen"]))
-        layers = {}
+def open_checked(path: str | Path, network: Network) -> h5py.File:
+    """The open store, its layout checked against ``network`` (every dataset there, of the right shape);
+    no array is read."""
+    f = _open(path)
+    try:
         expected_groups = {f"layer_{l.index:03d}" for l in conv_layers(network)}
         extra = sorted(set(f.keys()) - expected_groups)
         if extra:
@@ -64,17 +65,29 @@ def read_h5(path: str | Path, network: Network) -> Params:
             key = f"layer_{layer.index:03d}"
             if key not in f:
                 raise WeightsError(f"{path}: no group {key}: the cfg has a conv layer {layer.index}")
-            arrays = {}
             for name, shape in expected_arrays(layer):
                 if name not in f[key]:
                     raise WeightsError(f"{path}: {key}/{name} missing: layer {layer.index} needs it")
-                array = f[key][name][()]
-                if array.shape != shape:
-                    raise WeightsError(f"{path}: {key}/{name} has shape {array.shape} "
-                                       f"({array.size} floats), layer {layer.index} needs {shape} "
-                                       f"({int(np.prod(shape))} floats)")
-                arrays[name] = array.astype(np.float32)
-            layers[layer.index] = ConvParams(**arrays)
+                found = f[key][name].shape
+                if found != shape:
+                    raise WeightsError(f"{path}: {key}/{name} has shape {found} ({int(np.prod(found))} floats), "
+                                       f"layer {layer.index} needs {shape} ({int(np.prod(shape))} floats)")
+    except WeightsError:  # (a ValueError too: named before the damage below)
+        f.close()
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+        f.close()
+        raise WeightsError(f"{path}: damaged HDF5 store: {type(err).__name__}: {err}"[:300]) from None
+    return f
+
+
+def read_h5(path: str | Path, network: Network) -> Params:
+    with open_checked(path, network) as f, _reading(path):
+        major, minor, revision = (int(v) for v in f.attrs["header"])
+        header = Header(major, minor, revision, int(f.attrs["seen"]))
+        layers = {layer.index: ConvParams(**{name: f[f"layer_{layer.index:03d}"][name][()].astype(np.float32)
+                                             for name, _ in expected_arrays(layer)})
+                  for layer in conv_layers(network)}
     return Params(layers, header, source=str(path))
 
 

@@ -15,6 +15,21 @@ def expected_floats(network: Network) -> int:
     return sum(int(np.prod(shape)) for l in conv_layers(network) for _, shape in expected_arrays(l))
 
 
+def read_header(path: Path, head: bytes) -> tuple[Header, int]:
+    """The Darknet header from a file's first (up to) 20 bytes, and its length (16 or 20 bytes)."""
+    if len(head) < 16:
+        raise WeightsError(f"{path}: {len(head)} bytes is too short for a Darknet header (16 or 20 bytes)")
+    major, minor, revision = (int(v) for v in np.frombuffer(head, "<i4", 3))
+    if not (0 <= major <= 1000 and 0 <= minor <= 1000 and 0 <= revision <= 1000):
+        raise WeightsError(f"{path}: not a Darknet weights file: its header reads version {major}.{minor}.{revision}, "
+                           f"expected a small version such as 0.2.0 (the first 12 bytes: three int32)")
+    seen_bytes = 8 if Header(major, minor, revision).wide_seen else 4
+    if len(head) < 12 + seen_bytes:
+        raise WeightsError(f"{path}: truncated header: expected {12 + seen_bytes} bytes, found {len(head)}")
+    seen = int(np.frombuffer(head, "<u8" if seen_bytes == 8 else "<i4", 1, 12)[0])
+    return Header(major, minor, revision, seen), 12 + seen_bytes
+
+
 def read_darknet(path: str | Path, network: Network) -> Params:
     """Read a .weights file for ``network``; any size mismatch names the layer and the float counts."""
     path = Path(path)
@@ -22,19 +37,8 @@ def read_darknet(path: str | Path, network: Network) -> Params:
         data = path.read_bytes()
     except OSError as err:
         raise WeightsError(f"{path}: cannot read weights: {err.strerror}") from None
-    if len(data) < 16:
-        raise WeightsError(f"{path}: {len(data)} bytes is too short for a Darknet header (16 or 20 bytes)")
-    major, minor, revision = (int(v) for v in np.frombuffer(data, "<i4", 3))
-    header = Header(major, minor, revision)
-    if not (0 <= major <= 1000 and 0 <= minor <= 1000 and 0 <= revision <= 1000):
-        raise WeightsError(f"{path}: not a Darknet weights file: its header reads version {major}.{minor}.{revision}, "
-                           f"expected a small version such as 0.2.0 (the first 12 bytes: three int32)")
-    seen_bytes = 8 if header.wide_seen else 4
-    if len(data) < 12 + seen_bytes:
-        raise WeightsError(f"{path}: truncated header: expected {12 + seen_bytes} bytes, found {len(data)}")
-    seen = int(np.frombuffer(data, "<u8" if seen_bytes == 8 else "<i4", 1, 12)[0])
-    header = Header(major, minor, revision, seen)
-    body = data[12 + seen_bytes:]
+    header, header_bytes = read_header(path, data[:20])
+    body = data[header_bytes:]
     if len(body) % 4:
         raise WeightsError(f"{path}: {len(body)} bytes after the header is not a whole number of float32 values")
     floats = np.frombuffer(body, "<f4")

@@ -13,6 +13,8 @@ from yolo.errors import FusetileError
 from yolo.network import Conv, MaxPool, Network
 
 REUSE_MODES = ("none", "checkerboard", "stream")
+WEIGHT_MODES = ("resident", "group", "tile")  # a group's conv weights: outside the arena; in it for the group's
+# whole run; or loaded again for each tile (and each band of filters) and released after it
 
 
 class PlanError(FusetileError):
@@ -26,22 +28,45 @@ class Group:
     rows: int = 1
     cols: int = 1
     reuse: str = "none"  # one of REUSE_MODES
+    weights: str = "resident"  # one of WEIGHT_MODES
+    bands: int = 1  # each conv step split into this many bands of filters (each loaded alone in "tile" mode)
 
     @property
     def layers(self) -> range:
         return range(self.first, self.last + 1)
 
     def __str__(self) -> str:
-        return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}"
+        held = "" if self.weights == "resident" and self.bands == 1 else \
+            f":{self.weights}" + (f"/{self.bands}" if self.bands > 1 else "")
+        return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}{held}"
+
+
+DEFAULT_BAND_BYTES = 4 << 20  # streamed weights of a layer outside groups are read in bands of at most this
 
 
 @dataclass(frozen=True)
 class Plan:
     network: Network
     groups: tuple[Group, ...]
+    weights: str = "resident"  # or "streamed": layers outside groups load their weights, in bands
+    band_bytes: int = DEFAULT_BAND_BYTES
 
     def __post_init__(self):
         validate(self.network, self.groups)
+        if self.weights not in ("resident", "streamed"):
+            raise PlanError(f"weights {self.weights!r}: expected resident or streamed")
+
+    def outside_group(self, index: int) -> Group:
+        """The one-layer group a tileable layer outside every group runs as: 1x1; streamed, its filters in
+        bands whose weights take at most ``band_bytes`` each."""
+        if self.weights == "resident":
+            return Group(index, index, 1, 1)
+        layer = self.network[index]
+        if not isinstance(layer, Conv):
+            return Group(index, index, 1, 1, "none", "tile")
+        per_filter = ((layer.in_shape[0] // layer.groups) * layer.size ** 2 + 4) * 4
+        bands = min(layer.filters, max(1, -(-layer.filters * per_filter // self.band_bytes)))
+        return Group(index, index, 1, 1, "none", "tile", bands)
 
     @property
     def spec(self) -> str:
@@ -77,6 +102,14 @@ def validate(network: Network, groups: tuple[Group, ...]) -> None:
                        f"layer {i + 1} does not read layer {i} alone: a group must be a chain")
                 raise PlanError(f"group {g}: {why}; end the group at layer {i} or before "
                                 f"(valid spans: {', '.join(fusable_spans(network))})")
+        if g.weights not in WEIGHT_MODES:
+            raise PlanError(f"group {g}: weights {g.weights!r}: expected one of {', '.join(WEIGHT_MODES)}")
+        if g.bands < 1 or (g.bands > 1 and g.weights == "group"):
+            raise PlanError(f"group {g}: {g.bands} bands: expected at least 1, and 1 when a group keeps its "
+                            f"weights for its whole run")
+        fewest = min((network[i].filters for i in g.layers if isinstance(network[i], Conv)), default=g.bands)
+        if g.bands > fewest:
+            raise PlanError(f"group {g}: {g.bands} bands of filters, but a conv layer of the group has {fewest}")
         if g.reuse not in REUSE_MODES:
             raise PlanError(f"group {g}: reuse mode {g.reuse!r}: expected one of {', '.join(REUSE_MODES)}")
         if g.rows < 1 or g.cols < 1:
@@ -92,7 +125,7 @@ def fusable_spans(network: Network) -> list[str]:
     return [f"{a}-{b}" for a, b in fusion(network).spans()]
 
 
-GROUP_RE = re.compile(r"^(\d+)-(\d+):(\d+)x(\d+)(?::(\w+))?$")
+GROUP_RE = re.compile(r"^(\d+)-(\d+):(\d+)x(\d+)(?::(\w+))?(?::(\w+)(?:/(\d+))?)?$")
 
 
 def parse_grid(text: str, what: str = "--tiles") -> tuple[int, int]:
@@ -108,7 +141,7 @@ def check_reuse(mode: str, what: str = "--reuse") -> str:
     return mode
 
 
-def parse_groups(spec: str, reuse: str = "none") -> tuple[Group, ...]:
+def parse_groups(spec: str, reuse: str = "none", weights: str = "resident") -> tuple[Group, ...]:
     """'0-7:4x4:stream,8-16:2x2' -> groups (``reuse`` where a group names no mode); 'none' or '': no group
     (every layer runs layer by layer, in the arena)."""
     if spec.strip() == "none":
@@ -117,10 +150,11 @@ def parse_groups(spec: str, reuse: str = "none") -> tuple[Group, ...]:
     for part in filter(None, (p.strip() for p in spec.split(","))):
         m = GROUP_RE.match(part)
         if not m:
-            raise PlanError(f"--groups {part!r}: expected FIRST-LAST:ROWSxCOLS[:REUSE] such as 0-7:4x4 or "
-                            f"0-7:4x4:stream")
+            raise PlanError(f"--groups {part!r}: expected FIRST-LAST:ROWSxCOLS[:REUSE[:WEIGHTS[/BANDS]]] such as "
+                            f"0-7:4x4, 0-7:4x4:stream or 30-30:1x1:none:tile/4")
         mode = check_reuse(m[5] or reuse, f"--groups {part!r}")
-        groups.append(Group(int(m[1]), int(m[2]), int(m[3]), int(m[4]), mode))
+        groups.append(Group(int(m[1]), int(m[2]), int(m[3]), int(m[4]), mode, m[6] or weights,
+                            int(m[7] or 1)))
     return tuple(groups)
 
 

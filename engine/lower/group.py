@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.ir.fusion import fusion
-from engine.ir.plan import REUSE_MODES, Group
+from engine.ir.plan import REUSE_MODES, WEIGHT_MODES, Group
 from engine.lower.geometry import axis_geometry
 from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_KIND, GROUP_OUTPUT, GROUP_SOURCE, STEP_COLUMNS,
                                 STEP_KINDS, S_DST, S_KIND, S_LAYER, S_MACS, S_SRC, S_TILE, layer_table)
@@ -85,8 +85,8 @@ class Lowering:
             _, _, nx, bx, sx = self.geometry(group.last, group.cols, 1)
             grid = self._grids[key] = (first, (chain, ny, nx, by, sy, bx, sx))
         first, geometry = grid
-        return (REUSE_MODES.index(group.reuse), group.rows, group.cols, group.first - first, group.first, *geometry,
-                self.scratch_bytes)
+        return (REUSE_MODES.index(group.reuse), WEIGHT_MODES.index(group.weights), group.bands, group.rows, group.cols,
+                group.first - first, group.first, *geometry, self.scratch_bytes)
 
     def lower_into(self, group: Group, steps: np.ndarray, buffers: np.ndarray) -> tuple[int, int, int]:
         """(steps, buffers, last step reading the input map) written into ``steps`` and ``buffers``."""
@@ -94,7 +94,7 @@ class Lowering:
 
     def work_for(self, group: Group) -> tuple[np.ndarray, np.ndarray]:
         """Arrays large enough to lower ``group`` into, reused from call to call."""
-        n_steps, n_buffers = capacity(group.rows * group.cols, group.last - group.first + 1)
+        n_steps, n_buffers = capacity(group.rows * group.cols, group.last - group.first + 1, group.bands)
         steps, buffers = self._work
         if len(steps) < n_steps or len(buffers) < n_buffers:
             steps, buffers = self._work = (np.empty((n_steps, STEP_COLUMNS), np.int64),

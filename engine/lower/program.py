@@ -15,10 +15,10 @@ import numpy as np
 from engine.ir.fusion import fusion
 from engine.ir.plan import Group, Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering, step_lines
-from engine.lower.table import (BUFFER_KINDS, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_SEGMENT, B_W, COPY_STEP,
+from engine.lower.table import (SCRATCH_BUFFER, WEIGHTS_BUFFER, BUFFER_KINDS, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_SEGMENT, B_W, COPY_STEP,
                                 GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER, INPUT_STEP, MAP_BUFFER,
                                 REGION_STEP, REORG_STEP, STEP_COLUMNS, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
-                                S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0, S_TILE)
+                                S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0, S_TILE, S_WEIGHTS)
 from yolo.network import FLOAT_BYTES, INPUT, Network, Region, Reorg, Route
 
 WHOLE_MAP_KINDS = {Reorg: REORG_STEP, Region: REGION_STEP}
@@ -28,16 +28,16 @@ def map_name(index: int) -> str:
     return "input" if index == INPUT else f"L{index}"
 
 
-def segments(network: Network, groups: tuple[Group, ...]) -> list[Group | int]:
-    """A plan in execution order: its groups (tileable layers outside every group become 1x1 one-layer
-    groups) and the indices of whole-map layers (route, reorg, region)."""
+def segments(network: Network, groups: tuple[Group, ...], outside=None) -> list[Group | int]:
+    """A plan in execution order: its groups (tileable layers outside every group become one-layer groups,
+    ``outside(i)``, 1x1 with resident weights by default) and the indices of whole-map layers."""
     by_first = {g.first: g for g in groups}
     can_tile = fusion(network).can_tile
     out, i = [], 0
     while i < len(network):
         layer = network[i]
         if i in by_first or can_tile[i]:
-            group = by_first.get(i, Group(i, i, 1, 1))
+            group = by_first.get(i) or (outside(i) if outside else Group(i, i, 1, 1))
             out.append(group)
             i = group.last + 1
         elif isinstance(layer, (Route, Reorg, Region)):
@@ -72,8 +72,8 @@ def input_step(network: Network, dest_id: int) -> np.ndarray:
 
 def _step_row(kind, layer, src, src_box, dst, dst_box, channels, c0=0) -> np.ndarray:
     row = np.zeros(STEP_COLUMNS, np.int64)
-    row[[S_KIND, S_LAYER, S_SRC, S_DST, S_CHANNELS, S_DC0, S_TILE, S_SCRATCH, S_SEGMENT]] = \
-        kind, layer, src, dst, channels, c0, -1, -1, -1
+    row[[S_KIND, S_LAYER, S_SRC, S_DST, S_CHANNELS, S_DC0, S_TILE, S_SCRATCH, S_SEGMENT, S_WEIGHTS]] = \
+        kind, layer, src, dst, channels, c0, -1, -1, -1, -1
     row[S_SY0:S_SY0 + 4] = src_box[0], src_box[1], src_box[2], src_box[3]
     row[S_DY0:S_DY0 + 4] = dst_box[0], dst_box[1], dst_box[2], dst_box[3]
     return row
@@ -102,7 +102,7 @@ class Program:
 
     def shape(self, buffer: int) -> tuple[int, ...]:
         row = self.buffers[buffer]
-        return (int(row[B_C]),) if row[B_KIND] == BUFFER_KINDS.index("scratch") else \
+        return (int(row[B_C]),) if row[B_KIND] in (SCRATCH_BUFFER, WEIGHTS_BUFFER) else \
             (int(row[B_C]), int(row[B_H]), int(row[B_W]))
 
     def name(self, buffer: int) -> str:
@@ -140,7 +140,7 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
         count[0] += len(rows)
 
     add_steps(input_step(network, add_map(INPUT, INPUT_BUFFER)))
-    for seg in segments(network, plan.groups):
+    for seg in segments(network, plan.groups, plan.outside_group):
         if isinstance(seg, int):
             sources = [maps[s] for s in network[seg].inputs]
             add_steps(whole_map_steps(network, seg, sources, add_map(seg, MAP_BUFFER)))
@@ -152,10 +152,9 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
         ids[GROUP_SOURCE] = maps[network[seg.first].inputs[0]]
         ids[GROUP_OUTPUT] = add_map(seg.last, MAP_BUFFER)
         rows = program.steps.copy()
-        for col in (S_SRC, S_DST):
-            rows[:, col] = ids[rows[:, col]]
-        has_scratch = rows[:, S_SCRATCH] >= 0
-        rows[has_scratch, S_SCRATCH] = ids[rows[has_scratch, S_SCRATCH]]
+        for col in (S_SRC, S_DST, S_SCRATCH, S_WEIGHTS):  # buffer ids; -1 (none) stays
+            named = rows[:, col] >= 0
+            rows[named, col] = ids[rows[named, col]]
         rows[:, S_SEGMENT] = gi
         own = program.buffers[GROUP_OWN:].copy()
         own[:, B_FIRST:B_LAST + 1] += offset

@@ -6,12 +6,13 @@ predictor, the cost model and the paging model. Columns are named here once.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from yolo.network import Conv, MaxPool, Network
 
 # --- the layer table: one row per network layer ------------------------------------------------------
-L_KIND, L_C_IN, L_C_OUT, L_SIZE, L_STRIDE, L_LEAD, L_IN_H, L_IN_W, L_OUT_H, L_OUT_W = range(10)
-LAYER_COLUMNS = 10
+L_KIND, L_C_IN, L_C_OUT, L_SIZE, L_STRIDE, L_LEAD, L_IN_H, L_IN_W, L_OUT_H, L_OUT_W, L_BN = range(11)
+LAYER_COLUMNS = 11
 TILE_CONV, TILE_MAXPOOL = 1, 2  # L_KIND of the layers a group may tile; 0 for every other layer
 
 
@@ -32,26 +33,37 @@ def layer_table(network: Network) -> np.ndarray:
         c_in, in_h, in_w = layer.in_shape
         c_out, out_h, out_w = layer.out_shape
         rows.append((kind, c_in, c_out, getattr(layer, "size", 1), getattr(layer, "stride", 1), leading_pad(layer),
-                     in_h, in_w, out_h, out_w))
+                     in_h, in_w, out_h, out_w, int(getattr(layer, "batch_normalize", False))))
     return np.array(rows, np.int64).reshape(len(rows), LAYER_COLUMNS)
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
- S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT) = range(22)
-STEP_COLUMNS = 22
+ S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_F0,
+ S_F1) = range(25)
+STEP_COLUMNS = 25
 # S_KIND codes
-INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP = range(6)
-STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region")
+INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP = range(7)
+STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load")
 # S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result and partial sums follow it.
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way).
+# S_WEIGHTS: a conv step's weights buffer (-1: the weights are resident, outside the arena); S_F0, S_F1:
+# the band of filters (output channels) a conv or load step covers. A load step fills its destination (a
+# weights buffer) with the band's vectors, folded into the epilogue, then its filters.
 
 # --- buffers: one row per buffer a program needs ------------------------------------------------------
 B_BYTES, B_KIND, B_FIRST, B_LAST, B_C, B_H, B_W, B_SEGMENT, B_LAYER, B_Y0, B_X0 = range(11)
 BUFFER_COLUMNS = 11
-INPUT_BUFFER, MAP_BUFFER, TILE_BUFFER, STRIP_BUFFER, SCRATCH_BUFFER = range(5)
-BUFFER_KINDS = ("input", "map", "tile", "strip", "scratch")
+INPUT_BUFFER, MAP_BUFFER, TILE_BUFFER, STRIP_BUFFER, SCRATCH_BUFFER, WEIGHTS_BUFFER = range(6)
+BUFFER_KINDS = ("input", "map", "tile", "strip", "scratch", "weights")
+
+
+@njit(cache=True)
+def vector_floats(batch_normalize, filters):
+    """Floats a weights buffer holds before its filters: biases, scales, mean and variance (folded in place
+    into the epilogue's multiplier and offset), or biases and the multipliers (ones) without batch norm."""
+    return (4 if batch_normalize else 2) * filters
 # a group's own program numbers its buffers locally: 0 is its input map, 1 its output map (both owned by
 # the plan), 2.. its own tiles, strips and workspaces. Scratch buffers are flat: (C=elements, H=W=1).
 # B_LAYER, B_Y0, B_X0: whose output map a tile or strip holds a piece of, and where that piece starts.

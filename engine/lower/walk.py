@@ -21,18 +21,19 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 CONV_STEP, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, L_C_IN, L_C_OUT, L_KIND,
                                 L_SIZE, MAXPOOL_STEP, SCRATCH_BUFFER, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
                                 S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC,
-                                S_SX0, S_SY0, S_TILE, TILE_BUFFER, TILE_CONV)
+                                S_SX0, S_SY0, S_TILE, TILE_BUFFER, TILE_CONV, L_BN, LOAD_STEP, S_F0, S_F1,
+                                S_WEIGHTS, WEIGHTS_BUFFER, vector_floats)
 from engine.lower.geometry import input_span
 from kernels.conv import workspace_sizes
 
 F32 = 4
-# per tile and layer at most: 1 compute, 4 fills, 4 saves (steps); 1 tile, 4 strips, 3 workspaces (buffers)
-STEPS_PER_TILE_LAYER, BUFFERS_PER_TILE_LAYER = 9, 8
+RESIDENT, PER_GROUP, PER_TILE = 0, 1, 2  # WEIGHT_MODES
 
 
-def capacity(tiles: int, layers: int) -> tuple[int, int]:
-    """Rows the output arrays of ``lower_group`` need at most."""
-    return tiles * layers * STEPS_PER_TILE_LAYER, tiles * layers * BUFFERS_PER_TILE_LAYER + GROUP_OWN
+def capacity(tiles: int, layers: int, bands: int) -> tuple[int, int]:
+    """Rows the output arrays of ``lower_group`` need at most: per tile and layer, 4 fills, 4 saves and a
+    load and a compute per band (steps); a tile, 4 strips, and a weights buffer and 3 workspaces per band."""
+    return tiles * layers * (8 + 2 * bands), tiles * layers * (5 + 4 * bands) + GROUP_OWN
 
 
 @njit(cache=True)
@@ -56,6 +57,7 @@ def _emit(steps, buffers, count, kind, layer, tile, src, sy0, sy1, sx0, sx1, dst
     row = steps[s]
     row[:] = 0
     row[S_KIND], row[S_LAYER], row[S_TILE], row[S_CHANNELS], row[S_SCRATCH] = kind, layer, tile, channels, -1
+    row[S_WEIGHTS] = -1
     row[S_SRC], row[S_SY0], row[S_SY0 + 1], row[S_SX0], row[S_SX0 + 1] = src, sy0, sy1, sx0, sx1
     row[S_DST], row[S_DY0], row[S_DY0 + 1], row[S_DX0], row[S_DX0 + 1] = dst, dy0, dy1, dx0, dx1
     if src == GROUP_SOURCE:
@@ -85,23 +87,51 @@ def _save(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origi
 
 
 @njit(cache=True)
-def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, budget):
-    """Layer j's output region [y0, y1) x [x0, x1) from the buffer ``src`` holding its input from (oy, ox)."""
+def _load(steps, buffers, count, chain, j, layer, tile, f0, f1):
+    """A weights buffer for filters [f0, f1) of layer j, and the step that fills it; returns the buffer."""
+    c_in, k = chain[j, L_C_IN], chain[j, L_SIZE]
+    floats = vector_floats(chain[j, L_BN], f1 - f0) + (f1 - f0) * c_in * k * k
+    w = _alloc(buffers, count, WEIGHTS_BUFFER, floats, 1, 1, count[0], layer)
+    s = _emit(steps, buffers, count, LOAD_STEP, layer, tile, -1, 0, 0, 0, 0, w, 0, 0, 0, 0, c_in)
+    steps[s, S_F0], steps[s, S_F1] = f0, f1
+    return w
+
+
+@njit(cache=True)
+def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, budget,
+             weights_mode, bands, kept):
+    """Layer j's output region [y0, y1) x [x0, x1) from the buffer ``src`` holding its input from (oy, ox).
+    A conv runs in ``bands`` steps of filters, each after the load of its weights in PER_TILE mode; in
+    PER_GROUP mode the layer's weights are loaded at its first step and ``kept[j]`` names them."""
     iy0, iy1, top = input_span(chain, j, y0, y1, 0)
     ix0, ix1, left = input_span(chain, j, x0, x1, 1)
-    conv = chain[j, L_KIND] == TILE_CONV
     c_in = chain[j, L_C_IN]
-    s = _emit(steps, buffers, count, CONV_STEP if conv else MAXPOOL_STEP, layer, tile, src, iy0 - oy, iy1 - oy,
-              ix0 - ox, ix1 - ox, dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c_in)
-    row = steps[s]
-    row[S_PAD_TOP], row[S_PAD_LEFT] = top, left
-    if conv:
-        oh, ow, c_out, k = y1 - y0, x1 - x0, chain[j, L_C_OUT], chain[j, L_SIZE]
-        rows, block, cols, acc, part = workspace_sizes(c_in, k, c_out, oh, ow, budget)
+    if chain[j, L_KIND] != TILE_CONV:
+        s = _emit(steps, buffers, count, MAXPOOL_STEP, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
+                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c_in)
+        steps[s, S_PAD_TOP], steps[s, S_PAD_LEFT] = top, left
+        return
+    oh, ow, c_out, k = y1 - y0, x1 - x0, chain[j, L_C_OUT], chain[j, L_SIZE]
+    for band in range(bands):
+        f0, f1 = c_out * band // bands, c_out * (band + 1) // bands
+        w = -1
+        if weights_mode == PER_TILE:
+            w = _load(steps, buffers, count, chain, j, layer, tile, f0, f1)
+        elif weights_mode == PER_GROUP:
+            if kept[j] < 0:
+                kept[j] = _load(steps, buffers, count, chain, j, layer, tile, f0, f1)
+            w = kept[j]
+        s = _emit(steps, buffers, count, CONV_STEP, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
+                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c_in)
+        row = steps[s]
+        row[S_PAD_TOP], row[S_PAD_LEFT], row[S_WEIGHTS], row[S_F0], row[S_F1] = top, left, w, f0, f1
+        if w >= GROUP_OWN:
+            buffers[w, B_LAST] = s
+        rows, block, cols, acc, part = workspace_sizes(c_in, k, f1 - f0, oh, ow, budget)
         row[S_SCRATCH] = _alloc(buffers, count, SCRATCH_BUFFER, cols, 1, 1, s, layer)
         _alloc(buffers, count, SCRATCH_BUFFER, acc, 1, 1, s, layer)
         _alloc(buffers, count, SCRATCH_BUFFER, part, 1, 1, s, layer)
-        row[S_BAND_ROWS], row[S_BLOCK], row[S_MACS] = rows, block, c_out * oh * ow * c_in * k * k
+        row[S_BAND_ROWS], row[S_BLOCK], row[S_MACS] = rows, block, (f1 - f0) * oh * ow * c_in * k * k
 
 
 @njit(cache=True)
@@ -152,7 +182,8 @@ def tile_order(mode, rows, cols):
 
 
 @njit(cache=True)
-def lower_group(mode, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx, budget, steps, buffers):
+def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx, budget, steps,
+                buffers):
     """Lowers the group of chain rows j0.. (Darknet layer ``first_layer`` is chain row j0) into ``steps`` and
     ``buffers`` (sized by ``capacity``); returns (steps, buffers, last step reading the input map)."""
     n = chain.shape[0]
@@ -161,6 +192,7 @@ def lower_group(mode, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx
     buffers[GROUP_SOURCE, :] = 0
     buffers[GROUP_OUTPUT, :] = 0
     strips = np.full((rows * cols, n, 4), -1, np.int64)  # [consumer tile, layer, part] -> buffer
+    kept = np.full(n, -1, np.int64)  # PER_GROUP: each layer's weights buffer
     box = np.zeros(4, np.int64)
     order = tile_order(mode, rows, cols)
     for k in range(rows * cols):
@@ -183,7 +215,7 @@ def lower_group(mode, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx
                 dst, doy, dox = -1, 0, 0  # holds nothing of this layer: nothing below reads it
             if mode == 0 or (mode == 1 and (dependent == 0 or j == last)):
                 _compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                         ny[j, r, 0], ny[j, r, 1], nx[j, c, 0], nx[j, c, 1], budget)
+                         ny[j, r, 0], ny[j, r, 1], nx[j, c, 0], nx[j, c, 1], budget, weights_mode, bands, kept)
                 if mode == 1 and j < last:  # an independent tile saves what its dependent neighbours need
                     for side in range(4):
                         nr = r - 1 if side == 0 else (r + 1 if side == 1 else r)
@@ -202,7 +234,7 @@ def lower_group(mode, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx
                               box[0], box[1], box[2], box[3])
                 if _checker_part(ny, nx, j, r, c, rows, cols, 4, box):
                     _compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                             box[0], box[1], box[2], box[3], budget)
+                             box[0], box[1], box[2], box[3], budget, weights_mode, bands, kept)
             else:  # stream
                 cy0, cy1, cx0, cx1 = by[j, r], by[j, r + 1], bx[j, c], bx[j, c + 1]
                 if j < last:
@@ -214,7 +246,7 @@ def lower_group(mode, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx
                               dox, sy[j, r], cy0, cx0, cx1)
                 if cy0 < cy1 and cx0 < cx1:
                     _compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                             cy0, cy1, cx0, cx1, budget)
+                             cy0, cy1, cx0, cx1, budget, weights_mode, bands, kept)
                 if j < last:
                     if c < cols - 1 and hy0 < hy1 and sx[j, c + 1] < bx[j, c + 1]:  # for the right neighbour
                         strips[t + 1, j, 0] = _save(steps, buffers, count, layer, t, channels, dst, doy, dox,

@@ -94,9 +94,10 @@ class Predictor:
     def predict(self, groups: tuple[Group, ...] | Plan, arena: bool = True) -> Prediction:
         """``groups`` must form a valid plan (build a Plan to validate user input first); without
         ``arena`` the arena bytes are left 0."""
+        outside = None
         if isinstance(groups, Plan):
-            groups = groups.groups
-        segs, maps, live_maps, sources = self._structure(groups)
+            groups, outside = groups.groups, (groups.outside_group if groups.weights != "resident" else None)
+        segs, maps, live_maps, sources = self._structure(groups, outside)
         peaks = []
         for k, seg in enumerate(segs):
             if not isinstance(seg, Group):
@@ -107,10 +108,11 @@ class Predictor:
             peaks.append(group_peak(int(live_maps[k]), source_bytes, source_last == k, with_source, after_source))
         return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks))
 
-    def _structure(self, groups: tuple[Group, ...]):
+    def _structure(self, groups: tuple[Group, ...], outside=None):
         """What depends only on where groups start and end (cached): the segments, the feature maps with
-        their lifetimes in segments, the map bytes live in each segment and each group's input map."""
-        key = tuple((g.first, g.last) for g in groups)
+        their lifetimes in segments, the map bytes live in each segment and each group's input map.
+        ``outside``: the one-layer groups of layers outside every group (default: resident, 1x1)."""
+        key = (tuple((g.first, g.last) for g in groups), outside)
         found = self._structures.get(key)
         if found is not None:
             shape_segs, maps, live_maps, sources = found
@@ -118,7 +120,7 @@ class Predictor:
             segs = [by_span.get((s.first, s.last), s) if isinstance(s, Group) else s for s in shape_segs]
             return segs, maps, live_maps, sources
         network = self.network
-        segs = [INPUT] + segments(network, groups)
+        segs = [INPUT] + segments(network, groups, outside)
         layers_of = [(s, s) if isinstance(s, int) else (s.first, s.last) for s in segs]
         seg_of_layer = {}
         for k, (a, b) in enumerate(layers_of):

@@ -16,7 +16,8 @@ import numpy as np
 from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import Program, build_program
-from engine.lower.table import (B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
+from engine.lower.table import (LOAD_STEP, S_F0, S_F1, S_WEIGHTS, vector_floats,
+                                B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
                                 S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0)
 from engine.memory.planner import Layout, plan_layout
@@ -25,7 +26,8 @@ from kernels import layout as layout_kernels
 from kernels.conv import ACT_CODES, conv_tile
 from kernels.pool import maxpool_tile
 from yolo.network import Conv, Network
-from yolo.params import Params
+from yolo.params import BN_EPSILON, Params
+from yolo.sources import ParamsSource
 
 
 @dataclass(frozen=True)
@@ -35,14 +37,17 @@ class ConvWeights:
     act: int
 
 
-def prepare_weights(network: Network, params: Params) -> dict[int, ConvWeights]:
+def prepare_weights(network: Network, params: Params | None, layers) -> dict[int, ConvWeights]:
+    """Resident weights of ``layers`` (those no program step loads into the arena)."""
     prepared = {}
     for layer in network.layers:
-        if not isinstance(layer, Conv):
+        if not isinstance(layer, Conv) or layer.index not in layers:
             continue
         if layer.groups != 1:
             raise PlanError(f"layer {layer.index}: groups={layer.groups}: the fused executor runs only ungrouped "
                             f"convolutions; use --reference")
+        if params is None:
+            raise PlanError(f"layer {layer.index}: resident weights need the parameters in memory")
         p = params[layer.index]
         prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)),
                                             p.epilogue(), ACT_CODES[layer.activation])
@@ -75,12 +80,18 @@ class FusedRun:
 class FusedExecutor:
     """Prepared once for a plan and weights; ``run`` may be called many times."""
 
-    def __init__(self, plan: Plan, params: Params, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
-                 lowering: Lowering | None = None):
+    def __init__(self, plan: Plan, params: Params | None, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
+                 lowering: Lowering | None = None, source=None):
+        """``source`` reads the weights that load steps bring into the arena (default: ``params``)."""
         self.plan = plan
         self.network = plan.network
-        self.weights = prepare_weights(self.network, params)
         self.program = build_program(plan, scratch_bytes, lowering)
+        steps = self.program.steps
+        convs = steps[steps[:, S_KIND] == CONV_STEP]
+        self.weights = prepare_weights(self.network, params, set(convs[convs[:, S_WEIGHTS] < 0, S_LAYER].tolist()))
+        self.source = source if source is not None else (ParamsSource(params) if params is not None else None)
+        if self.source is None and (steps[:, S_KIND] == LOAD_STEP).any():
+            raise PlanError("the plan streams weights: give the parameters or a weights file to read them from")
         self.layout = plan_layout(self.program.buffers)
         n = len(self.program.steps)
         self.allocs = [[] for _ in range(n)]
@@ -111,6 +122,8 @@ class FusedExecutor:
         if image.shape != self.network.input_shape:
             raise ValueError(f"input shape {image.shape} != network input {self.network.input_shape}")
         arena = self.arena()
+        if self.source is not None:
+            self.source.check()
         start = time.perf_counter()
         self.execute(image)
         seconds = time.perf_counter() - start
@@ -143,20 +156,27 @@ class FusedExecutor:
 
     def _bind(self, arena: Arena, row: np.ndarray):
         """The step as a call of its kernel on arena views cut once."""
-        (kind, layer, src, dst, top, left, c0, scratch, band_rows, block, channels) = (
+        (kind, layer, src, dst, top, left, c0, scratch, band_rows, block, channels, held, f0, f1) = (
             int(v) for v in row[[S_KIND, S_LAYER, S_SRC, S_DST, S_PAD_TOP, S_PAD_LEFT, S_DC0, S_SCRATCH, S_BAND_ROWS,
-                                 S_BLOCK, S_CHANNELS]])
+                                 S_BLOCK, S_CHANNELS, S_WEIGHTS, S_F0, S_F1]])
         y0, y1, x0, x1 = (int(v) for v in row[S_DY0:S_DY0 + 4])
         dest = arena.views[dst]
         if kind == INPUT_STEP:
             return lambda: np.copyto(dest, self._image)
+        if kind == LOAD_STEP:
+            return partial(load_weights, dest, self.source, self.network[layer], f0, f1)
         sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
         x = arena.views[src][:, sy0:sy1, sx0:sx1]
         if kind == CONV_STEP:
-            w, spec = self.weights[layer], self.network[layer]
+            spec = self.network[layer]
+            if held >= 0:  # the band's weights in the arena, as its load step left them
+                w2d, epilogue = loaded_weights(arena.views[held], spec, f1 - f0)
+            else:
+                w = self.weights[layer]
+                w2d, epilogue = w.w2d[f0:f1], (w.epilogue[0][f0:f1], w.epilogue[1][f0:f1])
             cols, acc, part = (arena.views[scratch + k] for k in range(3))
-            return partial(conv_tile, dest[:, y0:y1, x0:x1], x, top, left, w.w2d, w.epilogue, w.act, spec.size,
-                           spec.stride, band_rows, block, cols, acc, part)
+            return partial(conv_tile, dest[f0:f1, y0:y1, x0:x1], x, top, left, w2d, epilogue,
+                           ACT_CODES[spec.activation], spec.size, spec.stride, band_rows, block, cols, acc, part)
         if kind == MAXPOOL_STEP:
             spec = self.network[layer]
             return partial(maxpool_tile, dest[:, y0:y1, x0:x1], x, spec.size, spec.stride, top, left)
@@ -169,6 +189,33 @@ class FusedExecutor:
             spec = self.network[layer]
             return partial(layout_kernels.region, dest, x, spec.num, spec.coords, spec.classes, spec.softmax)
         raise AssertionError(kind)
+
+
+def loaded_weights(view: np.ndarray, layer: Conv, filters: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(filters as (N, C*k*k), (multiplier, offset)) in a weights buffer (layout in ``load_weights``)."""
+    vectors = vector_floats(layer.batch_normalize, filters)
+    return view[vectors:].reshape(filters, -1), (view[filters:2 * filters], view[:filters])
+
+
+def load_weights(view: np.ndarray, source, layer: Conv, f0: int, f1: int) -> None:
+    """Filters [f0, f1) of ``layer`` into a weights buffer: its vectors, folded in place into the epilogue
+    (offset in the first quarter, multiplier in the second; the same float32 operations as
+    ``ConvParams.epilogue``), then its filters."""
+    n = f1 - f0
+    source.read(layer.index, "biases", f0, f1, view[:n])
+    if layer.batch_normalize:
+        scales, mean, var = view[n:2 * n], view[2 * n:3 * n], view[3 * n:4 * n]
+        source.read(layer.index, "scales", f0, f1, scales)
+        source.read(layer.index, "rolling_mean", f0, f1, mean)
+        source.read(layer.index, "rolling_variance", f0, f1, var)
+        np.sqrt(var, out=var)
+        np.add(var, BN_EPSILON, out=var)
+        np.divide(scales, var, out=scales)       # multiplier
+        np.multiply(mean, scales, out=mean)
+        np.subtract(view[:n], mean, out=view[:n])  # offset
+    else:
+        view[n:2 * n] = 1.0
+    source.read(layer.index, "weights", f0, f1, view[vector_floats(layer.batch_normalize, n):])
 
 
 def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> FusedRun:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.lower.table import (CONV_STEP, L_C_OUT, L_SIZE, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0,
+from engine.lower.table import (CONV_STEP, L_SIZE, S_F0, S_F1, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0,
                                 S_DY0, S_KIND, S_LAYER, S_MACS)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
@@ -22,7 +22,7 @@ def step_features(steps, layers, out):
         oh, ow = row[S_DY0 + 1] - row[S_DY0], row[S_DX0 + 1] - row[S_DX0]
         kind, c = row[S_KIND], row[S_CHANNELS]
         if kind == CONV_STEP:
-            filters, kk = layers[row[S_LAYER], L_C_OUT], layers[row[S_LAYER], L_SIZE] ** 2
+            filters, kk = row[S_F1] - row[S_F0], layers[row[S_LAYER], L_SIZE] ** 2  # the band's filters
             bands = -(-oh // row[S_BAND_ROWS])
             out[s, 0] = row[S_MACS]
             out[s, 1] = bands * -(-c // row[S_BLOCK])

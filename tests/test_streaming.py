@@ -1,0 +1,75 @@
+"""Weights streamed into the arena: read from .weights and .h5 files at their offsets, equal to weights in
+memory bit for bit; a file that changed since it was opened is refused before the run."""
+import os
+
+import numpy as np
+import pytest
+
+from engine.ir.plan import Plan, parse_groups
+from engine.lower.table import B_BYTES, B_KIND, B_LAYER, WEIGHTS_BUFFER
+from engine.runtime.executor import FusedExecutor
+from engine.runtime.reference import run_reference
+from yolo.cfg import load_network
+from yolo.errors import WeightsError
+from yolo.h5store import write_h5
+from yolo.params import random_params
+from yolo.sources import DarknetSource, H5Source, open_source
+from yolo.weights import write_darknet
+from tests.helpers import bundled_text, random_image
+
+SPEC = "0-5:4x4:stream:group,6-8:2x2:checkerboard:tile/3"
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stream")
+    net = load_network("yolov2-tiny.cfg", 96)
+    params = random_params(net, 4)
+    write_darknet(folder / "w.weights", params)
+    write_h5(folder / "w.h5", params, net, bundled_text("yolov2-tiny.cfg", 96))
+    return net, params, folder
+
+
+def test_file_sources_equal_weights_in_memory_bit_for_bit(case):
+    net, params, folder = case
+    x = random_image(net.input_shape, 2)
+    plan = Plan(net, parse_groups(SPEC), "streamed", band_bytes=1 << 18)
+    memory = FusedExecutor(plan, params).run(x)
+    ref = run_reference(net, params, x)
+    assert np.abs(memory.output - ref.output).max() <= 2e-5 * np.abs(ref.output).max()
+    for source in (DarknetSource(folder / "w.weights", net), H5Source(folder / "w.h5", net)):
+        run = FusedExecutor(plan, None, source=source).run(x)
+        assert np.array_equal(run.output, memory.output), source.source
+    assert isinstance(open_source(folder / "w.h5", net), H5Source)
+
+
+def test_streamed_weights_are_arena_buffers_counted_in_the_peak(case):
+    net, params, _ = case
+    x = random_image(net.input_shape, 2)
+    resident = FusedExecutor(Plan(net, parse_groups(SPEC.replace(":group", "").replace(":tile/3", ""))),
+                             params).run(x)
+    streamed = FusedExecutor(Plan(net, parse_groups(SPEC), "streamed", band_bytes=1 << 18), params).run(x)
+    weights = [e for e in streamed.events if e.kind == "weights"]
+    assert weights and sum(e.nbytes for e in weights) == 0  # every load released
+    assert streamed.peak_bytes > resident.peak_bytes
+    b = streamed.program.buffers
+    outside = b[(b[:, B_KIND] == WEIGHTS_BUFFER) & (b[:, B_LAYER] > 8)]
+    per_filter = {i: ((net[i].in_shape[0] * net[i].size ** 2) + 4) * 4 for i in range(9, len(net)) if net[i].kind == "conv"}
+    assert len(outside) > len(per_filter)  # the large layers come in several bands ...
+    assert all(size <= (1 << 18) + per_filter[layer] for size, layer in outside[:, [B_BYTES, B_LAYER]])  # ... of 256 KiB
+
+
+def test_a_changed_or_wrong_file_is_refused_before_the_run(case, tmp_path):
+    net, params, folder = case
+    copy = tmp_path / "w.weights"
+    copy.write_bytes((folder / "w.weights").read_bytes())
+    executor = FusedExecutor(Plan(net, parse_groups(SPEC), "streamed"), None, source=DarknetSource(copy, net))
+    executor.run(random_image(net.input_shape, 0))
+    with open(copy, "r+b") as f:
+        f.truncate(os.path.getsize(copy) - 4)
+    with pytest.raises(WeightsError, match="changed since it was opened"):
+        executor.run(random_image(net.input_shape, 0))
+    with pytest.raises(WeightsError, match="wrong cfg for these weights"):
+        DarknetSource(copy, net)
+    with pytest.raises(WeightsError, match="layer_000/biases has shape \\(16,\\) \\(16 floats\\), layer 0 needs"):
+        H5Source(folder / "w.h5", load_network("yolov2-voc.cfg", 96))
