@@ -141,7 +141,8 @@ def test_device_model_beside_the_measured_latency(tmp_path, capsys):
     assert device["modelled_latency_s"] == pytest.approx(paged["latency_s"] + device["paging_seconds"], abs=2e-6)
     assert roomy["device"]["device_memory_bytes"] == 2**30 and roomy["device"]["swap_ins"] == 0
     mem = paged["memory"]
-    assert mem["predicted_process_bytes"] == mem["weights_bytes"] + mem["arena_bytes"] + mem["runtime_baseline_bytes"]
+    assert mem["predicted_process_bytes"] == (mem["weights_resident_peak_bytes"] + mem["arena_bytes"]
+                                              + mem["runtime_baseline_bytes"])
     assert mem["measured_process_peak_bytes"] > mem["runtime_baseline_bytes"]
     status, out, _ = run_cli(capsys, "yolov2-tiny.cfg", "--size", "128", "--out", str(tmp_path / "p.png"),
                              "--reference", "--device", "rpi3", "--device-memory", str(squeezed))
@@ -181,6 +182,8 @@ FUSED_SCHEMA = {
     "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.scratch_bytes",
     "detections", "latency_s", "latencies_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
     "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
+    "memory.engine_peak_bytes", "memory.predicted_engine_peak_bytes", "memory.weights_resident_peak_bytes",
+    "memory.weights_read_bytes",
     "memory.predicted_arena_bytes", "memory.groups", "memory.groups[].layers", "memory.groups[].grid",
     "memory.groups[].reuse", "memory.groups[].peak_bytes", "memory.groups[].strip_bytes_at_peak",
     "memory.groups[].max_strip_bytes", "memory.runtime_baseline_bytes", "memory.predicted_process_bytes",
@@ -197,7 +200,8 @@ def test_json_schema_is_pinned(tmp_path, capsys):
     status, out, _ = run_cli(capsys, "yolov2-tiny.cfg", "--size", "64", "--json", "--reference",
                              "--out", str(tmp_path / "p.png"))
     reference = {"memory.predicted_peak_bytes", "memory.arena_bytes", "memory.predicted_arena_bytes",
-                 "memory.predicted_process_bytes", "memory.groups", "macs.groups", "config.groups[]"}
+                 "memory.predicted_process_bytes", "memory.groups", "macs.groups", "config.groups[]",
+                 "memory.predicted_engine_peak_bytes"}
     assert status == 0 and key_paths(json.loads(out)) == {k for k in FUSED_SCHEMA
                                                           if not any(k.startswith(r) for r in reference)}
 

@@ -73,3 +73,31 @@ def test_a_changed_or_wrong_file_is_refused_before_the_run(case, tmp_path):
         DarknetSource(copy, net)
     with pytest.raises(WeightsError, match="layer_000/biases has shape \\(16,\\) \\(16 floats\\), layer 0 needs"):
         H5Source(folder / "w.h5", load_network("yolov2-voc.cfg", 96))
+
+
+@pytest.mark.parametrize("suffix", [".weights", ".h5"])
+def test_cli_streams_from_a_file_with_the_resident_runs_detections_and_exact_figures(case, tmp_path, capsys, suffix):
+    import json
+    from engine.cli.main import main
+    from tests.helpers import sharpened_params
+    net, _, folder = case
+    params = sharpened_params(net, 3, 24.0)
+    path = tmp_path / f"w{suffix}"
+    write_darknet(path, params) if suffix == ".weights" else write_h5(path, params, net,
+                                                                       bundled_text("yolov2-tiny.cfg", 96))
+    common = ["yolov2-tiny.cfg", "--size", "96", "--weights", str(path), "--json", "--quiet",
+              "--out", str(tmp_path / "p.png")]
+    assert main(common) == 0
+    resident = json.loads(capsys.readouterr().out)
+    assert main(common + ["--stream-weights", "--band-kib", "256"]) == 0
+    streamed = json.loads(capsys.readouterr().out)
+    got, want = streamed["detections"], resident["detections"]
+    assert want and [d["class_id"] for d in got] == [d["class_id"] for d in want]  # bands block the GEMM anew:
+    np.testing.assert_allclose([d["confidence"] for d in got], [d["confidence"] for d in want], atol=1e-4)
+    np.testing.assert_allclose([d["box"] for d in got], [d["box"] for d in want], atol=0.05)
+    m, r = streamed["memory"], resident["memory"]
+    assert m["engine_peak_bytes"] == m["predicted_engine_peak_bytes"] < r["engine_peak_bytes"]
+    assert r["engine_peak_bytes"] == r["predicted_engine_peak_bytes"] >= r["measured_peak_bytes"] + r["weights_bytes"]
+    assert m["measured_peak_bytes"] == m["predicted_peak_bytes"]
+    assert m["weights_read_bytes"] == m["weights_bytes"]  # each layer read once per inference
+    assert r["weights_read_bytes"] == 0 and m["weights_resident_peak_bytes"] < r["weights_resident_peak_bytes"]

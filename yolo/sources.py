@@ -24,10 +24,12 @@ from yolo.params import Params, conv_layers, expected_arrays
 class ParamsSource:
     def __init__(self, params: Params):
         self.params, self.source = params, params.source
+        self.read_bytes = 0
 
     def read(self, layer: int, name: str, f0: int, f1: int, out: np.ndarray) -> None:
         band = getattr(self.params[layer], name)[f0:f1]
         np.copyto(out.reshape(band.shape), band)
+        self.read_bytes += out.nbytes
 
     def check(self) -> None:
         pass
@@ -56,11 +58,13 @@ class DarknetSource:
             raise WeightsError(f"{path}: {found} bytes, but the cfg {network.source or network.name} needs {want} "
                                f"floats after a {start}-byte header ({self.size} bytes): wrong cfg for these weights?")
         self.stamp = os.fstat(self.file.fileno()).st_mtime_ns
+        self.read_bytes = 0
 
     def read(self, layer: int, name: str, f0: int, f1: int, out: np.ndarray) -> None:
         at, per_filter = self.offsets[layer, name]
         wanted = (f1 - f0) * per_filter * 4
         got = os.preadv(self.file.fileno(), [memoryview(out).cast("B")], at + f0 * per_filter * 4)
+        self.read_bytes += got
         if got != wanted:
             raise WeightsError(f"{self.path}: layer {layer} {name}: read {got} of {wanted} bytes (the file changed?)")
 
@@ -77,10 +81,12 @@ class H5Source:
         self.path, self.source = Path(path), str(path)
         self.file = open_checked(path, network)
         self.stamp = os.stat(path).st_mtime_ns
+        self.read_bytes = 0
 
     def read(self, layer: int, name: str, f0: int, f1: int, out: np.ndarray) -> None:
         dataset = self.file[f"layer_{layer:03d}"][name]
         dataset.read_direct(out.reshape((f1 - f0,) + dataset.shape[1:]), np.s_[f0:f1])
+        self.read_bytes += out.nbytes
 
     def check(self) -> None:
         if os.stat(self.path).st_mtime_ns != self.stamp:

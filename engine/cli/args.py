@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.ir.plan import REUSE_MODES
+from engine.ir.plan import DEFAULT_BAND_BYTES, REUSE_MODES
 from engine.lower.group import DEFAULT_SCRATCH_BYTES
 from engine.units import parse_size
 from yolo.errors import FusetileError
@@ -138,6 +138,13 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--max-memory", type=byte_size, metavar="SIZE",
                     help="refuse a run whose predicted process bytes exceed SIZE (default: what the machine has "
                          "available: MemAvailable or the cgroup limit)")
+    ap.add_argument("--stream-weights", action="store_true",
+                    help="read each conv layer's weights into the arena just before the steps that use them and "
+                         "release them after: groups keep a layer's weights for their run (or per tile: "
+                         "0-7:4x4:stream:tile/2), other layers read them in bands of filters (--band-kib)")
+    ap.add_argument("--band-kib", type=positive_int, default=DEFAULT_BAND_BYTES // 1024, metavar="KIB",
+                    help=f"with --stream-weights, the largest piece of weights a layer outside groups holds "
+                         f"(default {DEFAULT_BAND_BYTES // 1024})")
     ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                     help="time N runs after the warm-up; latency_s is their median, latencies_s all N (default 1)")
     ap.add_argument("--quiet", action="store_true",
@@ -165,6 +172,9 @@ def check_combinations(args) -> None:
         raise FusetileError("--device-memory needs --device (rpi3, rpi4-usb-ssd or zram)")
     if args.device is not None and not args.device.strip():
         raise FusetileError("--device '': expected a device name: rpi3, rpi4-usb-ssd or zram")
+    if args.stream_weights and args.budget is not None:
+        raise FusetileError("--budget with --stream-weights: the search does not weigh streamed weights yet; "
+                            "give --groups or --tiles")
     if args.groups is not None and args.groups.strip() != "none" and not any(
             part.strip() for part in args.groups.split(",")):
         raise FusetileError(f"--groups {args.groups!r}: expected groups such as 0-7:4x4,8-16:2x2, or 'none' to run "

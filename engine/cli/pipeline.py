@@ -31,16 +31,21 @@ def check_writable(path: str | None, what: str) -> None:
         raise FusetileError(f"{what} {path!r}: folder {Path(path).absolute().parent} does not exist")
 
 
-def load_params(args, network: Network) -> Params:
+def load_params(args, network: Network, plan: Plan):
+    """(parameters in memory, or None; the source load steps read from, or None). With streamed weights
+    and a file, the file is opened and read layer by layer as the run needs it, never whole."""
     if args.weights is None:
         print(f"warning: no --weights given: using deterministic random weights (seed {args.seed}); "
               f"detections are meaningless", file=sys.stderr)
-        return random_params(network, args.seed)
-    from yolo.weights import load_weights
+        return random_params(network, args.seed), None
     if not Path(args.weights).is_file():
         found = "a folder, not a weights file" if Path(args.weights).is_dir() else "no such file"
         raise FusetileError(f"--weights {args.weights!r}: {found}")
-    return load_weights(args.weights, network)
+    if args.stream_weights and not args.reference and not any(g.weights == "resident" for g in plan.groups):
+        from yolo.sources import open_source
+        return None, open_source(args.weights, network)
+    from yolo.weights import load_weights
+    return load_weights(args.weights, network), None
 
 
 def run(args) -> dict:
@@ -66,35 +71,20 @@ def run(args) -> dict:
     guard_memory(args, network, plan, image_path)
     image = load_image(image_path, (net_w, net_h))  # a large JPEG arrives at a reduced scale
     original_size = image_size(image_path)
-    params = load_params(args, network)
+    params, source = load_params(args, network, plan)
     x = letterbox(to_grey(image) if network.input_shape[0] == 1 else image, net_w, net_h)
 
     if not kernels_cached():
         PROGRESS.note("compiling the kernels on first use (about 20 s on 2 cores; cached for later runs) ...")
-    run, latencies = execute(args, plan, params, x)
+    run, latencies = execute(args, plan, params, source, x)
     detections = detect(run.output, network.region, (image.shape[2], image.shape[1]), (net_w, net_h),
                         args.thresh, args.nms)
     names = class_names(network.region.classes)
 
-    lbl_peak = max(layer_by_layer_live_bytes(network))
-    memory = {"layer_by_layer_peak_bytes": lbl_peak, "weights_bytes": params.nbytes,
-              "counts": "live activation bytes: feature maps, tiles, saved strips and conv workspaces, input image included; "
-                        "weights excluded"}
-    macs = {"network": network.macs}
-    if args.reference:
-        memory |= {"measured_peak_bytes": run.peak_bytes}
-        macs |= {"executed": network.macs, "overhead": 1.0}
-    else:
-        predicted = Predictor(network, args.scratch_kib * 1024).predict(plan)
-        memory |= {"measured_peak_bytes": run.peak_bytes, "predicted_peak_bytes": predicted.peak_bytes,
-                   "arena_bytes": run.arena_bytes, "predicted_arena_bytes": predicted.arena_bytes,
-                   "groups": group_memory(run.program, run.live_bytes)}
-        macs |= {"executed": run.macs, "overhead": round(run.macs / network.macs, 6),
-                 "groups": group_macs(run.program)}
-    memory |= process_memory(args, params.nbytes, None if args.reference else memory["predicted_arena_bytes"])
+    memory, macs = memory_report(args, network, plan, run)
     report = {
         "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
-                   "weights": params.source, "image": str(image_path),
+                   "weights": (source or params).source, "image": str(image_path),
                    "groups": [group_dict(g) for g in plan.groups],
                    "scratch_bytes": args.scratch_kib * 1024} | search_report(args, searched),
         "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
@@ -116,6 +106,34 @@ def run(args) -> dict:
         if args.plot is not None:
             write_plots(outputs.folder(args.plot, "--plot"), plan, run, args, outputs)
     return report
+
+
+COUNTS = ("measured_peak_bytes: live activation bytes (feature maps, tiles, saved strips and conv workspaces, input "
+          "image included); engine_peak_bytes: everything the engine holds at its peak, those and every weight byte "
+          "(resident, or streamed into the arena)")
+
+
+def memory_report(args, network: Network, plan: Plan, run) -> tuple[dict, dict]:
+    """The JSON's memory and MACs sections: measured beside predicted."""
+    from engine.memory.predictor import weights_bytes
+    weights = weights_bytes(network)
+    memory = {"layer_by_layer_peak_bytes": max(layer_by_layer_live_bytes(network)), "weights_bytes": weights,
+              "counts": COUNTS}
+    macs = {"network": network.macs}
+    if args.reference:
+        memory |= {"measured_peak_bytes": run.peak_bytes, "engine_peak_bytes": run.peak_bytes + weights,
+                   "weights_resident_peak_bytes": weights, "weights_read_bytes": 0}
+        macs |= {"executed": network.macs, "overhead": 1.0}
+        return memory | process_memory(args, weights, None), macs
+    predicted = Predictor(network, args.scratch_kib * 1024).predict(plan)
+    memory |= {"measured_peak_bytes": run.activation_peak_bytes, "predicted_peak_bytes": predicted.activation_peak_bytes,
+               "engine_peak_bytes": run.engine_peak_bytes, "predicted_engine_peak_bytes": predicted.engine_peak_bytes,
+               "weights_resident_peak_bytes": run.weights_resident_peak_bytes,
+               "weights_read_bytes": run.weights_read_bytes,
+               "arena_bytes": run.arena_bytes, "predicted_arena_bytes": predicted.arena_bytes,
+               "groups": group_memory(run.program, run.live_bytes)}
+    macs |= {"executed": run.macs, "overhead": round(run.macs / network.macs, 6), "groups": group_macs(run.program)}
+    return memory | process_memory(args, predicted.resident_weights_bytes, predicted.arena_bytes), macs
 
 
 def check_output_paths(args) -> None:
@@ -238,20 +256,22 @@ def make_plan(args, network: Network) -> Plan:
     if args.reference:
         return Plan(network, ())
     reuse = check_reuse(args.reuse)
+    weights = "group" if args.stream_weights else "resident"  # for groups that name no weights mode
     if args.groups is not None:
-        groups = parse_groups(args.groups, reuse)
+        groups = parse_groups(args.groups, reuse, weights)
     else:
-        groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None, reuse)
-    return Plan(network, groups)
+        groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None, reuse, weights)
+    return Plan(network, groups, "streamed" if args.stream_weights else "resident",
+                args.band_kib * 1024)
 
 
-def execute(args, plan: Plan, params: Params, x: np.ndarray):
+def execute(args, plan: Plan, params: Params | None, source, x: np.ndarray):
     """One warm-up run (JIT cache load, page faults), then ``--repeat`` timed runs: (the last run, the
     seconds of each)."""
     if args.reference:
         once = lambda: run_reference(plan.network, params, x)
     else:
-        executor = FusedExecutor(plan, params, args.scratch_kib * 1024)
+        executor = FusedExecutor(plan, params, args.scratch_kib * 1024, source=source)
         once = lambda: executor.run(x)
     once()
     seconds = []

@@ -171,15 +171,16 @@ def default_span(network: Network) -> tuple[int, int]:
     return 0, ends[-1] if ends else 0
 
 
-def default_groups(network: Network, tiles: tuple[int, int] | None = None, reuse: str = "none") -> tuple[Group, ...]:
+def default_groups(network: Network, tiles: tuple[int, int] | None = None, reuse: str = "none",
+                   weights: str = "resident") -> tuple[Group, ...]:
     """With ``tiles``: one group over the default span. Without: two groups split after the pool that
     reaches stride 8, fine grid (4x4) early, coarse grid (2x2) late (Farley & Gerstlauer's shape)."""
     first, last = default_span(network)
     if tiles is not None:
-        return (Group(first, last, *tiles, reuse),)
+        return (Group(first, last, *tiles, reuse, weights),)
     strides = stride_at(network)
     cut = max((i for i in range(first, last) if strides[i] <= 8 and isinstance(network[i], MaxPool)), default=None)
     if cut is None:
-        return (Group(first, last, 2, 2, reuse),)
-    groups = (Group(first, cut, 4, 4, reuse), Group(cut + 1, last, 2, 2, reuse))
+        return (Group(first, last, 2, 2, reuse, weights),)
+    groups = (Group(first, cut, 4, 4, reuse, weights), Group(cut + 1, last, 2, 2, reuse, weights))
     return tuple(g for g in groups if g.first <= g.last)

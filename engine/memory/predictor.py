@@ -17,7 +17,7 @@ import numpy as np
 from engine.ir.plan import Group, Plan
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import map_name, segments
-from engine.lower.table import B_BYTES, B_FIRST, B_LAST, GROUP_OWN
+from engine.lower.table import B_BYTES, B_FIRST, B_KIND, B_LAST, GROUP_OWN, WEIGHTS_BUFFER
 from engine.memory.planner import align, greedy_by_size
 from engine.memory.timeline import live_bytes, split_peaks
 from yolo.network import FLOAT_BYTES, INPUT, Conv, Network, nbytes
@@ -25,10 +25,16 @@ from yolo.network import FLOAT_BYTES, INPUT, Conv, Network, nbytes
 
 @dataclass(frozen=True)
 class Prediction:
-    peak_bytes: int          # peak live activation bytes, input image included (what the executor measures)
+    peak_bytes: int          # peak live bytes in the arena: activations, workspaces and streamed weights
     arena_bytes: int         # the arena the planner will produce (alignment and fragmentation included)
-    weights_bytes: int
+    weights_bytes: int       # all the network's weights (as stored)
     segment_peaks: tuple[int, ...]  # per segment of the program, in order (the input copy first)
+    activation_peak_bytes: int = 0  # the arena's peak without its weights buffers
+    resident_weights_bytes: int = 0  # weights held outside the arena (parameters and their epilogue vectors)
+
+    @property
+    def engine_peak_bytes(self) -> int:
+        return self.peak_bytes + self.resident_weights_bytes
 
     def process_bytes(self, baseline_bytes: int) -> int:
         """An estimate of the whole process: weights + arena + interpreter and libraries (``baseline``)."""
@@ -43,9 +49,12 @@ def group_peak(maps_live: int, source_bytes: int, source_dies: bool, with_source
     return maps_live + max(with_source, after_source)
 
 
-def own_peaks(steps: np.ndarray, buffers: np.ndarray, source_last: int) -> tuple[int, int]:
-    """A lowered group's own live bytes at most while its input map lives, and after."""
+def own_peaks(steps: np.ndarray, buffers: np.ndarray, source_last: int, weights: bool = True) -> tuple[int, int]:
+    """A lowered group's own live bytes at most while its input map lives, and after (without its weights
+    buffers if not ``weights``)."""
     own = buffers[GROUP_OWN:]
+    if not weights:
+        own = own[own[:, B_KIND] != WEIGHTS_BUFFER]
     before, after = split_peaks(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST], len(steps), source_last)
     return int(before), int(after)
 
@@ -73,11 +82,15 @@ class Predictor:
         self._map_layouts: dict[tuple, tuple[list[int], int]] = {}
         self._structures: dict[tuple, tuple] = {}
 
-    def own_peaks(self, group: Group) -> tuple[int, int]:
-        """A group's own live bytes at most while its input map lives, and after (from its lowered program)."""
-        found = self._peaks.get(group)
+    def own_peaks(self, group: Group, weights: bool = True) -> tuple[int, int]:
+        """A group's own live bytes at most while its input map lives, and after (from its lowered program),
+        with or without its weights buffers."""
+        key = (group, weights)
+        found = self._peaks.get(key)
         if found is None:
-            found = self._peaks[group] = own_peaks(*self.lowering.lower_transient(group))
+            if group.weights == "resident" and not weights:
+                return self.own_peaks(group)
+            found = self._peaks[key] = own_peaks(*self.lowering.lower_transient(group), weights)
         return found
 
     def own_arena_bytes(self, group: Group) -> int:
@@ -98,15 +111,21 @@ class Predictor:
         if isinstance(groups, Plan):
             groups, outside = groups.groups, (groups.outside_group if groups.weights != "resident" else None)
         segs, maps, live_maps, sources = self._structure(groups, outside)
-        peaks = []
+        peaks, activations = [], []
         for k, seg in enumerate(segs):
             if not isinstance(seg, Group):
                 peaks.append(int(live_maps[k]))
+                activations.append(int(live_maps[k]))
                 continue
-            with_source, after_source = self.own_peaks(seg)
             _, source_bytes, _, source_last = sources[k]
-            peaks.append(group_peak(int(live_maps[k]), source_bytes, source_last == k, with_source, after_source))
-        return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks))
+            for weights, out in ((True, peaks), (False, activations)):
+                with_source, after_source = self.own_peaks(seg, weights)
+                out.append(group_peak(int(live_maps[k]), source_bytes, source_last == k, with_source, after_source))
+        resident = sum(conv_weights_bytes(self.network[i]) + 2 * FLOAT_BYTES * self.network[i].filters
+                       for seg in segs if isinstance(seg, Group) and seg.weights == "resident"
+                       for i in seg.layers if isinstance(self.network[i], Conv))
+        return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks),
+                          max(activations), resident)
 
     def _structure(self, groups: tuple[Group, ...], outside=None):
         """What depends only on where groups start and end (cached): the segments, the feature maps with

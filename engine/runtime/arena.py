@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.lower.table import B_BYTES, BUFFER_KINDS, B_KIND
+from engine.lower.table import B_BYTES, BUFFER_KINDS, B_KIND, WEIGHTS_BUFFER
 from engine.memory.planner import ALIGN
 
 
@@ -35,24 +35,30 @@ class Arena:
         self.views = [self.memory[o:o + int(b)].view(np.float32).reshape(shape)
                       for o, b, shape in zip(offsets.tolist(), buffers[:, B_BYTES], shapes)]
         self._bytes = buffers[:, B_BYTES].tolist()
+        self._is_weights = (buffers[:, B_KIND] == WEIGHTS_BUFFER).tolist()
         self.live = np.zeros(len(buffers), np.bool_)
         self._record = np.zeros((2 * len(buffers), 3), np.int64)    # step, buffer id, signed bytes
         self._count = 0
         self.timeline = np.zeros(steps, np.int64)                   # peak live bytes within each step
+        self.weights_timeline = np.zeros(steps, np.int64)           # of which weights (loaded at a step's start)
         self.step = 0
         self._live_bytes = 0
+        self._live_weights = 0
 
     def reset(self) -> None:
         """Ready for another run in the same memory (whose pages are then already mapped)."""
         self.live[:] = False
         self._count = 0
         self.timeline[:] = 0
+        self.weights_timeline[:] = 0
         self.step = 0
         self._live_bytes = 0
+        self._live_weights = 0
 
     def begin(self, step: int) -> None:
         self.step = step
         self.timeline[step] = self._live_bytes
+        self.weights_timeline[step] = self._live_weights
 
     def _log(self, buffer: int, nbytes: int) -> None:
         self._record[self._count] = (self.step, buffer, nbytes)
@@ -67,12 +73,17 @@ class Arena:
         self._live_bytes += nbytes
         if self._live_bytes > self.timeline[self.step]:
             self.timeline[self.step] = self._live_bytes
+        if self._is_weights[buffer]:
+            self._live_weights += nbytes
+            self.weights_timeline[self.step] = self._live_weights
         return self.views[buffer]
 
     def free(self, buffer: int) -> None:
         self.live[buffer] = False
         self._log(buffer, -self._bytes[buffer])
         self._live_bytes -= self._bytes[buffer]
+        if self._is_weights[buffer]:
+            self._live_weights -= self._bytes[buffer]
 
     @property
     def events(self) -> tuple[Event, ...]:

@@ -61,12 +61,29 @@ class FusedRun:
     program: Program
     layout: Layout
     events: tuple[Event, ...]        # every alloc and free the executor made
-    live_bytes: tuple[int, ...]      # measured live bytes per step
+    live_bytes: tuple[int, ...]      # measured live bytes per step (streamed weights included)
+    weights_live_bytes: tuple[int, ...]  # of which weights buffers
+    weights_read_bytes: int          # bytes the load steps read from the weights source
+    resident_weights_bytes: int      # weights held outside the arena (layers whose weights are resident)
     seconds: float
 
     @property
     def peak_bytes(self) -> int:
+        """Peak bytes held in the arena: activations, workspaces and streamed weights."""
         return max(self.live_bytes)
+
+    @property
+    def activation_peak_bytes(self) -> int:
+        return max(a - w for a, w in zip(self.live_bytes, self.weights_live_bytes))
+
+    @property
+    def engine_peak_bytes(self) -> int:
+        """Everything the engine holds at its peak: the arena's live bytes and the resident weights."""
+        return self.peak_bytes + self.resident_weights_bytes
+
+    @property
+    def weights_resident_peak_bytes(self) -> int:
+        return max(self.weights_live_bytes) + self.resident_weights_bytes
 
     @property
     def arena_bytes(self) -> int:
@@ -89,6 +106,9 @@ class FusedExecutor:
         steps = self.program.steps
         convs = steps[steps[:, S_KIND] == CONV_STEP]
         self.weights = prepare_weights(self.network, params, set(convs[convs[:, S_WEIGHTS] < 0, S_LAYER].tolist()))
+        # resident weights: the parameters as loaded, and the epilogue vectors prepared from them
+        self.resident_bytes = sum(params[i].nbytes + w.epilogue[0].nbytes + w.epilogue[1].nbytes
+                                  for i, w in self.weights.items())
         self.source = source if source is not None else (ParamsSource(params) if params is not None else None)
         if self.source is None and (steps[:, S_KIND] == LOAD_STEP).any():
             raise PlanError("the plan streams weights: give the parameters or a weights file to read them from")
@@ -124,6 +144,7 @@ class FusedExecutor:
         arena = self.arena()
         if self.source is not None:
             self.source.check()
+            self.source.read_bytes = 0
         start = time.perf_counter()
         self.execute(image)
         seconds = time.perf_counter() - start
@@ -132,8 +153,9 @@ class FusedExecutor:
         head = arena.views[self.program.maps[self.network.head_index]].copy()
         for buffer in self.frees[-1]:
             arena.free(buffer)
-        return FusedRun(output, head, self.program, self.layout, arena.events,
-                        tuple(int(v) for v in arena.timeline), seconds)
+        return FusedRun(output, head, self.program, self.layout, arena.events, tuple(int(v) for v in arena.timeline),
+                        tuple(int(v) for v in arena.weights_timeline),
+                        self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds)
 
     def execute(self, image: np.ndarray, step_seconds: np.ndarray | None = None) -> None:
         """The measured part, in the arena of the last ``arena()`` call: every step's allocations, kernel
