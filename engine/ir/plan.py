@@ -41,7 +41,8 @@ class Group:
         return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}{held}"
 
 
-DEFAULT_BAND_BYTES = 4 << 20  # streamed weights of a layer outside groups are read in bands of at most this
+DEFAULT_BAND_BYTES = 16 << 20  # streamed weights of a layer outside groups are read in bands of at most this
+# (each band packs the layer's input again: smaller bands cost time; see the README)
 
 
 @dataclass(frozen=True)
