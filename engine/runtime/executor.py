@@ -34,7 +34,6 @@ from yolo.sources import ParamsSource
 class ConvWeights:
     w2d: np.ndarray   # (N, C/g*k*k) view of the filters
     epilogue: tuple[np.ndarray, np.ndarray]  # per-channel multiplier and offset (BN and bias folded)
-    act: int
 
 
 def prepare_weights(network: Network, params: Params | None, layers) -> dict[int, ConvWeights]:
@@ -50,7 +49,7 @@ def prepare_weights(network: Network, params: Params | None, layers) -> dict[int
             raise PlanError(f"layer {layer.index}: resident weights need the parameters in memory")
         p = params[layer.index]
         prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)),
-                                            p.epilogue(), ACT_CODES[layer.activation])
+                                            p.epilogue())
     return prepared
 
 
