@@ -82,6 +82,16 @@ def test_bad_input_is_one_line_status_2_and_leaves_the_folder_unchanged(corpus, 
     assert listing(corpus) == before
 
 
+def test_a_huge_jpeg_is_decoded_at_reduced_scale_without_warnings(tmp_path, capsys):
+    Image.new("RGB", (12000, 9000), (200, 100, 50)).save(tmp_path / "big.jpg", quality=50)
+    assert load_image(tmp_path / "big.jpg", (416, 416)).shape == (3, 1125, 1500)  # 1/8: a long side >= 1024
+    assert main(["yolov2-tiny.cfg", str(tmp_path / "big.jpg"), "--size", "64", "--quiet", "--json",
+                 "--out", str(tmp_path / "p.png")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: no --weights")  # no DecompressionBombWarning
+    assert Image.open(tmp_path / "p.png").size == (1500, 1125)
+
+
 def test_a_very_wide_picture_runs(corpus, tmp_path, capsys):
     assert main(["yolov2-tiny.cfg", str(corpus / "wide.png"), "--size", "64", "--quiet", "--out",
                  str(tmp_path / "p.png")]) == 0

@@ -1,6 +1,7 @@
 """Image loading and Darknet's letterbox preprocessing, reproduced in float32 step by step."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,22 @@ def draft_size(width: int, height: int, network_size: tuple[int, int]) -> tuple[
     return min(width, int(fit_w * scale)), min(height, int(fit_h * scale))
 
 
+@contextmanager
+def opened(path: str | Path, network_size: tuple[int, int] | None):
+    """The picture opened lazily (nothing decoded yet), a JPEG set to decode at ``draft_size``. Pillow's own
+    pixel limit is lifted while it opens: ``MAX_DECODED_PIXELS`` applies to what will be decoded."""
+    from PIL import Image
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as im:
+            if network_size is not None and im.format == "JPEG":
+                im.draft(im.mode, draft_size(im.width, im.height, network_size))
+            yield im
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
+
+
 def load_image(path: str | Path, network_size: tuple[int, int] | None = None) -> np.ndarray:
     """RGB image as (3, H, W) float32 in [0, 1], as Darknet's load_image_color gives it.
 
@@ -32,13 +49,9 @@ def load_image(path: str | Path, network_size: tuple[int, int] | None = None) ->
     1500x1500 one does; its pixels then differ slightly from a full decode, and the picture with boxes is
     drawn at that scale.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-    bomb_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # the limit below applies to what is decoded, after draft
+    from PIL import ImageOps, UnidentifiedImageError
     try:
-        with Image.open(path) as im:
-            if network_size is not None and im.format == "JPEG":
-                im.draft(im.mode, draft_size(im.width, im.height, network_size))
+        with opened(path, network_size) as im:
             if im.width * im.height > MAX_DECODED_PIXELS:
                 raise ImageError(f"image {str(path)!r}: {im.width}x{im.height} is {im.width * im.height:,} pixels: "
                                  f"at most {MAX_DECODED_PIXELS:,} are decoded (a larger JPEG is read at reduced "
@@ -50,31 +63,21 @@ def load_image(path: str | Path, network_size: tuple[int, int] | None = None) ->
         raise ImageError(f"image {str(path)!r}: a folder, not an image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise ImageError(f"image {str(path)!r}: not a readable image ({err})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = bomb_limit
 
 
 def decoded_size(path: str | Path, network_size: tuple[int, int]) -> tuple[int, int]:
     """(width, height) that ``load_image`` will decode (a large JPEG at reduced scale), from the header;
     (0, 0) if the file is not a readable image (``load_image`` then says why)."""
-    from PIL import Image
-    bomb_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
     try:
-        with Image.open(path) as im:
-            if im.format == "JPEG":
-                im.draft(im.mode, draft_size(im.width, im.height, network_size))
+        with opened(path, network_size) as im:
             return im.width, im.height
-    except Exception:
+    except Exception:  # load_image reports it
         return 0, 0
-    finally:
-        Image.MAX_IMAGE_PIXELS = bomb_limit
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of the picture as stored, EXIF orientation applied (from its header)."""
-    from PIL import Image
-    with Image.open(path) as im:
+    with opened(path, None) as im:
         turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # orientations that swap width and height
         return (im.height, im.width) if turned else (im.width, im.height)
 
