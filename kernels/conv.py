@@ -1,9 +1,13 @@
-"""Tile convolution: Numba packs a block of im2col rows, BLAS multiplies, Numba applies BN + activation.
+"""Tile convolution, one compiled call: Numba packs a block of im2col rows, BLAS multiplies (called from the
+kernel, accumulating over channel blocks), Numba applies BN + activation.
 
 The GEMM is blocked over output rows (bands) and input channels, so its workspace stays within a byte
-budget while bands stay wide enough that each band reads the filters only once. Nothing here allocates:
-``cols`` (packed input), ``acc`` (GEMM result) and ``part`` (a channel block's partial sum) are flat
-float32 arena views; ``workspace_sizes`` says how large they must be.
+budget while bands stay wide enough that each band reads the filters only once. A step may cover only a
+range of the input channels (weights streamed in bands of channels): the first such step writes its
+partial sums into the output, later ones add to them, and the last applies the epilogue, so each input
+element is packed once however the weights are split. A 1x1 stride-1 convolution whose input rows are
+contiguous multiplies the input in place, without packing. Nothing here allocates: ``cols`` (packed
+input) and ``acc`` (GEMM result) are flat float32 arena views; ``workspace_sizes`` says how large.
 
 Kernels run on one thread: BLAS uses both cores, and Numba threads spinning beside OpenBLAS's slowed a
 yolov2 run 7x on two cores.
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from kernels.blas import gemm
 
 ACT_CODES = {"linear": 0, "leaky": 1, "relu": 2, "logistic": 3}
 LEAKY = np.float32(0.1)
@@ -22,17 +28,16 @@ F32 = 4
 
 @njit(cache=True)
 def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes):
-    """(band rows, block channels, and the float32 elements of cols, acc and part): half the budget for the
-    result (+ partial sums), the rest for packed input; at least one row and one channel."""
+    """(band rows, block channels, and the float32 elements of cols and acc): half the budget for the GEMM
+    result, the rest for packed input; at least one row and one channel."""
     kk = size * size
-    rows = max(1, min(out_h, (budget_bytes // 2) // (2 * filters * out_w * F32)))
+    rows = max(1, min(out_h, (budget_bytes // 2) // (filters * out_w * F32)))
     px = rows * out_w
-    block = max(1, min(channels, (budget_bytes - 2 * filters * px * F32) // (kk * px * F32)))
-    part = filters * px if block < channels else 0
-    return rows, block, block * kk * px, filters * px, part
+    block = max(1, min(channels, (budget_bytes - filters * px * F32) // (kk * px * F32)))
+    return rows, block, block * kk * px, filters * px
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi):
     _, h, w = x.shape
     px = rows * out_w
@@ -59,60 +64,52 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
                         cols[at + ox] = ZERO
 
 
-@njit(cache=True)
-def _accumulate(acc, part, n):
-    for i in range(n):
-        acc[i] += part[i]
-
-
-@njit(cache=True)
-def _epilogue(out, acc, mult, offset, act, row0, rows):
-    """Batch norm and bias as one multiply-add per channel, then the activation."""
+@njit(cache=True, nogil=True)
+def _finish(out, acc, mult, offset, act, row0, rows, first, last):
+    """The GEMM result of rows [row0, row0 + rows) into ``out``: added to the partial sums already there
+    unless ``first``; batch norm and bias (one multiply-add per channel) and the activation if ``last``."""
     n_out, _, out_w = out.shape
     px = rows * out_w
     for n in range(n_out):
-        m, o = mult[n], offset[n]
+        m, o = (mult[n], offset[n]) if last else (ONE, ZERO)
         for r in range(rows):
             src = n * px + r * out_w
-            if act == 1:
-                for ox in range(out_w):
-                    v = acc[src + ox] * m + o
-                    out[n, row0 + r, ox] = max(v, v * LEAKY)
-            elif act == 0:
-                for ox in range(out_w):
-                    out[n, row0 + r, ox] = acc[src + ox] * m + o
-            elif act == 2:
-                for ox in range(out_w):
-                    out[n, row0 + r, ox] = max(acc[src + ox] * m + o, ZERO)
-            else:
-                for ox in range(out_w):
-                    out[n, row0 + r, ox] = ONE / (ONE + np.exp(-(acc[src + ox] * m + o)))
+            dst = out[n, row0 + r]
+            for ox in range(out_w):
+                v = acc[src + ox]
+                if not first:
+                    v += dst[ox]
+                if last:
+                    v = v * m + o
+                    if act == 1:
+                        v = max(v, v * LEAKY)
+                    elif act == 2:
+                        v = max(v, ZERO)
+                    elif act == 3:
+                        v = ONE / (ONE + np.exp(-v))
+                dst[ox] = v
 
 
-def conv_tile(out: np.ndarray, x: np.ndarray, pad_top: int, pad_left: int, w2d: np.ndarray,
-              epilogue: tuple[np.ndarray, np.ndarray], act: int, size: int, stride: int,
-              band_rows: int, block_channels: int, cols: np.ndarray, acc: np.ndarray, part: np.ndarray) -> None:
-    """out (N, OH, OW) <- conv(x (C, H, W) with border pads) . w2d (N, C*k*k), BN + activation fused.
-
-    ``x`` and ``out`` may be strided views into larger maps.
-    """
+@njit(cache=True, nogil=True)
+def conv_tile(out, x, pad_top, pad_left, w2d, mult, offset, act, size, stride, band_rows, block_channels, first,
+              last, cols, acc):
+    """out (N, OH, OW) <- conv(x (C, H, W) with border pads) . w2d (N, C*k*k) [+ out unless ``first``], BN +
+    activation fused if ``last``. ``x`` and ``out`` may be strided views into larger maps."""
     n_out, out_h, out_w = out.shape
     channels = x.shape[0]
     kk = size * size
-    mult, offset = epilogue
+    direct = (size == 1 and stride == 1 and pad_top == 0 and pad_left == 0 and x.shape[2] == out_w
+              and x.strides[2] == F32 and x.strides[1] == out_w * F32)
     for row0 in range(0, out_h, band_rows):
         rows = min(band_rows, out_h - row0)
         px = rows * out_w
-        c = acc[:n_out * px].reshape(n_out, px)
         for c_lo in range(0, channels, block_channels):
             c_hi = min(channels, c_lo + block_channels)
-            k_rows = (c_hi - c_lo) * kk
-            _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi)
-            b = cols[:k_rows * px].reshape(k_rows, px)
-            a = w2d[:, c_lo * kk:c_hi * kk]
-            if c_lo == 0:
-                np.matmul(a, b, out=c)
+            if direct:  # the rows of each channel are contiguous: x is the (C, px) matrix already
+                b, ldb = x.ctypes.data + c_lo * x.strides[0] + row0 * x.strides[1], x.strides[0] // F32
             else:
-                np.matmul(a, b, out=part[:n_out * px].reshape(n_out, px))
-                _accumulate(acc, part, n_out * px)
-        _epilogue(out, acc, mult, offset, act, row0, rows)
+                _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi)
+                b, ldb = cols.ctypes.data, px
+            gemm(n_out, px, (c_hi - c_lo) * kk, w2d.ctypes.data + c_lo * kk * F32, w2d.strides[0] // F32, b, ldb,
+                 acc.ctypes.data, px, 0.0 if c_lo == 0 else 1.0)
+        _finish(out, acc, mult, offset, act, row0, rows, first, last)

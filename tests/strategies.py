@@ -23,8 +23,9 @@ def stacks(draw, max_layers: int = 5, sizes=(5, 24)):
 
 @st.composite
 def weights_of(draw, network, first, last):
-    """(mode, bands) for a group: resident, kept for the group's run, or loaded per tile in 1-3 bands."""
+    """(mode, bands) for a group: resident, kept for the group's run, or loaded per tile in 1-3 bands of input
+    channels."""
     from yolo.network import Conv
     mode = draw(st.sampled_from(("resident", "group", "tile")))
-    fewest = min((network[i].filters for i in range(first, last + 1) if isinstance(network[i], Conv)), default=1)
+    fewest = min((network[i].in_shape[0] for i in range(first, last + 1) if isinstance(network[i], Conv)), default=1)
     return mode, 1 if mode == "group" else draw(st.integers(1, min(3, fewest)))

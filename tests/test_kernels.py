@@ -21,10 +21,35 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
     expect = ops.conv_layer(x, p, stride, pad, 1, act)
     out = np.full((9, *expect.shape[1:]), np.nan, np.float32)[1:8]  # strided destination
     rows, block, *sizes = workspace_sizes(5, k, 7, *expect.shape[1:], budget)
-    cols, acc, part = (np.empty(max(n, 1), np.float32) for n in sizes)
-    conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), p.epilogue(), ACT_CODES[act], k, stride, rows, block, cols,
-              acc, part)
+    cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
+    conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), *p.epilogue(), ACT_CODES[act], k, stride, rows, block, True,
+              True, cols, acc)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+    # in bands of input channels: the first writes partial sums, the others add, the last finishes
+    out[:] = np.nan
+    w = p.weights.reshape(7, 5, -1)
+    for c0, c1 in [(0, 2), (2, 3), (3, 5)]:
+        rows, block, *sizes = workspace_sizes(c1 - c0, k, 7, *expect.shape[1:], budget)
+        cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
+        conv_tile(out, x[c0:c1], pad, pad, np.ascontiguousarray(w[:, c0:c1]).reshape(7, -1), *p.epilogue(),
+                  ACT_CODES[act], k, stride, rows, block, c0 == 0, c1 == 5, cols, acc)
+    np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+
+
+def test_a_1x1_conv_multiplies_contiguous_input_in_place():
+    """The direct path (no packing) reads the input where it lies; a view narrower than its map packs."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 9, 10)).astype(np.float32)
+    p = ConvParams(rng.standard_normal(4).astype(np.float32), rng.standard_normal((4, 6, 1, 1)).astype(np.float32))
+    for view in (x[:, 2:7], x[:, 2:7, 1:9]):
+        expect = ops.conv_layer(np.ascontiguousarray(view), p, 1, 0, 1, "leaky")
+        out = np.empty_like(expect)
+        rows, block, *sizes = workspace_sizes(6, 1, 4, *expect.shape[1:], 200)
+        cols, acc = (np.full(max(n, 1), np.nan, np.float32) for n in sizes)
+        conv_tile(out, view, 0, 0, p.weights.reshape(4, -1), *p.epilogue(), ACT_CODES["leaky"], 1, 1, rows, block,
+                  True, True, cols, acc)
+        np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+        assert np.isnan(cols).all() == (view.shape[2] == x.shape[2])  # packed only when the rows are not contiguous
 
 
 def test_maxpool_tile_matches_reference_on_a_view():

@@ -80,7 +80,7 @@ def test_strips_are_saved_once_before_their_one_use_and_lifetimes_follow_the_tou
         for b in (row[S_SRC], row[S_DST]):
             touches.setdefault(int(b), []).append(s)
         if row[S_SCRATCH] >= 0:
-            for k in range(3):
+            for k in range(2):  # packed input, GEMM result
                 touches.setdefault(int(row[S_SCRATCH]) + k, []).append(s)
     for b in range(GROUP_OWN, len(bufs)):
         assert (bufs[b, B_FIRST], bufs[b, B_LAST]) == (min(touches[b]), max(touches[b]))

@@ -13,7 +13,7 @@ from yolo.cfg import load_network
 from yolo.errors import WeightsError
 from yolo.h5store import write_h5
 from yolo.params import random_params
-from yolo.sources import DarknetSource, H5Source, open_source
+from yolo.sources import darknet_source, h5_source, open_source
 from yolo.weights import write_darknet
 from tests.helpers import bundled_text, random_image
 
@@ -37,10 +37,11 @@ def test_file_sources_equal_weights_in_memory_bit_for_bit(case):
     memory = FusedExecutor(plan, params).run(x)
     ref = run_reference(net, params, x)
     assert np.abs(memory.output - ref.output).max() <= 2e-5 * np.abs(ref.output).max()
-    for source in (DarknetSource(folder / "w.weights", net), H5Source(folder / "w.h5", net)):
+    for source in (darknet_source(folder / "w.weights", net), h5_source(folder / "w.h5", net)):
         run = FusedExecutor(plan, None, source=source).run(x)
         assert np.array_equal(run.output, memory.output), source.source
-    assert isinstance(open_source(folder / "w.h5", net), H5Source)
+        assert run.weights_read_bytes == memory.weights_read_bytes > 0
+    assert open_source(folder / "w.h5", net).offsets == h5_source(folder / "w.h5", net).offsets
 
 
 def test_streamed_weights_are_arena_buffers_counted_in_the_peak(case):
@@ -54,25 +55,26 @@ def test_streamed_weights_are_arena_buffers_counted_in_the_peak(case):
     assert streamed.peak_bytes > resident.peak_bytes
     b = streamed.program.buffers
     outside = b[(b[:, B_KIND] == WEIGHTS_BUFFER) & (b[:, B_LAYER] > 8)]
-    per_filter = {i: ((net[i].in_shape[0] * net[i].size ** 2) + 4) * 4 for i in range(9, len(net)) if net[i].kind == "conv"}
-    assert len(outside) > len(per_filter)  # the large layers come in several bands ...
-    assert all(size <= (1 << 18) + per_filter[layer] for size, layer in outside[:, [B_BYTES, B_LAYER]])  # ... of 256 KiB
+    convs = [i for i in range(9, len(net)) if net[i].kind == "conv"]
+    slack = {i: net[i].filters * (net[i].size ** 2 + 4) * 4 for i in convs}  # a channel's rounding, the vectors
+    assert len(outside) > len(convs)  # the large layers come in several bands of input channels ...
+    assert all(size <= (1 << 18) + slack[layer] for size, layer in outside[:, [B_BYTES, B_LAYER]])  # of 256 KiB
 
 
 def test_a_changed_or_wrong_file_is_refused_before_the_run(case, tmp_path):
     net, params, folder = case
     copy = tmp_path / "w.weights"
     copy.write_bytes((folder / "w.weights").read_bytes())
-    executor = FusedExecutor(Plan(net, parse_groups(SPEC), "streamed"), None, source=DarknetSource(copy, net))
+    executor = FusedExecutor(Plan(net, parse_groups(SPEC), "streamed"), None, source=darknet_source(copy, net))
     executor.run(random_image(net.input_shape, 0))
     with open(copy, "r+b") as f:
         f.truncate(os.path.getsize(copy) - 4)
     with pytest.raises(WeightsError, match="changed since it was opened"):
         executor.run(random_image(net.input_shape, 0))
     with pytest.raises(WeightsError, match="wrong cfg for these weights"):
-        DarknetSource(copy, net)
+        darknet_source(copy, net)
     with pytest.raises(WeightsError, match="layer_000/biases has shape \\(16,\\) \\(16 floats\\), layer 0 needs"):
-        H5Source(folder / "w.h5", load_network("yolov2-voc.cfg", 96))
+        h5_source(folder / "w.h5", load_network("yolov2-voc.cfg", 96))
 
 
 @pytest.mark.parametrize("suffix", [".weights", ".h5"])
@@ -92,7 +94,7 @@ def test_cli_streams_from_a_file_with_the_resident_runs_detections_and_exact_fig
     assert main(common + ["--stream-weights", "--band-kib", "256"]) == 0
     streamed = json.loads(capsys.readouterr().out)
     got, want = streamed["detections"], resident["detections"]
-    assert want and [d["class_id"] for d in got] == [d["class_id"] for d in want]  # bands block the GEMM anew:
+    assert want and [d["class_id"] for d in got] == [d["class_id"] for d in want]  # bands sum in another order:
     np.testing.assert_allclose([d["confidence"] for d in got], [d["confidence"] for d in want], atol=1e-4)
     np.testing.assert_allclose([d["box"] for d in got], [d["box"] for d in want], atol=0.05)
     m, r = streamed["memory"], resident["memory"]

@@ -81,6 +81,24 @@ def open_checked(path: str | Path, network: Network) -> h5py.File:
     return f
 
 
+def dataset_offsets(path: str | Path, network: Network) -> dict[tuple[int, str], tuple[int, int]]:
+    """(layer, array) -> (byte offset in the file, bytes per filter) of every dataset, for reading them without
+    HDF5. ``write_h5`` stores each as one contiguous little-endian float32 run; anything else (chunked,
+    compressed, another type: a store written by other tools) is refused with what to do."""
+    with open_checked(path, network) as f, _reading(path):
+        offsets = {}
+        for layer in conv_layers(network):
+            for name, shape in expected_arrays(layer):
+                dataset = f[f"layer_{layer.index:03d}"][name]
+                at = dataset.id.get_offset()
+                if dataset.dtype != np.dtype("<f4") or dataset.chunks is not None or at is None:
+                    raise WeightsError(f"{path}: layer_{layer.index:03d}/{name} is not stored as one contiguous "
+                                       f"float32 run (type {dataset.dtype}, chunks {dataset.chunks}): convert the "
+                                       f".weights file again with python -m yolo.convert")
+                offsets[layer.index, name] = (int(at), int(np.prod(shape[1:])) * 4)
+    return offsets
+
+
 def read_h5(path: str | Path, network: Network) -> Params:
     with open_checked(path, network) as f, _reading(path):
         major, minor, revision = (int(v) for v in f.attrs["header"])

@@ -1,13 +1,17 @@
-"""Weight sources: one band of filters of one conv layer's arrays, read straight into the caller's array (an
-arena view), with no whole-file read and no temporary copy of a layer.
+"""Weight sources: a conv layer's vectors, or a band of input channels of all its filters, read straight into
+the caller's array (an arena view), with no whole-file read and no temporary copy of a layer.
 
 - ``ParamsSource``: weights already in memory (random weights, or a file read whole);
-- ``DarknetSource``: a Darknet ``.weights`` file, read at each array's byte offset;
-- ``H5Source``: the HDF5 store, read with h5py's ``read_direct`` (each layer's arrays are contiguous
-  datasets, so a band of filters is one contiguous range).
+- ``FileSource``: a weights file whose arrays are contiguous float32 runs at known byte offsets: a Darknet
+  ``.weights`` file (``darknet_source``) or the HDF5 store (``h5_source``: ``yolo.convert`` writes every
+  array as one contiguous little-endian dataset, whose file offset HDF5 reports).
 
-A file source checks its size when opened and again before every run (``check``), so a file that changes
-or shrinks between runs is one WeightsError before the run starts, never a half-run.
+Both file formats keep each filter's weights together (Darknet's order), so a band of input channels is one
+run per filter: a compiled loop of ``pread`` calls (about 1 us each from the page cache) reads them into the
+rows of the destination with no Python between. A band of every channel is one read.
+
+A file source checks its size and time stamp when opened and again before every run (``check``), so a file
+that changes or shrinks between runs is one WeightsError before the run starts, never a half-run.
 """
 from __future__ import annotations
 
@@ -15,10 +19,30 @@ import os
 from pathlib import Path
 
 import numpy as np
+from numba import njit, types
 
 from yolo.errors import WeightsError
 from yolo.network import Network
 from yolo.params import Params, conv_layers, expected_arrays
+
+_pread = types.ExternalFunction("pread", types.intp(types.intc, types.intp, types.uintp, types.int64))
+
+
+@njit(cache=True, nogil=True)
+def read_runs(fd, offset, stride, out):
+    """Row n of ``out`` (2-D, rows contiguous) <- the bytes at ``offset + n * stride``; returns the bytes read
+    (fewer than ``out.nbytes`` if the file ended or failed)."""
+    run = out.shape[1] * out.itemsize
+    got = 0
+    for n in range(out.shape[0]):
+        done = 0
+        while done < run:  # pread may return less than asked (signals, large reads)
+            g = _pread(fd, out[n].ctypes.data + done, run - done, offset + n * stride + done)
+            if g <= 0:
+                return got + done
+            done += g
+        got += run
+    return got
 
 
 class ParamsSource:
@@ -26,47 +50,45 @@ class ParamsSource:
         self.params, self.source = params, params.source
         self.read_bytes = 0
 
-    def read(self, layer: int, name: str, f0: int, f1: int, out: np.ndarray) -> None:
-        band = getattr(self.params[layer], name)[f0:f1]
-        np.copyto(out.reshape(band.shape), band)
+    def read_vector(self, layer: int, name: str, out: np.ndarray) -> None:
+        np.copyto(out, getattr(self.params[layer], name))
+        self.read_bytes += out.nbytes
+
+    def read_filters(self, layer: int, c0: int, c1: int, out: np.ndarray) -> None:
+        weights = self.params[layer].weights
+        np.copyto(out.reshape(weights.shape[0], c1 - c0, -1), weights.reshape(weights.shape[:2] + (-1,))[:, c0:c1])
         self.read_bytes += out.nbytes
 
     def check(self) -> None:
         pass
 
 
-class DarknetSource:
-    def __init__(self, path: str | Path, network: Network):
-        from yolo.weights import expected_floats, read_header
-        self.path, self.source = Path(path), str(path)
-        try:
-            self.file = open(self.path, "rb")
-            head = self.file.read(20)
-        except OSError as err:
-            raise WeightsError(f"{path}: cannot read weights: {err.strerror}") from None
-        _, start = read_header(self.path, head)
-        self.offsets: dict[tuple[int, str], tuple[int, int]] = {}  # (layer, array) -> (byte offset, floats per filter)
-        at = start
-        for layer in conv_layers(network):
-            for name, shape in expected_arrays(layer):
-                self.offsets[layer.index, name] = (at, int(np.prod(shape[1:])))
-                at += int(np.prod(shape)) * 4
-        self.size = at
-        want = expected_floats(network)
-        found = os.fstat(self.file.fileno()).st_size
-        if found != self.size:
-            raise WeightsError(f"{path}: {found} bytes, but the cfg {network.source or network.name} needs {want} "
-                               f"floats after a {start}-byte header ({self.size} bytes): wrong cfg for these weights?")
-        self.stamp = os.fstat(self.file.fileno()).st_mtime_ns
+class FileSource:
+    """Arrays at byte offsets of one open file: ``offsets[layer, name]`` = (offset, bytes per filter)."""
+
+    def __init__(self, path: Path, fd: int, offsets: dict[tuple[int, str], tuple[int, int]],
+                 in_channels: dict[int, int]):
+        self.path, self.source, self.fd, self.offsets, self.in_channels = path, str(path), fd, offsets, in_channels
+        status = os.fstat(fd)
+        self.size, self.stamp = status.st_size, status.st_mtime_ns
         self.read_bytes = 0
 
-    def read(self, layer: int, name: str, f0: int, f1: int, out: np.ndarray) -> None:
-        at, per_filter = self.offsets[layer, name]
-        wanted = (f1 - f0) * per_filter * 4
-        got = os.preadv(self.file.fileno(), [memoryview(out).cast("B")], at + f0 * per_filter * 4)
+    def read_vector(self, layer: int, name: str, out: np.ndarray) -> None:
+        self._read(layer, name, self.offsets[layer, name][0], 0, out.reshape(1, -1))
+
+    def read_filters(self, layer: int, c0: int, c1: int, out: np.ndarray) -> None:
+        """Input channels [c0, c1) of every filter into the rows of ``out`` (filters, (c1 - c0) * k * k)."""
+        at, per_filter = self.offsets[layer, "weights"]
+        if out.shape[1] * 4 == per_filter:  # every channel: one run
+            return self._read(layer, "weights", at, 0, out.reshape(1, -1))
+        self._read(layer, "weights", at + c0 * per_filter // self.in_channels[layer], per_filter, out)
+
+    def _read(self, layer: int, name: str, at: int, stride: int, out: np.ndarray) -> None:
+        got = read_runs(self.fd, at, stride, out)
         self.read_bytes += got
-        if got != wanted:
-            raise WeightsError(f"{self.path}: layer {layer} {name}: read {got} of {wanted} bytes (the file changed?)")
+        if got != out.nbytes:
+            raise WeightsError(f"{self.path}: layer {layer} {name}: read {got} of {out.nbytes} bytes "
+                               f"(the file changed?)")
 
     def check(self) -> None:
         status = os.stat(self.path)
@@ -74,26 +96,54 @@ class DarknetSource:
             raise WeightsError(f"{self.path}: changed since it was opened ({status.st_size} bytes now, "
                                f"{self.size} before): run again to read it anew")
 
-
-class H5Source:
-    def __init__(self, path: str | Path, network: Network):
-        from yolo.h5store import open_checked
-        self.path, self.source = Path(path), str(path)
-        self.file = open_checked(path, network)
-        self.stamp = os.stat(path).st_mtime_ns
-        self.read_bytes = 0
-
-    def read(self, layer: int, name: str, f0: int, f1: int, out: np.ndarray) -> None:
-        dataset = self.file[f"layer_{layer:03d}"][name]
-        dataset.read_direct(out.reshape((f1 - f0,) + dataset.shape[1:]), np.s_[f0:f1])
-        self.read_bytes += out.nbytes
-
-    def check(self) -> None:
-        if os.stat(self.path).st_mtime_ns != self.stamp:
-            raise WeightsError(f"{self.path}: changed since it was opened: run again to read it anew")
+    def close(self) -> None:
+        os.close(self.fd)
 
 
-def open_source(path: str | Path, network: Network):
+def _open_fd(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError as err:
+        raise WeightsError(f"{path}: cannot read weights: {err.strerror}") from None
+
+
+def darknet_source(path: str | Path, network: Network) -> FileSource:
+    """A Darknet ``.weights`` file: a header, then every conv layer's arrays in order."""
+    from yolo.weights import expected_floats, read_header
+    path = Path(path)
+    fd = _open_fd(path)
+    try:
+        _, start = read_header(path, os.pread(fd, 20, 0))
+        offsets, at = {}, start
+        for layer in conv_layers(network):
+            for name, shape in expected_arrays(layer):
+                offsets[layer.index, name] = (at, int(np.prod(shape[1:])) * 4)
+                at += int(np.prod(shape)) * 4
+        found = os.fstat(fd).st_size
+        if found != at:
+            raise WeightsError(f"{path}: {found} bytes, but the cfg {network.source or network.name} needs "
+                               f"{expected_floats(network)} floats after a {start}-byte header ({at} bytes): "
+                               f"wrong cfg for these weights?")
+    except BaseException:
+        os.close(fd)
+        raise
+    return FileSource(path, fd, offsets, _in_channels(network))
+
+
+def h5_source(path: str | Path, network: Network) -> FileSource:
+    """The HDF5 store: its layout checked against the cfg, then each dataset's file offset."""
+    from yolo.h5store import dataset_offsets
+    path = Path(path)
+    offsets = {(layer, name): (at, per_filter) for (layer, name), (at, per_filter)
+               in dataset_offsets(path, network).items()}
+    return FileSource(path, _open_fd(path), offsets, _in_channels(network))
+
+
+def _in_channels(network: Network) -> dict[int, int]:
+    return {layer.index: layer.in_shape[0] // layer.groups for layer in conv_layers(network)}
+
+
+def open_source(path: str | Path, network: Network) -> FileSource:
     """The streaming source for a weights file of either format (told apart by content)."""
     from yolo.weights import is_hdf5
-    return H5Source(path, network) if is_hdf5(path) else DarknetSource(path, network)
+    return h5_source(path, network) if is_hdf5(path) else darknet_source(path, network)

@@ -141,7 +141,7 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--stream-weights", action="store_true",
                     help="read each conv layer's weights into the arena just before the steps that use them and "
                          "release them after: groups keep a layer's weights for their run (or per tile: "
-                         "0-7:4x4:stream:tile/2), other layers read them in bands of filters (--band-kib)")
+                         "0-7:4x4:stream:tile/2), other layers read them in bands of input channels (--band-kib)")
     ap.add_argument("--band-kib", type=positive_int, default=DEFAULT_BAND_BYTES // 1024, metavar="KIB",
                     help=f"with --stream-weights, the largest piece of weights a layer outside groups holds "
                          f"(default {DEFAULT_BAND_BYTES // 1024})")

@@ -28,7 +28,7 @@ from yolo.network import FLOAT_BYTES, Conv, Network
 from engine.memory.predictor import conv_weights_bytes
 from engine.lower.program import Program
 from engine.lower.table import (CONV_STEP, COPY_STEP, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
-                                S_SCRATCH, S_SRC, S_SY0)
+                                S_F0, S_SCRATCH, S_SRC, S_SY0)
 from engine.memory.planner import Layout
 from engine.units import parse_size
 
@@ -154,14 +154,15 @@ def touch_trace(program: Program, layout: Layout, page_bytes: int):
 
     for row in program.steps.tolist():
         channels = row[S_CHANNELS]
+        first = row[S_F0] if row[S_KIND] == CONV_STEP else 0  # a conv step reads its band of input channels
         if row[S_SRC] >= 0:
-            add(row[S_SRC], 0, channels, row[S_SY0:S_SY0 + 4], False)
+            add(row[S_SRC], first, first + channels, row[S_SY0:S_SY0 + 4], False)
         if row[S_KIND] == CONV_STEP:
             a, b = blocks[row[S_LAYER]]
             starts.append(np.array([a]))
             ends.append(np.array([b]))
             writes.append(np.array([False]))
-            for k in range(3):
+            for k in range(2):  # packed input, GEMM result
                 add(row[S_SCRATCH] + k, 0, 1, None, True)
         dst = row[S_DST]
         c0, c1 = (row[S_DC0], row[S_DC0] + channels) if row[S_KIND] == COPY_STEP else (0, program.shape(dst)[0])

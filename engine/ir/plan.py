@@ -14,7 +14,7 @@ from yolo.network import Conv, MaxPool, Network
 
 REUSE_MODES = ("none", "checkerboard", "stream")
 WEIGHT_MODES = ("resident", "group", "tile")  # a group's conv weights: outside the arena; in it for the group's
-# whole run; or loaded again for each tile (and each band of filters) and released after it
+# whole run; or loaded again for each tile (and each band of input channels) and released after it
 
 
 class PlanError(FusetileError):
@@ -29,7 +29,8 @@ class Group:
     cols: int = 1
     reuse: str = "none"  # one of REUSE_MODES
     weights: str = "resident"  # one of WEIGHT_MODES
-    bands: int = 1  # each conv step split into this many bands of filters (each loaded alone in "tile" mode)
+    bands: int = 1  # each conv step split into this many bands of input channels (each loaded alone in "tile"
+    # mode, the band's steps accumulating into the output region)
 
     @property
     def layers(self) -> range:
@@ -41,8 +42,7 @@ class Group:
         return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}{held}"
 
 
-DEFAULT_BAND_BYTES = 16 << 20  # streamed weights of a layer outside groups are read in bands of at most this
-# (each band packs the layer's input again: smaller bands cost time; see the README)
+DEFAULT_BAND_BYTES = 1 << 20  # streamed weights of a layer outside groups are read in bands of at most this
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,16 @@ class Plan:
             raise PlanError(f"weights {self.weights!r}: expected resident or streamed")
 
     def outside_group(self, index: int) -> Group:
-        """The one-layer group a tileable layer outside every group runs as: 1x1; streamed, its filters in
-        bands whose weights take at most ``band_bytes`` each."""
+        """The one-layer group a tileable layer outside every group runs as: 1x1; streamed, its input channels
+        in bands whose weights take at most ``band_bytes`` each (the layer's vectors come with the last)."""
         if self.weights == "resident":
             return Group(index, index, 1, 1)
         layer = self.network[index]
         if not isinstance(layer, Conv):
             return Group(index, index, 1, 1, "none", "tile")
-        per_filter = ((layer.in_shape[0] // layer.groups) * layer.size ** 2 + 4) * 4
-        bands = min(layer.filters, max(1, -(-layer.filters * per_filter // self.band_bytes)))
+        channels = layer.in_shape[0] // layer.groups
+        per_channel = layer.filters * layer.size ** 2 * 4
+        bands = min(channels, max(1, -(-(channels * per_channel + 16 * layer.filters) // self.band_bytes)))
         return Group(index, index, 1, 1, "none", "tile", bands)
 
     @property
@@ -108,9 +109,10 @@ def validate(network: Network, groups: tuple[Group, ...]) -> None:
         if g.bands < 1 or (g.bands > 1 and g.weights == "group"):
             raise PlanError(f"group {g}: {g.bands} bands: expected at least 1, and 1 when a group keeps its "
                             f"weights for its whole run")
-        fewest = min((network[i].filters for i in g.layers if isinstance(network[i], Conv)), default=g.bands)
+        fewest = min((network[i].in_shape[0] for i in g.layers if isinstance(network[i], Conv)), default=g.bands)
         if g.bands > fewest:
-            raise PlanError(f"group {g}: {g.bands} bands of filters, but a conv layer of the group has {fewest}")
+            raise PlanError(f"group {g}: {g.bands} bands of input channels, but a conv layer of the group reads "
+                            f"{fewest}")
         if g.reuse not in REUSE_MODES:
             raise PlanError(f"group {g}: reuse mode {g.reuse!r}: expected one of {', '.join(REUSE_MODES)}")
         if g.rows < 1 or g.cols < 1:

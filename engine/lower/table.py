@@ -49,8 +49,10 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load")
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way).
 # S_WEIGHTS: a conv step's weights buffer (-1: the weights are resident, outside the arena); S_F0, S_F1:
-# the band of filters (output channels) a conv or load step covers. A load step fills its destination (a
-# weights buffer) with the band's vectors, folded into the epilogue, then its filters.
+# the band of input channels a conv or load step covers (all filters, those channels of each). A conv
+# step whose band starts at 0 writes its output region, later bands add to it, the band ending at the
+# last channel applies the epilogue. A load step fills its destination (a weights buffer) with the band
+# of every filter, preceded, for the last band, by the layer's vectors folded into the epilogue.
 
 # --- buffers: one row per buffer a program needs ------------------------------------------------------
 B_BYTES, B_KIND, B_FIRST, B_LAST, B_C, B_H, B_W, B_SEGMENT, B_LAYER, B_Y0, B_X0 = range(11)

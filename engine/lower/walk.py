@@ -32,8 +32,8 @@ RESIDENT, PER_GROUP, PER_TILE = 0, 1, 2  # WEIGHT_MODES
 
 def capacity(tiles: int, layers: int, bands: int) -> tuple[int, int]:
     """Rows the output arrays of ``lower_group`` need at most: per tile and layer, 4 fills, 4 saves and a
-    load and a compute per band (steps); a tile, 4 strips, and a weights buffer and 3 workspaces per band."""
-    return tiles * layers * (8 + 2 * bands), tiles * layers * (5 + 4 * bands) + GROUP_OWN
+    load and a compute per band (steps); a tile, 4 strips, and a weights buffer and 2 workspaces per band."""
+    return tiles * layers * (8 + 2 * bands), tiles * layers * (5 + 3 * bands) + GROUP_OWN
 
 
 @njit(cache=True)
@@ -87,13 +87,14 @@ def _save(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origi
 
 
 @njit(cache=True)
-def _load(steps, buffers, count, chain, j, layer, tile, f0, f1):
-    """A weights buffer for filters [f0, f1) of layer j, and the step that fills it; returns the buffer."""
-    c_in, k = chain[j, L_C_IN], chain[j, L_SIZE]
-    floats = vector_floats(chain[j, L_BN], f1 - f0) + (f1 - f0) * c_in * k * k
+def _load(steps, buffers, count, chain, j, layer, tile, c0, c1):
+    """A weights buffer for input channels [c0, c1) of layer j's filters (and, with the last channels, the
+    layer's vectors), and the step that fills it; returns the buffer."""
+    c_in, c_out, k = chain[j, L_C_IN], chain[j, L_C_OUT], chain[j, L_SIZE]
+    floats = (vector_floats(chain[j, L_BN], c_out) if c1 == c_in else 0) + c_out * (c1 - c0) * k * k
     w = _alloc(buffers, count, WEIGHTS_BUFFER, floats, 1, 1, count[0], layer)
-    s = _emit(steps, buffers, count, LOAD_STEP, layer, tile, -1, 0, 0, 0, 0, w, 0, 0, 0, 0, c_in)
-    steps[s, S_F0], steps[s, S_F1] = f0, f1
+    s = _emit(steps, buffers, count, LOAD_STEP, layer, tile, -1, 0, 0, 0, 0, w, 0, 0, 0, 0, c1 - c0)
+    steps[s, S_F0], steps[s, S_F1] = c0, c1
     return w
 
 
@@ -101,8 +102,9 @@ def _load(steps, buffers, count, chain, j, layer, tile, f0, f1):
 def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, budget,
              weights_mode, bands, kept):
     """Layer j's output region [y0, y1) x [x0, x1) from the buffer ``src`` holding its input from (oy, ox).
-    A conv runs in ``bands`` steps of filters, each after the load of its weights in PER_TILE mode; in
-    PER_GROUP mode the layer's weights are loaded at its first step and ``kept[j]`` names them."""
+    A conv runs in ``bands`` steps over bands of its input channels, accumulating into the region (each
+    after the load of its weights in PER_TILE mode); in PER_GROUP mode the layer's weights are loaded at
+    its first step and ``kept[j]`` names them."""
     iy0, iy1, top = input_span(chain, j, y0, y1, 0)
     ix0, ix1, left = input_span(chain, j, x0, x1, 1)
     c_in = chain[j, L_C_IN]
@@ -113,25 +115,24 @@ def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy,
         return
     oh, ow, c_out, k = y1 - y0, x1 - x0, chain[j, L_C_OUT], chain[j, L_SIZE]
     for band in range(bands):
-        f0, f1 = c_out * band // bands, c_out * (band + 1) // bands
+        c0, c1 = c_in * band // bands, c_in * (band + 1) // bands
         w = -1
         if weights_mode == PER_TILE:
-            w = _load(steps, buffers, count, chain, j, layer, tile, f0, f1)
+            w = _load(steps, buffers, count, chain, j, layer, tile, c0, c1)
         elif weights_mode == PER_GROUP:
             if kept[j] < 0:
-                kept[j] = _load(steps, buffers, count, chain, j, layer, tile, f0, f1)
+                kept[j] = _load(steps, buffers, count, chain, j, layer, tile, 0, c_in)
             w = kept[j]
         s = _emit(steps, buffers, count, CONV_STEP, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
-                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c_in)
+                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c1 - c0)
         row = steps[s]
-        row[S_PAD_TOP], row[S_PAD_LEFT], row[S_WEIGHTS], row[S_F0], row[S_F1] = top, left, w, f0, f1
+        row[S_PAD_TOP], row[S_PAD_LEFT], row[S_WEIGHTS], row[S_F0], row[S_F1] = top, left, w, c0, c1
         if w >= GROUP_OWN:
             buffers[w, B_LAST] = s
-        rows, block, cols, acc, part = workspace_sizes(c_in, k, f1 - f0, oh, ow, budget)
+        rows, block, cols, acc = workspace_sizes(c1 - c0, k, c_out, oh, ow, budget)
         row[S_SCRATCH] = _alloc(buffers, count, SCRATCH_BUFFER, cols, 1, 1, s, layer)
         _alloc(buffers, count, SCRATCH_BUFFER, acc, 1, 1, s, layer)
-        _alloc(buffers, count, SCRATCH_BUFFER, part, 1, 1, s, layer)
-        row[S_BAND_ROWS], row[S_BLOCK], row[S_MACS] = rows, block, (f1 - f0) * oh * ow * c_in * k * k
+        row[S_BAND_ROWS], row[S_BLOCK], row[S_MACS] = rows, block, c_out * oh * ow * (c1 - c0) * k * k
 
 
 @njit(cache=True)

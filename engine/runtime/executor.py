@@ -188,16 +188,18 @@ class FusedExecutor:
             return partial(load_weights, dest, self.source, self.network[layer], f0, f1)
         sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
         x = arena.views[src][:, sy0:sy1, sx0:sx1]
-        if kind == CONV_STEP:
+        if kind == CONV_STEP:  # over input channels [f0, f1): all of them, or one band of a streamed layer
             spec = self.network[layer]
+            kk, first, last = spec.size ** 2, f0 == 0, f1 == spec.in_shape[0]
             if held >= 0:  # the band's weights in the arena, as its load step left them
-                w2d, epilogue = loaded_weights(arena.views[held], spec, f1 - f0)
+                w2d, (mult, offset) = loaded_weights(arena.views[held], spec, f0, f1)
             else:
                 w = self.weights[layer]
-                w2d, epilogue = w.w2d[f0:f1], (w.epilogue[0][f0:f1], w.epilogue[1][f0:f1])
-            cols, acc, part = (arena.views[scratch + k] for k in range(3))
-            return partial(conv_tile, dest[f0:f1, y0:y1, x0:x1], x, top, left, w2d, epilogue,
-                           ACT_CODES[spec.activation], spec.size, spec.stride, band_rows, block, cols, acc, part)
+                w2d, (mult, offset) = w.w2d[:, f0 * kk:f1 * kk], w.epilogue
+            cols, acc = arena.views[scratch], arena.views[scratch + 1]
+            return partial(conv_tile, dest[:, y0:y1, x0:x1], x[f0:f1], top, left, w2d, mult, offset,
+                           ACT_CODES[spec.activation], spec.size, spec.stride, band_rows, block, first, last, cols,
+                           acc)
         if kind == MAXPOOL_STEP:
             spec = self.network[layer]
             return partial(maxpool_tile, dest[:, y0:y1, x0:x1], x, spec.size, spec.stride, top, left)
@@ -212,31 +214,37 @@ class FusedExecutor:
         raise AssertionError(kind)
 
 
-def loaded_weights(view: np.ndarray, layer: Conv, filters: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """(filters as (N, C*k*k), (multiplier, offset)) in a weights buffer (layout in ``load_weights``)."""
-    vectors = vector_floats(layer.batch_normalize, filters)
-    return view[vectors:].reshape(filters, -1), (view[filters:2 * filters], view[:filters])
+def loaded_weights(view: np.ndarray, layer: Conv, c0: int, c1: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(filters' channels [c0, c1) as (N, (c1 - c0)*k*k), (multiplier, offset)) in a weights buffer (layout in
+    ``load_weights``); the vectors are empty but for the band of the last channels."""
+    n = layer.filters
+    vectors = vector_floats(layer.batch_normalize, n) if c1 == layer.in_shape[0] else 0
+    if not vectors:
+        return view.reshape(n, -1), (view[:0], view[:0])
+    return view[vectors:].reshape(n, -1), (view[n:2 * n], view[:n])
 
 
-def load_weights(view: np.ndarray, source, layer: Conv, f0: int, f1: int) -> None:
-    """Filters [f0, f1) of ``layer`` into a weights buffer: its vectors, folded in place into the epilogue
-    (offset in the first quarter, multiplier in the second; the same float32 operations as
-    ``ConvParams.epilogue``), then its filters."""
-    n = f1 - f0
-    source.read(layer.index, "biases", f0, f1, view[:n])
-    if layer.batch_normalize:
-        scales, mean, var = view[n:2 * n], view[2 * n:3 * n], view[3 * n:4 * n]
-        source.read(layer.index, "scales", f0, f1, scales)
-        source.read(layer.index, "rolling_mean", f0, f1, mean)
-        source.read(layer.index, "rolling_variance", f0, f1, var)
-        np.sqrt(var, out=var)
-        np.add(var, BN_EPSILON, out=var)
-        np.divide(scales, var, out=scales)       # multiplier
-        np.multiply(mean, scales, out=mean)
-        np.subtract(view[:n], mean, out=view[:n])  # offset
-    else:
-        view[n:2 * n] = 1.0
-    source.read(layer.index, "weights", f0, f1, view[vector_floats(layer.batch_normalize, n):])
+def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> None:
+    """Input channels [c0, c1) of every filter of ``layer`` into a weights buffer, preceded, for the band of
+    the last channels, by the layer's vectors folded in place into the epilogue (offset in the first
+    quarter, multiplier in the second; the same float32 operations as ``ConvParams.epilogue``)."""
+    n = layer.filters
+    vectors = vector_floats(layer.batch_normalize, n) if c1 == layer.in_shape[0] else 0
+    if vectors:
+        source.read_vector(layer.index, "biases", view[:n])
+        if layer.batch_normalize:
+            scales, mean, var = view[n:2 * n], view[2 * n:3 * n], view[3 * n:4 * n]
+            source.read_vector(layer.index, "scales", scales)
+            source.read_vector(layer.index, "rolling_mean", mean)
+            source.read_vector(layer.index, "rolling_variance", var)
+            np.sqrt(var, out=var)
+            np.add(var, BN_EPSILON, out=var)
+            np.divide(scales, var, out=scales)       # multiplier
+            np.multiply(mean, scales, out=mean)
+            np.subtract(view[:n], mean, out=view[:n])  # offset
+        else:
+            view[n:2 * n] = 1.0
+    source.read_filters(layer.index, c0, c1, view[vectors:].reshape(n, -1))
 
 
 def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> FusedRun:

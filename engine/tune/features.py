@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.lower.table import (CONV_STEP, L_SIZE, S_F0, S_F1, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0,
-                                S_DY0, S_KIND, S_LAYER, S_MACS)
+from engine.lower.table import (CONV_STEP, L_C_OUT, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
+                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
-            "other_steps", "conv_rows")
-FEATURES_VERSION = 5  # bumped whenever what a feature counts changes: cached fits are then redone
+            "other_steps", "conv_rows", "loaded", "loads")
+FEATURES_VERSION = 6  # bumped whenever what a feature counts changes: cached fits are then redone
 
 
 @njit(cache=True)
@@ -22,7 +22,7 @@ def step_features(steps, layers, out):
         oh, ow = row[S_DY0 + 1] - row[S_DY0], row[S_DX0 + 1] - row[S_DX0]
         kind, c = row[S_KIND], row[S_CHANNELS]
         if kind == CONV_STEP:
-            filters, kk = row[S_F1] - row[S_F0], layers[row[S_LAYER], L_SIZE] ** 2  # the band's filters
+            filters, kk = layers[row[S_LAYER], L_C_OUT], layers[row[S_LAYER], L_SIZE] ** 2
             bands = -(-oh // row[S_BAND_ROWS])
             out[s, 0] = row[S_MACS]
             out[s, 1] = bands * -(-c // row[S_BLOCK])
@@ -34,6 +34,9 @@ def step_features(steps, layers, out):
         elif kind == MAXPOOL_STEP:
             out[s, 6] = c * oh * ow * layers[row[S_LAYER], L_SIZE] ** 2
             out[s, 8] = 1
+        elif kind == LOAD_STEP:  # weights read from the page cache into the arena (vectors not counted)
+            out[s, 10] = c * layers[row[S_LAYER], L_C_OUT] * layers[row[S_LAYER], L_SIZE] ** 2
+            out[s, 11] = 1
         else:  # copies (strips saved or filled, route sources), the input, reorg, region
             out[s, 7] = c * oh * ow
             out[s, 8] = 1

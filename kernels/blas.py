@@ -1,0 +1,43 @@
+"""BLAS's sgemm, callable from compiled kernels with no allocation and no Python in between.
+
+The kernels call the Fortran sgemm SciPy exports for Cython (``scipy.linalg.cython_blas``, a public API
+that exists in every SciPy build), through a symbol registered with LLVM: unlike a ctypes pointer, a
+named external function lets Numba cache the kernels that call it. Fortran takes every scalar by
+address; ``_on_stack`` gives each one a stack slot, so a call allocates nothing on the heap. Row-major
+operands with any row stride map to the column-major call by swapping the two factors.
+"""
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import get_cython_function_address, intrinsic
+
+llvm.add_symbol("fusetile_sgemm", get_cython_function_address("scipy.linalg.cython_blas", "sgemm"))
+_sgemm = types.ExternalFunction("fusetile_sgemm", types.void(*(types.intp,) * 13))
+
+
+@intrinsic
+def _on_stack(typingctx, value):
+    """The address of a stack slot holding ``value`` (int32 for integers, float32 for floats)."""
+    def codegen(context, builder, signature, args):
+        if isinstance(signature.args[0], types.Integer):
+            stored = builder.trunc(args[0], ir.IntType(32)) if args[0].type.width > 32 else args[0]
+        else:
+            stored = builder.fptrunc(args[0], ir.FloatType()) if args[0].type != ir.FloatType() else args[0]
+        slot = cgutils.alloca_once_value(builder, stored)
+        return builder.ptrtoint(slot, ir.IntType(64))
+    return types.intp(value), codegen
+
+
+NO_TRANSPOSE = 78  # ord("N")
+
+
+@njit(cache=True, nogil=True)
+def gemm(m, n, k, a, lda, b, ldb, c, ldc, beta):
+    """c (m x n) = a (m x k) @ b (k x n) + beta * c, row-major, operands given as addresses of their first
+    element and row strides in elements (the column-major call computes c^T = b^T a^T)."""
+    op = _on_stack(NO_TRANSPOSE)
+    _sgemm(op, op, _on_stack(n), _on_stack(m), _on_stack(k), _on_stack(1.0), b, _on_stack(ldb), a, _on_stack(lda),
+           _on_stack(beta), c, _on_stack(ldc))
