@@ -31,13 +31,14 @@ def _on_stack(typingctx, value):
     return types.intp(value), codegen
 
 
-NO_TRANSPOSE = 78  # ord("N")
+NO_TRANSPOSE, TRANSPOSE = 78, 84  # ord("N"), ord("T")
 
 
 @njit(cache=True, nogil=True)
-def gemm(m, n, k, a, lda, b, ldb, c, ldc, beta):
+def gemm(m, n, k, a, lda, a_transposed, b, ldb, c, ldc, beta):
     """c (m x n) = a (m x k) @ b (k x n) + beta * c, row-major, operands given as addresses of their first
-    element and row strides in elements (the column-major call computes c^T = b^T a^T)."""
-    op = _on_stack(NO_TRANSPOSE)
-    _sgemm(op, op, _on_stack(n), _on_stack(m), _on_stack(k), _on_stack(1.0), b, _on_stack(ldb), a, _on_stack(lda),
-           _on_stack(beta), c, _on_stack(ldc))
+    element and row strides in elements; ``a_transposed``: ``a`` is stored as its transpose (k x m). The
+    column-major call computes c^T = b^T a^T."""
+    _sgemm(_on_stack(NO_TRANSPOSE), _on_stack(TRANSPOSE if a_transposed else NO_TRANSPOSE), _on_stack(n),
+           _on_stack(m), _on_stack(k), _on_stack(1.0), b, _on_stack(ldb), a, _on_stack(lda), _on_stack(beta), c,
+           _on_stack(ldc))

@@ -91,10 +91,11 @@ def _finish(out, acc, mult, offset, act, row0, rows, first, last):
 
 
 @njit(cache=True, nogil=True)
-def conv_tile(out, x, pad_top, pad_left, w2d, mult, offset, act, size, stride, band_rows, block_channels, first,
-              last, cols, acc):
-    """out (N, OH, OW) <- conv(x (C, H, W) with border pads) . w2d (N, C*k*k) [+ out unless ``first``], BN +
-    activation fused if ``last``. ``x`` and ``out`` may be strided views into larger maps."""
+def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, size, stride, band_rows,
+              block_channels, first, last, cols, acc):
+    """out (N, OH, OW) <- conv(x (C, H, W) with border pads) . w2d (N, C*k*k), or w2d (C*k*k, N) if
+    ``channel_major``, [+ out unless ``first``], BN + activation fused if ``last``. ``x`` and ``out`` may be
+    strided views into larger maps."""
     n_out, out_h, out_w = out.shape
     channels = x.shape[0]
     kk = size * size
@@ -110,6 +111,7 @@ def conv_tile(out, x, pad_top, pad_left, w2d, mult, offset, act, size, stride, b
             else:
                 _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi)
                 b, ldb = cols.ctypes.data, px
-            gemm(n_out, px, (c_hi - c_lo) * kk, w2d.ctypes.data + c_lo * kk * F32, w2d.strides[0] // F32, b, ldb,
-                 acc.ctypes.data, px, 0.0 if c_lo == 0 else 1.0)
+            a = w2d.ctypes.data + c_lo * kk * (w2d.strides[0] if channel_major else F32)
+            gemm(n_out, px, (c_hi - c_lo) * kk, a, w2d.strides[0] // F32, channel_major, b, ldb, acc.ctypes.data, px,
+                 0.0 if c_lo == 0 else 1.0)
         _finish(out, acc, mult, offset, act, row0, rows, first, last)

@@ -22,17 +22,20 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
     out = np.full((9, *expect.shape[1:]), np.nan, np.float32)[1:8]  # strided destination
     rows, block, *sizes = workspace_sizes(5, k, 7, *expect.shape[1:], budget)
     cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
-    conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), *p.epilogue(), ACT_CODES[act], k, stride, rows, block, True,
-              True, cols, acc)
+    conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), False, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
+              True, True, cols, acc)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
-    # in bands of input channels: the first writes partial sums, the others add, the last finishes
+    # in bands of input channels: the first writes partial sums, the others add, the last finishes; each
+    # band's weights filter major or channel major (transposed), as the weights source delivers them
     out[:] = np.nan
     w = p.weights.reshape(7, 5, -1)
-    for c0, c1 in [(0, 2), (2, 3), (3, 5)]:
+    for (c0, c1), channel_major in [((0, 2), True), ((2, 3), False), ((3, 5), True)]:
         rows, block, *sizes = workspace_sizes(c1 - c0, k, 7, *expect.shape[1:], budget)
         cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
-        conv_tile(out, x[c0:c1], pad, pad, np.ascontiguousarray(w[:, c0:c1]).reshape(7, -1), *p.epilogue(),
-                  ACT_CODES[act], k, stride, rows, block, c0 == 0, c1 == 5, cols, acc)
+        band = w[:, c0:c1].reshape(7, -1)
+        band = np.ascontiguousarray(band.T if channel_major else band)
+        conv_tile(out, x[c0:c1], pad, pad, band, channel_major, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
+                  c0 == 0, c1 == 5, cols, acc)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 
@@ -46,7 +49,7 @@ def test_a_1x1_conv_multiplies_contiguous_input_in_place():
         out = np.empty_like(expect)
         rows, block, *sizes = workspace_sizes(6, 1, 4, *expect.shape[1:], 200)
         cols, acc = (np.full(max(n, 1), np.nan, np.float32) for n in sizes)
-        conv_tile(out, view, 0, 0, p.weights.reshape(4, -1), *p.epilogue(), ACT_CODES["leaky"], 1, 1, rows, block,
+        conv_tile(out, view, 0, 0, p.weights.reshape(4, -1), False, *p.epilogue(), ACT_CODES["leaky"], 1, 1, rows, block,
                   True, True, cols, acc)
         np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
         assert np.isnan(cols).all() == (view.shape[2] == x.shape[2])  # packed only when the rows are not contiguous

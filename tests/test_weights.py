@@ -47,7 +47,7 @@ def test_hdf5_round_trip_and_cli_convert(tmp_path, tiny):
     assert same_params(from_h5, params)
     import h5py
     with h5py.File(tmp_path / "w.h5") as f:
-        assert f["layer_000"].attrs["filters"] == 16 and f["layer_000/weights"].shape == (16, 3, 3, 3)
+        assert f["layer_000"].attrs["filters"] == 16 and f["layer_000/weights"].shape == (3, 3, 3, 16)  # channel major
         assert "[net]" in f.attrs["cfg"]
     assert not list(tmp_path.glob(".*"))  # no temp files left behind
 
@@ -84,7 +84,7 @@ def test_hdf5_mismatch_and_foreign_files(tmp_path, tiny):
     import h5py
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f.attrs["format"] = "keras"
-    with pytest.raises(WeightsError, match="format='keras', expected 'fusetile-weights-1'"):
+    with pytest.raises(WeightsError, match="format='keras', expected 'fusetile-weights-2'"):
         load_weights(tmp_path / "other.h5", tiny)
 
 

@@ -1,6 +1,14 @@
 """HDF5 weight store: one group per conv layer, its arrays as datasets, its hyper-parameters as attributes.
 
 The file also keeps the cfg text and the Darknet header, so it converts back to .weights with no cfg.
+
+Layout, chosen for streaming: every dataset is one contiguous little-endian float32 run (no chunks, no
+filters), so a reader can take it at its file offset; and a conv layer's ``weights`` are stored channel
+major, shape (C/groups, k, k, filters) -- Darknet's (filters, C/groups, k, k) transposed. Streaming reads a
+layer in bands of input channels (see ``engine.lower.walk``), and in this order a band is one contiguous
+read that lands as the transposed GEMM operand the kernel multiplies directly. Darknet's filter-major order
+would make a band one short run per filter (1024 reads of 1 KiB for a band of yolov2's layer 29, 9x
+slower), and chunks by filter bands would make every channel band touch every chunk.
 """
 from __future__ import annotations
 
@@ -15,7 +23,20 @@ from yolo.network import Network
 from yolo.params import ConvParams, Header, Params, conv_layers, expected_arrays
 from yolo.files import atomic_output
 
-FORMAT = "fusetile-weights-1"
+FORMAT = "fusetile-weights-2"  # 1: weights stored filter major (Darknet's order); read no more
+
+
+def stored_shape(name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a layer's array has in the store: the weights channel major."""
+    return shape[1:] + shape[:1] if name == "weights" else shape
+
+
+def _stored(name: str, array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(array, 0, -1)) if name == "weights" else array
+
+
+def _loaded(name: str, array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(array, -1, 0)) if name == "weights" else array
 
 
 def write_h5(path: str | Path, params: Params, network: Network, cfg_text: str) -> None:
@@ -31,7 +52,7 @@ def write_h5(path: str | Path, params: Params, network: Network, cfg_text: str) 
                                batch_normalize=layer.batch_normalize, activation=layer.activation,
                                in_shape=layer.in_shape, out_shape=layer.out_shape)
                 for name, array in params[layer.index].arrays():
-                    g.create_dataset(name, data=array)
+                    g.create_dataset(name, data=_stored(name, array))
 
 
 @contextmanager
@@ -68,7 +89,7 @@ def open_checked(path: str | Path, network: Network) -> h5py.File:
             for name, shape in expected_arrays(layer):
                 if name not in f[key]:
                     raise WeightsError(f"{path}: {key}/{name} missing: layer {layer.index} needs it")
-                found = f[key][name].shape
+                found, shape = f[key][name].shape, stored_shape(name, shape)
                 if found != shape:
                     raise WeightsError(f"{path}: {key}/{name} has shape {found} ({int(np.prod(found))} floats), "
                                        f"layer {layer.index} needs {shape} ({int(np.prod(shape))} floats)")
@@ -82,9 +103,9 @@ def open_checked(path: str | Path, network: Network) -> h5py.File:
 
 
 def dataset_offsets(path: str | Path, network: Network) -> dict[tuple[int, str], tuple[int, int]]:
-    """(layer, array) -> (byte offset in the file, bytes per filter) of every dataset, for reading them without
-    HDF5. ``write_h5`` stores each as one contiguous little-endian float32 run; anything else (chunked,
-    compressed, another type: a store written by other tools) is refused with what to do."""
+    """(layer, array) -> byte offset in the file of every dataset, for reading them without HDF5. ``write_h5``
+    stores each as one contiguous little-endian float32 run; anything else (chunked, compressed, another
+    type: a store written by other tools) is refused with what to do."""
     with open_checked(path, network) as f, _reading(path):
         offsets = {}
         for layer in conv_layers(network):
@@ -95,7 +116,7 @@ def dataset_offsets(path: str | Path, network: Network) -> dict[tuple[int, str],
                     raise WeightsError(f"{path}: layer_{layer.index:03d}/{name} is not stored as one contiguous "
                                        f"float32 run (type {dataset.dtype}, chunks {dataset.chunks}): convert the "
                                        f".weights file again with python -m yolo.convert")
-                offsets[layer.index, name] = (int(at), int(np.prod(shape[1:])) * 4)
+                offsets[layer.index, name] = int(at)
     return offsets
 
 
@@ -103,7 +124,8 @@ def read_h5(path: str | Path, network: Network) -> Params:
     with open_checked(path, network) as f, _reading(path):
         major, minor, revision = (int(v) for v in f.attrs["header"])
         header = Header(major, minor, revision, int(f.attrs["seen"]))
-        layers = {layer.index: ConvParams(**{name: f[f"layer_{layer.index:03d}"][name][()].astype(np.float32)
+        layers = {layer.index: ConvParams(**{name: _loaded(name, f[f"layer_{layer.index:03d}"][name][()]
+                                                           .astype(np.float32, copy=False))
                                              for name, _ in expected_arrays(layer)})
                   for layer in conv_layers(network)}
     return Params(layers, header, source=str(path))
@@ -117,5 +139,6 @@ def _open(path: str | Path) -> h5py.File:
         raise WeightsError(f"{path}: not a readable HDF5 file ({err})"[:300]) from None
     if found != FORMAT:
         f.close()
-        raise WeightsError(f"{path}: attribute format={found!r}, expected {FORMAT!r} (written by yolo.convert)")
+        older = " (an older fusetile's layout: convert the .weights file again)" if found == "fusetile-weights-1" else ""
+        raise WeightsError(f"{path}: attribute format={found!r}, expected {FORMAT!r} (written by yolo.convert){older}")
     return f

@@ -6,9 +6,11 @@ the caller's array (an arena view), with no whole-file read and no temporary cop
   ``.weights`` file (``darknet_source``) or the HDF5 store (``h5_source``: ``yolo.convert`` writes every
   array as one contiguous little-endian dataset, whose file offset HDF5 reports).
 
-Both file formats keep each filter's weights together (Darknet's order), so a band of input channels is one
-run per filter: a compiled loop of ``pread`` calls (about 1 us each from the page cache) reads them into the
-rows of the destination with no Python between. A band of every channel is one read.
+A source delivers a band of weights in its own order (``channel_major``): the HDF5 store keeps the weights
+channel major, so a band of input channels is one read, landing as (channels * k * k, filters); Darknet's
+file and weights in memory keep each filter's weights together, so a band is one run per filter, (filters,
+channels * k * k), read by a compiled loop of ``pread`` calls (about 1 us each from the page cache) with no
+Python between. The kernel multiplies either order directly.
 
 A file source checks its size and time stamp when opened and again before every run (``check``), so a file
 that changes or shrinks between runs is one WeightsError before the run starts, never a half-run.
@@ -46,6 +48,8 @@ def read_runs(fd, offset, stride, out):
 
 
 class ParamsSource:
+    channel_major = False
+
     def __init__(self, params: Params):
         self.params, self.source = params, params.source
         self.read_bytes = 0
@@ -55,6 +59,7 @@ class ParamsSource:
         self.read_bytes += out.nbytes
 
     def read_filters(self, layer: int, c0: int, c1: int, out: np.ndarray) -> None:
+        """Input channels [c0, c1) of every filter into the flat ``out``, filter major."""
         weights = self.params[layer].weights
         np.copyto(out.reshape(weights.shape[0], c1 - c0, -1), weights.reshape(weights.shape[:2] + (-1,))[:, c0:c1])
         self.read_bytes += out.nbytes
@@ -64,24 +69,32 @@ class ParamsSource:
 
 
 class FileSource:
-    """Arrays at byte offsets of one open file: ``offsets[layer, name]`` = (offset, bytes per filter)."""
+    """Arrays at byte offsets of one open file (``offsets[layer, name]``); the weights filter major (Darknet's
+    order) or channel major."""
 
-    def __init__(self, path: Path, fd: int, offsets: dict[tuple[int, str], tuple[int, int]],
-                 in_channels: dict[int, int]):
-        self.path, self.source, self.fd, self.offsets, self.in_channels = path, str(path), fd, offsets, in_channels
+    def __init__(self, path: Path, fd: int, offsets: dict[tuple[int, str], int], network: Network,
+                 channel_major: bool):
+        self.path, self.source, self.fd, self.offsets = path, str(path), fd, offsets
+        self.channel_major = channel_major
+        # per layer: filters, input channels (per group), bytes of one filter's one channel
+        self.shapes = {layer.index: (layer.filters, layer.weight_shape[1], layer.size ** 2 * 4)
+                       for layer in conv_layers(network)}
         status = os.fstat(fd)
         self.size, self.stamp = status.st_size, status.st_mtime_ns
         self.read_bytes = 0
 
     def read_vector(self, layer: int, name: str, out: np.ndarray) -> None:
-        self._read(layer, name, self.offsets[layer, name][0], 0, out.reshape(1, -1))
+        self._read(layer, name, self.offsets[layer, name], 0, out.reshape(1, -1))
 
     def read_filters(self, layer: int, c0: int, c1: int, out: np.ndarray) -> None:
-        """Input channels [c0, c1) of every filter into the rows of ``out`` (filters, (c1 - c0) * k * k)."""
-        at, per_filter = self.offsets[layer, "weights"]
-        if out.shape[1] * 4 == per_filter:  # every channel: one run
+        """Input channels [c0, c1) of every filter into ``out``, in the source's order: one read when channel
+        major or when the band is every channel, else one run per filter into the rows of ``out``."""
+        at, (filters, channels, tap_bytes) = self.offsets[layer, "weights"], self.shapes[layer]
+        if self.channel_major:
+            return self._read(layer, "weights", at + c0 * filters * tap_bytes, 0, out.reshape(1, -1))
+        if c1 - c0 == channels:
             return self._read(layer, "weights", at, 0, out.reshape(1, -1))
-        self._read(layer, "weights", at + c0 * per_filter // self.in_channels[layer], per_filter, out)
+        self._read(layer, "weights", at + c0 * tap_bytes, channels * tap_bytes, out.reshape(filters, -1))
 
     def _read(self, layer: int, name: str, at: int, stride: int, out: np.ndarray) -> None:
         got = read_runs(self.fd, at, stride, out)
@@ -117,7 +130,7 @@ def darknet_source(path: str | Path, network: Network) -> FileSource:
         offsets, at = {}, start
         for layer in conv_layers(network):
             for name, shape in expected_arrays(layer):
-                offsets[layer.index, name] = (at, int(np.prod(shape[1:])) * 4)
+                offsets[layer.index, name] = at
                 at += int(np.prod(shape)) * 4
         found = os.fstat(fd).st_size
         if found != at:
@@ -127,20 +140,14 @@ def darknet_source(path: str | Path, network: Network) -> FileSource:
     except BaseException:
         os.close(fd)
         raise
-    return FileSource(path, fd, offsets, _in_channels(network))
+    return FileSource(path, fd, offsets, network, channel_major=False)
 
 
 def h5_source(path: str | Path, network: Network) -> FileSource:
     """The HDF5 store: its layout checked against the cfg, then each dataset's file offset."""
     from yolo.h5store import dataset_offsets
     path = Path(path)
-    offsets = {(layer, name): (at, per_filter) for (layer, name), (at, per_filter)
-               in dataset_offsets(path, network).items()}
-    return FileSource(path, _open_fd(path), offsets, _in_channels(network))
-
-
-def _in_channels(network: Network) -> dict[int, int]:
-    return {layer.index: layer.in_shape[0] // layer.groups for layer in conv_layers(network)}
+    return FileSource(path, _open_fd(path), dataset_offsets(path, network), network, channel_major=True)
 
 
 def open_source(path: str | Path, network: Network) -> FileSource:

@@ -42,7 +42,7 @@ class Group:
         return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}{held}"
 
 
-DEFAULT_BAND_BYTES = 1 << 20  # streamed weights of a layer outside groups are read in bands of at most this
+DEFAULT_BAND_BYTES = 2 << 20  # streamed weights of a layer outside groups are read in bands of at most this
 
 
 @dataclass(frozen=True)

@@ -192,12 +192,13 @@ class FusedExecutor:
             spec = self.network[layer]
             kk, first, last = spec.size ** 2, f0 == 0, f1 == spec.in_shape[0]
             if held >= 0:  # the band's weights in the arena, as its load step left them
-                w2d, (mult, offset) = loaded_weights(arena.views[held], spec, f0, f1)
+                channel_major = self.source.channel_major
+                w2d, (mult, offset) = loaded_weights(arena.views[held], spec, f0, f1, channel_major)
             else:
-                w = self.weights[layer]
+                w, channel_major = self.weights[layer], False
                 w2d, (mult, offset) = w.w2d[:, f0 * kk:f1 * kk], w.epilogue
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
-            return partial(conv_tile, dest[:, y0:y1, x0:x1], x[f0:f1], top, left, w2d, mult, offset,
+            return partial(conv_tile, dest[:, y0:y1, x0:x1], x[f0:f1], top, left, w2d, channel_major, mult, offset,
                            ACT_CODES[spec.activation], spec.size, spec.stride, band_rows, block, first, last, cols,
                            acc)
         if kind == MAXPOOL_STEP:
@@ -214,14 +215,15 @@ class FusedExecutor:
         raise AssertionError(kind)
 
 
-def loaded_weights(view: np.ndarray, layer: Conv, c0: int, c1: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """(filters' channels [c0, c1) as (N, (c1 - c0)*k*k), (multiplier, offset)) in a weights buffer (layout in
-    ``load_weights``); the vectors are empty but for the band of the last channels."""
+def loaded_weights(view: np.ndarray, layer: Conv, c0: int, c1: int, channel_major: bool
+                   ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(filters' channels [c0, c1) as (N, (c1 - c0)*k*k), or its transpose if ``channel_major``, (multiplier,
+    offset)) in a weights buffer (layout in ``load_weights``); the vectors are empty but for the band of the
+    last channels."""
     n = layer.filters
     vectors = vector_floats(layer.batch_normalize, n) if c1 == layer.in_shape[0] else 0
-    if not vectors:
-        return view.reshape(n, -1), (view[:0], view[:0])
-    return view[vectors:].reshape(n, -1), (view[n:2 * n], view[:n])
+    w2d = view[vectors:].reshape((-1, n) if channel_major else (n, -1))
+    return w2d, (view[n:2 * n], view[:n]) if vectors else (view[:0], view[:0])
 
 
 def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> None:
@@ -244,7 +246,7 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
             np.subtract(view[:n], mean, out=view[:n])  # offset
         else:
             view[n:2 * n] = 1.0
-    source.read_filters(layer.index, c0, c1, view[vectors:].reshape(n, -1))
+    source.read_filters(layer.index, c0, c1, view[vectors:])
 
 
 def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> FusedRun:
