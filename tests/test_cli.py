@@ -28,8 +28,10 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     report = json.loads(out)
     assert set(report) >= {"config", "detections", "latency_s", "memory", "macs"}
     assert report["config"]["size"] == [160, 160] and report["config"]["mode"] == "fused"
-    assert report["config"]["groups"] == [{"layers": [0, 5], "grid": [4, 4], "reuse": "stream"},
-                                          {"layers": [6, 8], "grid": [2, 2], "reuse": "stream"}]
+    held = {"weights": "resident", "bands": 1}
+    assert report["config"]["groups"] == [{"layers": [0, 5], "grid": [4, 4], "reuse": "stream"} | held,
+                                          {"layers": [6, 8], "grid": [2, 2], "reuse": "stream"} | held]
+    assert report["config"]["stream_weights"] is False and report["config"]["band_bytes"] is None
     assert report["config"]["weights"].endswith("w.weights") and report["config"]["cfg"] == "yolov2-tiny.cfg"
     assert report["memory"]["layer_by_layer_peak_bytes"] == (16 * 160 * 160 + 16 * 80 * 80) * 4
     assert report["macs"]["network"] == net.macs and report["macs"]["overhead"] == 1.0  # stream: no recompute
@@ -120,7 +122,8 @@ def test_tiles_and_reference_modes_agree(tmp_path, capsys):
     fused = json.loads(run_cli(capsys, *common, "--tiles", "3x2", "--reuse", "checkerboard",
                                "--save-output", str(tmp_path / "f.npy"))[1])
     ref = json.loads(run_cli(capsys, *common, "--reference", "--save-output", str(tmp_path / "r.npy"))[1])
-    assert fused["config"]["groups"] == [{"layers": [0, 8], "grid": [3, 2], "reuse": "checkerboard"}]
+    assert fused["config"]["groups"] == [{"layers": [0, 8], "grid": [3, 2], "reuse": "checkerboard", "weights": "resident",
+                                         "bands": 1}]
     assert ref["config"]["groups"] == []
     assert ref["memory"]["measured_peak_bytes"] == ref["memory"]["layer_by_layer_peak_bytes"]
     a, b = np.load(tmp_path / "f.npy"), np.load(tmp_path / "r.npy")
@@ -179,16 +182,18 @@ def key_paths(value, prefix=""):
 
 FUSED_SCHEMA = {
     "config", "config.cfg", "config.size", "config.mode", "config.weights", "config.image", "config.groups",
-    "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.scratch_bytes",
+    "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.groups[].weights",
+    "config.groups[].bands", "config.scratch_bytes", "config.stream_weights", "config.band_bytes",
     "detections", "latency_s", "latencies_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
     "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
     "memory.engine_peak_bytes", "memory.predicted_engine_peak_bytes", "memory.weights_resident_peak_bytes",
     "memory.weights_read_bytes",
     "memory.predicted_arena_bytes", "memory.groups", "memory.groups[].layers", "memory.groups[].grid",
-    "memory.groups[].reuse", "memory.groups[].peak_bytes", "memory.groups[].strip_bytes_at_peak",
+    "memory.groups[].reuse", "memory.groups[].weights", "memory.groups[].bands", "memory.groups[].peak_bytes", "memory.groups[].strip_bytes_at_peak",
     "memory.groups[].max_strip_bytes", "memory.runtime_baseline_bytes", "memory.predicted_process_bytes",
     "memory.measured_process_peak_bytes", "macs", "macs.network", "macs.executed", "macs.overhead", "macs.groups",
-    "macs.groups[].layers", "macs.groups[].grid", "macs.groups[].reuse", "macs.groups[].network",
+    "macs.groups[].layers", "macs.groups[].grid", "macs.groups[].reuse", "macs.groups[].weights",
+    "macs.groups[].bands", "macs.groups[].network",
     "macs.groups[].executed", "macs.groups[].overhead", "macs.groups[].per_layer", "macs.groups[].per_layer[].layer",
     "macs.groups[].per_layer[].network", "macs.groups[].per_layer[].executed", "outputs", "outputs.picture",
     "outputs.raw_output", "outputs.plots"}

@@ -120,3 +120,38 @@ def test_nonnegative_fit_is_the_constrained_least_squares_optimum():
             for k in range(1, 6) for s in itertools.combinations(range(5), k)
             if (np.linalg.lstsq(x[:, list(s)], y, rcond=None)[0] >= 0).all()])
         assert np.linalg.norm(x @ coef - y) <= best + 1e-9
+
+
+def test_streamed_search_bounds_the_engine_peak_exactly_and_prices_the_reads(tiny):
+    """With streamed weights the budget bounds activations and weights together: every pick's predicted
+    engine peak fits and equals the measured one; the space holds every weights mode, and a model that makes
+    reads dear steers the search away from re-reading weights per tile."""
+    from engine.runtime.executor import FusedExecutor
+    from engine.tune.features import FEATURES
+    from engine.tune.search import search_streamed
+    from yolo.params import random_params
+    network, resident = tiny
+    predictor = resident.predictor
+    params = random_params(network, 0)
+    x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
+    evaluator = Evaluator(predictor, MODEL, band_bytes=1 << 10)
+    low = smallest_feasible_peak(evaluator, grids=GRIDS)
+    assert low < smallest_feasible_peak(resident, grids=GRIDS) + predictor.weights_bytes
+    modes = set()
+    for budget in (low, low * 2, low * 4):
+        band, found = search_streamed(evaluator, budget, GRIDS, band_sizes=(1 << 9, 1 << 10, 1 << 12), top=3)
+        assert found and band in (1 << 9, 1 << 10, 1 << 12)
+        for choice in found:
+            plan = evaluator.plan(choice.groups)
+            assert plan.weights == "streamed" and plan.band_bytes == band
+            run = FusedExecutor(plan, params, predictor.scratch_bytes).run(x)
+            assert run.engine_peak_bytes == predictor.predict(plan).engine_peak_bytes == choice.predicted_peak_bytes
+            assert choice.predicted_peak_bytes <= budget
+            modes |= {(g.weights, g.bands) for g in choice.groups}
+    assert {"group", "tile"} <= {m for m, _ in modes}
+    dear_reads = CostModel(tuple(1.0 if name in ("loaded", "loads") else c
+                                 for name, c in zip(FEATURES, MODEL.coefficients)))
+    pricing = Evaluator(predictor, dear_reads, 1 << 10)
+    _, found = search_streamed(pricing, low * 4, GRIDS, top=1)
+    run = FusedExecutor(pricing.plan(found[0].groups), params, predictor.scratch_bytes).run(x)
+    assert run.weights_read_bytes == predictor.weights_bytes  # each weight read once when reads are dear

@@ -127,7 +127,8 @@ def build_parser() -> ArgumentParser:
                     help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024})")
     ap.add_argument("--budget", type=budget_arg, metavar="SIZE|auto",
                     help="search the fastest configuration whose predicted peak fits SIZE (e.g. 6MB, 5MiB), run it; "
-                         "auto: the least modelled latency on --device")
+                         "with --stream-weights SIZE bounds the engine peak (activations and weights) and the weights' "
+                         "modes and bands are searched too; auto: the least modelled latency on --device")
     ap.add_argument("--max-grid", type=positive_int, default=8, metavar="N",
                     help="--budget searches grids up to N x N, non-square included (default 8)")
     ap.add_argument("--device", metavar="NAME[:FIELDS]",
@@ -142,9 +143,9 @@ def build_parser() -> ArgumentParser:
                     help="read each conv layer's weights into the arena just before the steps that use them and "
                          "release them after: groups keep a layer's weights for their run (or per tile: "
                          "0-7:4x4:stream:tile/2), other layers read them in bands of input channels (--band-kib)")
-    ap.add_argument("--band-kib", type=positive_int, default=DEFAULT_BAND_BYTES // 1024, metavar="KIB",
+    ap.add_argument("--band-kib", type=positive_int, metavar="KIB",
                     help=f"with --stream-weights, the largest piece of weights a layer outside groups holds "
-                         f"(default {DEFAULT_BAND_BYTES // 1024})")
+                         f"(default: searched with --budget, else {DEFAULT_BAND_BYTES // 1024})")
     ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                     help="time N runs after the warm-up; latency_s is their median, latencies_s all N (default 1)")
     ap.add_argument("--quiet", action="store_true",
@@ -172,9 +173,8 @@ def check_combinations(args) -> None:
         raise FusetileError("--device-memory needs --device (rpi3, rpi4-usb-ssd or zram)")
     if args.device is not None and not args.device.strip():
         raise FusetileError("--device '': expected a device name: rpi3, rpi4-usb-ssd or zram")
-    if args.stream_weights and args.budget is not None:
-        raise FusetileError("--budget with --stream-weights: the search does not weigh streamed weights yet; "
-                            "give --groups or --tiles")
+    if args.band_kib is not None and not args.stream_weights:
+        raise FusetileError("--band-kib sizes the bands of streamed weights: add --stream-weights")
     if args.groups is not None and args.groups.strip() != "none" and not any(
             part.strip() for part in args.groups.split(",")):
         raise FusetileError(f"--groups {args.groups!r}: expected groups such as 0-7:4x4,8-16:2x2, or 'none' to run "

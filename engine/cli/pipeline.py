@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.ir.plan import Plan, PlanError, check_reuse, default_groups, parse_grid, parse_groups
+from engine.ir.plan import (DEFAULT_BAND_BYTES, Plan, PlanError, check_reuse, default_groups, parse_grid,
+                            parse_groups)
 from engine.memory.predictor import Predictor
 from engine.memory.timeline import layer_by_layer_live_bytes
 from engine.report.accounting import group_dict, group_macs, group_memory
@@ -62,8 +63,7 @@ def run(args) -> dict:
         raise FusetileError(f"cfg {args.cfg!r} has no [region] layer: engine.run detects with YOLOv2 networks")
     searched = None
     if args.budget is not None:
-        searched = search_plan(args, network, target)
-        plan = Plan(network, searched[0].groups)
+        plan, searched = search_plan(args, network, target)
     else:
         plan = make_plan(args, network)
     image_path = Path(args.image) if args.image else default_image()
@@ -85,7 +85,8 @@ def run(args) -> dict:
     report = {
         "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
                    "weights": (source or params).source, "image": str(image_path),
-                   "groups": [group_dict(g) for g in plan.groups],
+                   "groups": [group_dict(g) for g in plan.groups], "stream_weights": plan.weights == "streamed",
+                   "band_bytes": plan.band_bytes if plan.weights == "streamed" else None,
                    "scratch_bytes": args.scratch_kib * 1024} | search_report(args, searched),
         "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
                         "box": [round(v, 2) for v in d.pixel_box(*original_size)]}
@@ -230,25 +231,35 @@ def search_grids(network: Network, max_grid: int) -> tuple[tuple[int, int], ...]
 
 
 def search_plan(args, network: Network, target):
-    """(the chosen configuration, the activation budget searched, how it was chosen)."""
+    """(the plan chosen, (its configuration, the budget searched, how it was chosen, the largest grid side)).
+    With --stream-weights the budget bounds the engine peak, and the weights modes and bands are searched
+    too (the band size of layers outside groups as well, unless --band-kib names it)."""
     from engine.tune.costmodel import load_or_calibrate
-    from engine.tune.search import Choice, Evaluator, search, smallest_feasible_peak
+    from engine.tune.search import BAND_SIZES, Choice, Evaluator, search, search_streamed, smallest_feasible_peak
     scratch = args.scratch_kib * 1024
     predictor = Predictor(network, scratch)
-    evaluator = Evaluator(predictor, load_or_calibrate(network, scratch))
+    bands = (args.band_kib * 1024,) if args.band_kib else BAND_SIZES
+    evaluator = Evaluator(predictor, load_or_calibrate(network, scratch), bands[0] if args.stream_weights else None)
     grids = search_grids(network, args.max_grid)
     if args.budget == "auto":
         from engine.device.curves import DeviceModel
         device, memory, baseline = target
         best = DeviceModel(evaluator, device, baseline).best_searched(memory, grids)
-        return (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.groups)),
-                memory - baseline - predictor.weights_bytes, AUTO_BUDGET, grids[-1][0])
-    found = search(evaluator, args.budget, grids=grids)
+        plan = evaluator.plan(best.groups)
+        return plan, (Choice(best.groups, best.compute_seconds, predictor.predict_peak(plan)),
+                      memory - baseline - predictor.weights_bytes, AUTO_BUDGET, grids[-1][0])
+    if args.stream_weights:
+        _, found = search_streamed(evaluator, args.budget, grids, bands)
+    else:
+        found = search(evaluator, args.budget, grids=grids)
     if not found:
+        evaluator.band_bytes = evaluator.band_bytes and bands[0]
         low = smallest_feasible_peak(evaluator, grids=grids)
+        what = "engine peak (activations and streamed weights)" if args.stream_weights else "peak"
         raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
-                        f"peak is {low} B ({low / 2**20:.2f} MiB)")
-    return found[0], args.budget, "the fastest predicted configuration whose predicted peak fits", grids[-1][0]
+                        f"{what} is {low} B ({low / 2**20:.2f} MiB)")
+    how = "the fastest predicted configuration whose predicted peak fits"
+    return evaluator.plan(found[0].groups), (found[0], args.budget, how, grids[-1][0])
 
 
 def make_plan(args, network: Network) -> Plan:
@@ -262,7 +273,7 @@ def make_plan(args, network: Network) -> Plan:
     else:
         groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None, reuse, weights)
     return Plan(network, groups, "streamed" if args.stream_weights else "resident",
-                args.band_kib * 1024)
+                (args.band_kib or DEFAULT_BAND_BYTES // 1024) * 1024)
 
 
 def execute(args, plan: Plan, params: Params | None, source, x: np.ndarray):

@@ -11,7 +11,8 @@ from engine.memory.timeline import live_bytes
 
 
 def group_dict(group: Group) -> dict:
-    return {"layers": [group.first, group.last], "grid": [group.rows, group.cols], "reuse": group.reuse}
+    return {"layers": [group.first, group.last], "grid": [group.rows, group.cols], "reuse": group.reuse,
+            "weights": group.weights, "bands": group.bands}
 
 
 def _user_groups(program: Program) -> list[tuple[int, Group]]:

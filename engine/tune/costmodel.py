@@ -1,8 +1,8 @@
 """Cost model: predicted latency of a configuration as a sum over its steps of calibrated linear costs.
 
 Each step is described by a few work counts (multiply-accumulates, GEMM calls, weights streamed per
-band, packed and written elements and the rows they come in, pooled and copied elements, and one per
-step for the dispatch overhead of a tile). A short run of a few plans on this machine, timing every
+band, packed and written elements and the rows they come in, pooled and copied elements, weights read
+into the arena and the reads, and one per step for the dispatch overhead of a tile). A short run of a few plans on this machine, timing every
 step, fits one non-negative coefficient per count. The fit is cached on disk and keyed by the machine, the library
 versions and the network, so it is redone when any of them changes.
 """
@@ -20,6 +20,10 @@ from engine.tune.features import FEATURES, FEATURES_VERSION, features_of
 
 CALIBRATION_PLANS = ("", "0-7:4x4:stream,8-16:2x2:stream", "0-7:4x4:none,8-16:2x2:checkerboard",
                      "0-15:5x5:stream", "0-3:8x8:none,4-16:2x2:stream", "0-16:3x3:checkerboard")
+# plans run with their weights streamed from a channel-major store in a temporary file (band bytes), so the
+# reads (from the page cache) and the bands' extra GEMM calls are timed as well
+STREAMED_CALIBRATION_PLANS = (("", 1 << 20), ("0-7:4x4:stream:group,8-16:2x2:stream:tile/2", 4 << 20),
+                              ("0-5:3x3:none:tile,6-12:2x2:checkerboard:tile/4", 1 << 19))
 
 
 @dataclass(frozen=True)
@@ -37,31 +41,48 @@ def nonnegative_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def calibrate(network: Network, scratch_bytes: int, repeats: int = 3) -> CostModel:
-    """Times every step of a few plans (median of ``repeats`` runs after a warm-up, the plans in turns so
-    that drift in the machine's speed affects them alike) and fits the model."""
+    """Times every step of a few plans, some reading streamed weights from a file (median of ``repeats`` runs
+    after a warm-up, the plans in turns so that drift in the machine's speed affects them alike) and fits
+    the model."""
+    import tempfile
+    from pathlib import Path
     from engine.lower.table import layer_table
     from engine.runtime.executor import FusedExecutor
     from engine.ir.plan import Plan, PlanError, parse_groups
+    from yolo.h5store import write_h5
     from yolo.params import random_params
+    from yolo.sources import h5_source
     params = random_params(network, 0)
     image = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
-    executors = []
-    for spec in CALIBRATION_PLANS:
-        try:
-            executors.append(FusedExecutor(Plan(network, parse_groups(spec)), params, scratch_bytes))
-        except PlanError:
-            continue
-        executors[-1].run(image)
-    samples = [np.zeros((repeats, len(e.program.steps))) for e in executors]
-    for r in range(repeats):
-        for executor, times in zip(executors, samples):
-            executor.arena()
-            executor.execute(image, times[r])
+    with tempfile.TemporaryDirectory() as folder:
+        write_h5(Path(folder) / "weights.h5", params, network, "")
+        source = h5_source(Path(folder) / "weights.h5", network)
+        executors = []
+        for spec, band in [(spec, None) for spec in CALIBRATION_PLANS] + list(STREAMED_CALIBRATION_PLANS):
+            try:
+                plan = Plan(network, parse_groups(spec), "streamed", band) if band else Plan(network, parse_groups(spec))
+                executors.append(FusedExecutor(plan, None if band else params, scratch_bytes,
+                                               source=source if band else None))
+            except PlanError:
+                continue
+            executors[-1].run(image)
+        samples = time_steps(executors, image, repeats)
+        source.close()
     table = layer_table(network)
     x = np.concatenate([features_of(e.program.steps, table) for e in executors])
     y = np.concatenate([np.median(times, axis=0) for times in samples])
     scale = np.maximum(x.max(axis=0), 1.0)  # fit on comparable columns
     return CostModel(tuple(nonnegative_fit(x / scale, y) / scale))
+
+
+def time_steps(executors, image: np.ndarray, repeats: int) -> list[np.ndarray]:
+    """(repeats, steps) seconds of every step of each executor, the executors in turns."""
+    samples = [np.zeros((repeats, len(e.program.steps))) for e in executors]
+    for r in range(repeats):
+        for executor, times in zip(executors, samples):
+            executor.arena()
+            executor.execute(image, times[r])
+    return samples
 
 
 def cache_key(network: Network, scratch_bytes: int) -> str:

@@ -1,7 +1,9 @@
 """Search: the configurations of least predicted latency whose predicted peak fits a memory budget.
 
 The space is every way of cutting the network's fusable chains into consecutive groups (any number),
-each with any grid in ``grids`` and any reuse mode. A group's peak depends only on the group and the
+each with any grid in ``grids`` and any reuse mode; with streamed weights, also each group's weights mode
+(kept for the group's run, or read per tile in 1, 2 or 4 bands of input channels), the budget then bounding
+the engine peak (activations and every weight byte held), and the cost model pricing each read. A group's peak depends only on the group and the
 maps live beside it, which for a chain are fixed by the network (the group's input and output maps and
 the maps held for later routes), and latency is a sum over groups. So dynamic programming over cut
 points returns the true optimum of the space under the model; it keeps the ``top`` best per cut point
@@ -16,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from engine.ir.fusion import fusion
-from engine.ir.plan import REUSE_MODES, Group
+from engine.ir.plan import REUSE_MODES, Group, Plan
 from engine.lower.program import input_step, segments, whole_map_steps
 from engine.lower.table import B_BYTES, B_FIRST, B_LAST, GROUP_OWN
 from engine.lower.walk import lower_group
@@ -28,6 +30,7 @@ from engine.tune.features import total_features
 from yolo.network import nbytes
 
 DEFAULT_GRIDS = tuple((r, c) for r in range(1, 9) for c in range(1, 9))
+STREAMED_WEIGHTS = (("group", 1), ("tile", 1), ("tile", 2), ("tile", 4))  # (mode, bands) a streamed group may take
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,12 @@ class Choice:
 
 class Evaluator:
     """Predicted peak and latency of single groups and whole-map layers. A group's own bytes and work
-    counts are read from its lowered program, which is not kept."""
+    counts are read from its lowered program, which is not kept. With ``band_bytes`` the weights are
+    streamed: groups take every weights mode, and layers outside groups read theirs in bands of at most
+    ``band_bytes`` (the attribute may change between searches; what depends on it is cached by it)."""
 
-    def __init__(self, predictor: Predictor, model: CostModel):
-        self.predictor, self.model = predictor, model
+    def __init__(self, predictor: Predictor, model: CostModel, band_bytes: int | None = None):
+        self.predictor, self.model, self.band_bytes = predictor, model, band_bytes
         self.network = predictor.network
         self.lowering = predictor.lowering
         self._facts: dict[Group, tuple[int, int, float]] = {}
@@ -78,17 +83,38 @@ class Evaluator:
     def options(self, first: int, last: int, grids, modes) -> tuple[np.ndarray, np.ndarray, list[tuple[Group, ...]]]:
         """Every group over layers first..last in the space, as arrays (peaks, seconds) and the groups a
         plan names for them (none for a 1x1 one-layer group, which is what runs anyway); cached."""
-        key = (first, last, tuple(grids), tuple(modes))
+        key = (first, last, tuple(grids), tuple(modes), self.band_bytes)
         found = self._options.get(key)
         if found is None:
             _, h, w = self.network[last].out_shape
-            groups = [Group(first, last, r, c, m) for r, c in grids if r <= h and c <= w
-                      for m in (("none",) if (r, c) == (1, 1) else modes)]
+            held = self.weight_modes(first, last)
+            groups = [Group(first, last, r, c, m, *weights) for r, c in grids if r <= h and c <= w
+                      for m in (("none",) if (r, c) == (1, 1) else modes) for weights in held]
+            shown = [(g,) for g in groups]
+            if first == last:  # as a 1x1 one-layer group, the layer runs as it would outside every group
+                groups = [g for g in groups if (g.rows, g.cols) != (1, 1)] + [self.outside(first)]
+                shown = [(g,) for g in groups[:-1]] + [()]
             figures = [self.group(g) for g in groups]
-            shown = [() if (first == last and (g.rows, g.cols) == (1, 1)) else (g,) for g in groups]
             found = self._options[key] = (np.array([f[0] for f in figures], np.int64),
                                           np.array([f[1] for f in figures]), shown)
         return found
+
+    def weight_modes(self, first: int, last: int) -> tuple[tuple[str, int], ...]:
+        if self.band_bytes is None:
+            return (("resident", 1),)
+        fewest = min((self.network[i].in_shape[0] for i in range(first, last + 1) if self.network[i].kind == "conv"),
+                     default=1)
+        return tuple((mode, bands) for mode, bands in STREAMED_WEIGHTS if bands <= fewest)
+
+    def outside(self, index: int) -> Group:
+        """How a layer outside every group runs: 1x1, its weights resident or streamed in bands."""
+        return self.plan(()).outside_group(index)
+
+    def plan(self, groups: tuple[Group, ...]) -> Plan:
+        """The plan that runs ``groups`` with this evaluator's weights."""
+        if self.band_bytes is None:
+            return Plan(self.network, groups)
+        return Plan(self.network, groups, "streamed", self.band_bytes)
 
     def whole_map(self, index: int) -> tuple[int, float]:
         steps = whole_map_steps(self.network, index, [0] * len(self.network[index].inputs), 0)
@@ -101,7 +127,7 @@ class Evaluator:
 
     def predicted_seconds(self, groups: tuple[Group, ...]) -> float:
         total = self.input_step()[1]
-        for seg in segments(self.network, groups):
+        for seg in segments(self.network, groups, self.outside):
             total += (self.whole_map(seg) if isinstance(seg, int) else self.group(seg))[1]
         return total
 
@@ -161,3 +187,23 @@ def smallest_feasible_peak(evaluator: Evaluator, grids=DEFAULT_GRIDS, modes=REUS
         else:
             low[p + 1] = min(low[p + 1], max(low[p], evaluator.whole_map(p)[0]))
     return int(low[n])
+
+
+BAND_SIZES = tuple(1 << k for k in range(18, 25))  # 256 KiB .. 16 MiB: bands of layers outside groups
+
+
+def search_streamed(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, band_sizes=BAND_SIZES,
+                    top: int = 5) -> tuple[int, list[Choice]]:
+    """The band size for layers outside groups and the ``top`` configurations under it: the size whose best
+    configuration is predicted fastest (the groups' weights modes are searched with everything else)."""
+    found = []
+    for band in band_sizes:
+        evaluator.band_bytes = band
+        choices = search(evaluator, budget_bytes, grids, top=top)
+        if choices:
+            found.append((choices[0].predicted_seconds, band, choices))
+    if not found:
+        return band_sizes[-1], []
+    _, band, choices = min(found, key=lambda f: (f[0], -f[1]))
+    evaluator.band_bytes = band
+    return band, choices
