@@ -85,7 +85,7 @@ YOLO_PLANS = {
                                        ("yolov2.cfg", 224)])
 def test_yolo_fused_plans_equal_reference_with_identical_detections(cfg, size):
     net = load_network(cfg, size)
-    params = sharpened_params(net, 5, 24.0 if "tiny" in cfg else 6.0)
+    params = sharpened_params(net, 6, 24.0 if "tiny" in cfg else 6.0)
     x = random_image(net.input_shape, 3)
     ref = run_reference(net, params, x)
     expected = detect(ref.output, net.region, (size, size), (size, size))

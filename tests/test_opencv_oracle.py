@@ -62,5 +62,7 @@ def test_reference_equals_opencv(tmp_path, photo, cfg, size, gain):
     b = detect(theirs_act, region, image_wh, (size, size))
     assert len(a) >= 5, "weights not sharp enough to exercise NMS"
     assert [d.class_id for d in a] == [d.class_id for d in b]
-    np.testing.assert_allclose([d.confidence for d in a], [d.confidence for d in b], atol=1e-4)
+    # the head agrees within 1e-4 of its largest value; a confidence is a product of two sigmoids and a softmax
+    # of such logits, so it may move by a few times that relative to itself
+    np.testing.assert_allclose([d.confidence for d in a], [d.confidence for d in b], rtol=5e-4, atol=1e-4)
     np.testing.assert_allclose([d.box for d in a], [d.box for d in b], atol=1e-4)

@@ -76,7 +76,7 @@ def test_a_changed_or_wrong_file_is_refused_before_the_run(case, tmp_path):
         f.truncate(os.path.getsize(copy) - 4)
     with pytest.raises(WeightsError, match="changed since it was opened"):
         executor.run(random_image(net.input_shape, 0))
-    with pytest.raises(WeightsError, match="wrong cfg for these weights"):
+    with pytest.raises(WeightsError, match="truncated at layer 14 \\(weights\\)"):
         darknet_source(copy, net)
     with pytest.raises(WeightsError, match="layer_000/biases has shape \\(16,\\) \\(16 floats\\), layer 0 needs"):
         h5_source(folder / "w.h5", load_network("yolov2-voc.cfg", 96))

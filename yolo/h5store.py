@@ -20,7 +20,7 @@ import numpy as np
 
 from yolo.errors import WeightsError
 from yolo.network import Network
-from yolo.params import ConvParams, Header, Params, conv_layers, expected_arrays
+from yolo.params import Header, Params, conv_layers, expected_arrays
 from yolo.files import atomic_output
 
 FORMAT = "fusetile-weights-2"  # 1: weights stored filter major (Darknet's order); read no more
@@ -102,8 +102,9 @@ def open_checked(path: str | Path, network: Network) -> h5py.File:
     return f
 
 
-def dataset_offsets(path: str | Path, network: Network) -> dict[tuple[int, str], tuple[int, int]]:
-    """(layer, array) -> byte offset in the file of every dataset, for reading them without HDF5. ``write_h5``
+def dataset_offsets(path: str | Path, network: Network) -> tuple[dict[tuple[int, str], int], Header]:
+    """(layer, array) -> byte offset in the file of every dataset, for reading them without HDF5, and the
+    Darknet header the store keeps. ``write_h5``
     stores each as one contiguous little-endian float32 run; anything else (chunked, compressed, another
     type: a store written by other tools) is refused with what to do."""
     with open_checked(path, network) as f, _reading(path):
@@ -117,18 +118,16 @@ def dataset_offsets(path: str | Path, network: Network) -> dict[tuple[int, str],
                                        f"float32 run (type {dataset.dtype}, chunks {dataset.chunks}): convert the "
                                        f".weights file again with python -m yolo.convert")
                 offsets[layer.index, name] = int(at)
-    return offsets
+        major, minor, revision = (int(v) for v in f.attrs["header"])
+        header = Header(major, minor, revision, int(f.attrs["seen"]))
+    return offsets, header
 
 
 def read_h5(path: str | Path, network: Network) -> Params:
-    with open_checked(path, network) as f, _reading(path):
-        major, minor, revision = (int(v) for v in f.attrs["header"])
-        header = Header(major, minor, revision, int(f.attrs["seen"]))
-        layers = {layer.index: ConvParams(**{name: _loaded(name, f[f"layer_{layer.index:03d}"][name][()]
-                                                           .astype(np.float32, copy=False))
-                                             for name, _ in expected_arrays(layer)})
-                  for layer in conv_layers(network)}
-    return Params(layers, header, source=str(path))
+    """Every array of the store, read at its file offset (``yolo.sources``)."""
+    from yolo.sources import h5_source
+    with h5_source(path, network) as source:
+        return source.read_params()
 
 
 def _open(path: str | Path) -> h5py.File:

@@ -101,13 +101,14 @@ def random_params(network: Network, seed: int = 0) -> Params:
         gain = 2.0 if layer.activation in ("leaky", "relu") else 1.0
         if layer is convs[-1] and layer.activation == "linear":
             gain = 0.25
-        weights = rng.standard_normal(layer.weight_shape) * np.sqrt(gain / fan_in)
+        weights = rng.standard_normal(layer.weight_shape, dtype=np.float32)  # float32 throughout: no temporaries
+        weights *= np.float32(np.sqrt(gain / fan_in))
         bn = {}
         if layer.batch_normalize:
             bn = dict(scales=rng.uniform(0.8, 1.2, n), rolling_mean=rng.normal(0.0, 0.05, n),
                       rolling_variance=rng.uniform(0.8, 1.25, n))
         layers[layer.index] = ConvParams(
             biases=rng.normal(0.0, 0.05, n).astype(np.float32),
-            weights=weights.astype(np.float32),
+            weights=weights,
             **{k: v.astype(np.float32) for k, v in bn.items()})
     return Params(layers, Header(), source=f"random(seed={seed})")

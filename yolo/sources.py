@@ -25,7 +25,9 @@ from numba import njit, types
 
 from yolo.errors import WeightsError
 from yolo.network import Network
-from yolo.params import Params, conv_layers, expected_arrays
+from yolo.params import ConvParams, Header, Params, conv_layers, expected_arrays
+
+STAGING_BYTES = 1 << 20  # reading a channel-major store whole: channels transposed through a buffer this large
 
 _pread = types.ExternalFunction("pread", types.intp(types.intc, types.intp, types.uintp, types.int64))
 
@@ -73,9 +75,9 @@ class FileSource:
     order) or channel major."""
 
     def __init__(self, path: Path, fd: int, offsets: dict[tuple[int, str], int], network: Network,
-                 channel_major: bool):
+                 channel_major: bool, header: Header):
         self.path, self.source, self.fd, self.offsets = path, str(path), fd, offsets
-        self.channel_major = channel_major
+        self.channel_major, self.header, self.network = channel_major, header, network
         # per layer: filters, input channels (per group), bytes of one filter's one channel
         self.shapes = {layer.index: (layer.filters, layer.weight_shape[1], layer.size ** 2 * 4)
                        for layer in conv_layers(network)}
@@ -96,6 +98,30 @@ class FileSource:
             return self._read(layer, "weights", at, 0, out.reshape(1, -1))
         self._read(layer, "weights", at + c0 * tap_bytes, channels * tap_bytes, out.reshape(filters, -1))
 
+    def read_params(self) -> Params:
+        """Every array, each read straight into its own array (no copy of the file, no temporary of a layer;
+        a channel-major store passes through one small staging buffer)."""
+        layers = {}
+        staging = np.empty(STAGING_BYTES // 4, np.float32) if self.channel_major else None
+        for layer in conv_layers(self.network):
+            arrays = {name: np.empty(shape, np.float32) for name, shape in expected_arrays(layer)}
+            for name, array in arrays.items():
+                if name != "weights":
+                    self.read_vector(layer.index, name, array)
+                elif staging is None:
+                    self.read_filters(layer.index, 0, array.shape[1], array.reshape(-1))
+                else:
+                    filters, channels, k, _ = array.shape
+                    step = max(1, len(staging) // (filters * k * k))
+                    for c0 in range(0, channels, step):
+                        c1 = min(channels, c0 + step)
+                        band = staging[:(c1 - c0) * k * k * filters]
+                        self.read_filters(layer.index, c0, c1, band)
+                        np.copyto(array[:, c0:c1], np.moveaxis(band.reshape(c1 - c0, k, k, filters), -1, 0))
+            layers[layer.index] = ConvParams(**arrays)
+        self.read_bytes = 0
+        return Params(layers, self.header, source=self.source)
+
     def _read(self, layer: int, name: str, at: int, stride: int, out: np.ndarray) -> None:
         got = read_runs(self.fd, at, stride, out)
         self.read_bytes += got
@@ -112,6 +138,12 @@ class FileSource:
     def close(self) -> None:
         os.close(self.fd)
 
+    def __enter__(self) -> "FileSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def _open_fd(path: Path) -> int:
     try:
@@ -121,33 +153,40 @@ def _open_fd(path: Path) -> int:
 
 
 def darknet_source(path: str | Path, network: Network) -> FileSource:
-    """A Darknet ``.weights`` file: a header, then every conv layer's arrays in order."""
+    """A Darknet ``.weights`` file: a header, then every conv layer's arrays in order. A size that does not
+    fit the cfg names the layer where the file ends, or the floats left over."""
     from yolo.weights import expected_floats, read_header
     path = Path(path)
     fd = _open_fd(path)
     try:
-        _, start = read_header(path, os.pread(fd, 20, 0))
+        header, start = read_header(path, os.pread(fd, 20, 0))
+        body = os.fstat(fd).st_size - start
+        if body % 4:
+            raise WeightsError(f"{path}: {body} bytes after the header is not a whole number of float32 values")
+        held, want = body // 4, expected_floats(network)
         offsets, at = {}, start
         for layer in conv_layers(network):
             for name, shape in expected_arrays(layer):
                 offsets[layer.index, name] = at
                 at += int(np.prod(shape)) * 4
-        found = os.fstat(fd).st_size
-        if found != at:
-            raise WeightsError(f"{path}: {found} bytes, but the cfg {network.source or network.name} needs "
-                               f"{expected_floats(network)} floats after a {start}-byte header ({at} bytes): "
-                               f"wrong cfg for these weights?")
+                if at > start + body:
+                    raise WeightsError(f"{path}: truncated at layer {layer.index} ({name}): the cfg "
+                                       f"{network.source or network.name} needs {want} floats, the file holds {held}")
+        if held != want:
+            raise WeightsError(f"{path}: {held - want} trailing floats: the cfg {network.source or network.name} "
+                               f"needs {want} floats, the file holds {held} (wrong cfg for these weights?)")
     except BaseException:
         os.close(fd)
         raise
-    return FileSource(path, fd, offsets, network, channel_major=False)
+    return FileSource(path, fd, offsets, network, False, header)
 
 
 def h5_source(path: str | Path, network: Network) -> FileSource:
     """The HDF5 store: its layout checked against the cfg, then each dataset's file offset."""
     from yolo.h5store import dataset_offsets
     path = Path(path)
-    return FileSource(path, _open_fd(path), dataset_offsets(path, network), network, channel_major=True)
+    offsets, header = dataset_offsets(path, network)
+    return FileSource(path, _open_fd(path), offsets, network, True, header)
 
 
 def open_source(path: str | Path, network: Network) -> FileSource:

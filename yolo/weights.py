@@ -7,7 +7,7 @@ import numpy as np
 
 from yolo.errors import WeightsError
 from yolo.network import Network
-from yolo.params import ConvParams, Header, Params, conv_layers, expected_arrays
+from yolo.params import Header, Params, conv_layers, expected_arrays
 from yolo.files import atomic_write_bytes
 
 
@@ -31,35 +31,11 @@ def read_header(path: Path, head: bytes) -> tuple[Header, int]:
 
 
 def read_darknet(path: str | Path, network: Network) -> Params:
-    """Read a .weights file for ``network``; any size mismatch names the layer and the float counts."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot read weights: {err.strerror}") from None
-    header, header_bytes = read_header(path, data[:20])
-    body = data[header_bytes:]
-    if len(body) % 4:
-        raise WeightsError(f"{path}: {len(body)} bytes after the header is not a whole number of float32 values")
-    floats = np.frombuffer(body, "<f4")
-    want = expected_floats(network)
-    layers, offset = {}, 0
-    for layer in conv_layers(network):
-        arrays = {}
-        for name, shape in expected_arrays(layer):
-            count = int(np.prod(shape))
-            if offset + count > floats.size:
-                raise WeightsError(
-                    f"{path}: truncated at layer {layer.index} ({name}): the cfg {network.source or network.name} "
-                    f"needs {want} floats, the file holds {floats.size}")
-            arrays[name] = floats[offset:offset + count].reshape(shape).astype(np.float32)
-            offset += count
-        layers[layer.index] = ConvParams(**arrays)
-    if offset != floats.size:
-        raise WeightsError(f"{path}: {floats.size - offset} trailing floats: the cfg "
-                           f"{network.source or network.name} needs {want} floats, the file holds {floats.size} "
-                           f"(wrong cfg for these weights?)")
-    return Params(layers, header, source=str(path))
+    """Read a .weights file for ``network``, each array straight into its own; any size mismatch names the
+    layer and the float counts (``yolo.sources.darknet_source``)."""
+    from yolo.sources import darknet_source
+    with darknet_source(path, network) as source:
+        return source.read_params()
 
 
 def write_darknet(path: str | Path, params: Params) -> None:
