@@ -108,3 +108,25 @@ def test_cli_streams_from_a_file_with_the_resident_runs_detections_and_exact_fig
     assert m["measured_peak_bytes"] == m["predicted_peak_bytes"]
     assert m["weights_read_bytes"] == m["weights_bytes"]  # each layer read once per inference
     assert r["weights_read_bytes"] == 0 and m["weights_resident_peak_bytes"] < r["weights_resident_peak_bytes"]
+
+
+@pytest.mark.parametrize("suffix, streamed", [(".weights", False), (".h5", True)])
+def test_whole_process_prediction_is_within_ten_percent_of_the_measured_peak(case, tmp_path, suffix, streamed):
+    """A separate process (this one holds the whole suite): the predicted process bytes (baseline measured
+    warm + arena + weights held in memory + picture) against its resident high-water mark."""
+    import json
+    import subprocess
+    import sys
+    from yolo.params import random_params
+    net = load_network("yolov2-tiny.cfg")
+    params = random_params(net, 1)
+    path = tmp_path / f"w{suffix}"
+    write_darknet(path, params) if suffix == ".weights" else write_h5(path, params, net, bundled_text("yolov2-tiny.cfg"))
+    command = [sys.executable, "-m", "engine.run", "yolov2-tiny.cfg", "--weights", str(path), "--json", "--quiet",
+               "--out", str(tmp_path / "p.png")] + (["--stream-weights"] if streamed else [])
+    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-2000:]
+    memory = json.loads(done.stdout)["memory"]
+    held = memory["weights_bytes"] if not streamed else 0
+    assert memory["predicted_process_bytes"] >= memory["runtime_baseline_bytes"] + memory["arena_bytes"] + held
+    assert 0.9 <= memory["measured_process_peak_bytes"] / memory["predicted_process_bytes"] <= 1.1, memory

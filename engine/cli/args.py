@@ -36,10 +36,11 @@ in the measured peak.
 Memory: "measured_peak_bytes" is the peak of live bytes the fused executor actually allocated in its
 arena: feature maps, tiles, saved strips and conv workspaces, the input image included. "layer_by_layer_peak_bytes"
 is the peak of live feature maps when running layer by layer (no workspace). Weights are excluded and
-reported separately ("weights_bytes"). "predicted_process_bytes" estimates the whole process as weights +
-arena + "runtime_baseline_bytes" (the interpreter and libraries, measured once per machine in a child
-process that runs every kernel on a toy network); "measured_process_peak_bytes" is this process's
-resident high-water mark, which also holds the image, the picture and the random weights' temporaries.
+reported separately ("weights_bytes"). "predicted_process_bytes" estimates the whole process as
+"runtime_baseline_bytes" (the interpreter and libraries, measured once per machine in a child process
+that runs every kernel on a toy network, kernels already compiled) + the arena + the weights held in
+memory (all of them unless streamed from a file) + the decoded picture and its copies;
+"measured_process_peak_bytes" is this process's resident high-water mark (--plot adds matplotlib).
 
 Device model (--device, --device-memory): A MODEL, NOT A MEASUREMENT. The run's schedule (every step
 the executor performs, at the arena offsets it uses) is replayed as page touches, weights included,

@@ -68,7 +68,7 @@ def run(args) -> dict:
         plan = make_plan(args, network)
     image_path = Path(args.image) if args.image else default_image()
     _, net_h, net_w = network.input_shape
-    guard_memory(args, network, plan, image_path)
+    process = guard_memory(args, network, plan, image_path)
     image = load_image(image_path, (net_w, net_h))  # a large JPEG arrives at a reduced scale
     original_size = image_size(image_path)
     params, source = load_params(args, network, plan)
@@ -81,7 +81,7 @@ def run(args) -> dict:
                         args.thresh, args.nms)
     names = class_names(network.region.classes)
 
-    memory, macs = memory_report(args, network, plan, run)
+    memory, macs = memory_report(args, network, plan, run, process)
     report = {
         "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
                    "weights": (source or params).source, "image": str(image_path),
@@ -114,7 +114,7 @@ COUNTS = ("measured_peak_bytes: live activation bytes (feature maps, tiles, save
           "(resident, or streamed into the arena)")
 
 
-def memory_report(args, network: Network, plan: Plan, run) -> tuple[dict, dict]:
+def memory_report(args, network: Network, plan: Plan, run, process) -> tuple[dict, dict]:
     """The JSON's memory and MACs sections: measured beside predicted."""
     from engine.memory.predictor import weights_bytes
     weights = weights_bytes(network)
@@ -125,7 +125,7 @@ def memory_report(args, network: Network, plan: Plan, run) -> tuple[dict, dict]:
         memory |= {"measured_peak_bytes": run.peak_bytes, "engine_peak_bytes": run.peak_bytes + weights,
                    "weights_resident_peak_bytes": weights, "weights_read_bytes": 0}
         macs |= {"executed": network.macs, "overhead": 1.0}
-        return memory | process_memory(args, weights, None), macs
+        return memory | process_memory(process), macs
     predicted = Predictor(network, args.scratch_kib * 1024).predict(plan)
     memory |= {"measured_peak_bytes": run.activation_peak_bytes, "predicted_peak_bytes": predicted.activation_peak_bytes,
                "engine_peak_bytes": run.engine_peak_bytes, "predicted_engine_peak_bytes": predicted.engine_peak_bytes,
@@ -134,7 +134,7 @@ def memory_report(args, network: Network, plan: Plan, run) -> tuple[dict, dict]:
                "arena_bytes": run.arena_bytes, "predicted_arena_bytes": predicted.arena_bytes,
                "groups": group_memory(run.program, run.live_bytes)}
     macs |= {"executed": run.macs, "overhead": round(run.macs / network.macs, 6), "groups": group_macs(run.program)}
-    return memory | process_memory(args, predicted.resident_weights_bytes, predicted.arena_bytes), macs
+    return memory | process_memory(process), macs
 
 
 def check_output_paths(args) -> None:
@@ -175,25 +175,16 @@ def model_device(device, memory: int, baseline: int, args, plan: Plan, run, late
     return simulate(program, layout, device, memory, baseline).report(latency)
 
 
-def guard_memory(args, network: Network, plan: Plan, image_path: Path) -> None:
-    """Refuses, before weights, picture or arena exist, a run the machine cannot hold: the runtime baseline,
-    the activations (the predictor's arena; the reference's maps and im2col), the weights as loading
-    holds them (a .weights file is read whole, then split), and the decoded picture."""
+def guard_memory(args, network: Network, plan: Plan, image_path: Path):
+    """Refuses, before weights, picture or arena exist, a run the machine cannot hold (the whole process as
+    ``guard.process_bytes`` predicts it); returns that prediction."""
     from engine.memory import guard
-    from engine.memory.predictor import conv_weights_bytes, weights_bytes
-    from engine.runtime.baseline import runtime_baseline_bytes
     from yolo.letterbox import decoded_size
-    from yolo.network import Conv
-    weights = weights_bytes(network)
-    loading = weights if args.weights and Path(args.weights).suffix.lower() != ".h5" else 0
-    if args.weights is None:  # random weights are drawn in float64, one layer at a time
-        loading = 2 * max((conv_weights_bytes(l) for l in network.layers if isinstance(l, Conv)), default=0)
-    activations = (guard.reference_bytes(network) if args.reference else
-                   Predictor(network, args.scratch_kib * 1024).predict(plan).arena_bytes)
-    width, height = decoded_size(image_path, (network.input_shape[2], network.input_shape[1]))
-    needed = runtime_baseline_bytes() + activations + weights + loading + width * height * 3 * 4 * 3
+    predicted = guard.process_bytes(network, plan, args,
+                                    decoded_size(image_path, (network.input_shape[2], network.input_shape[1])))
     _, h, w = network.input_shape
-    guard.check(needed, f"{args.cfg} at {w}x{h}", guard.available(args.max_memory))
+    guard.check(predicted.total, f"{args.cfg} at {w}x{h}", guard.available(args.max_memory))
+    return predicted
 
 
 def save_array(path: Path, array: np.ndarray) -> None:

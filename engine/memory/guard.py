@@ -61,3 +61,31 @@ def reference_bytes(network) -> int:
     cols = [(l.in_shape[0] // l.groups) * l.size ** 2 * l.out_shape[1] * l.out_shape[2] * 4 if isinstance(l, Conv)
             else 0 for l in network.layers]
     return max(a + b for a, b in zip(live, cols))
+
+
+@dataclass(frozen=True)
+class ProcessBytes:
+    """What a whole run holds at its peak, predicted from its parts (the guard refuses a run with it
+    before anything large exists; the report sets it beside the measured resident peak)."""
+    baseline: int   # the interpreter and libraries, measured (engine.runtime.baseline)
+    arena: int      # the arena (fused) or the reference's feature maps and im2col
+    weights: int    # weights held in memory: all of them, unless streamed from a file
+    picture: int    # the decoded picture (float32), its letterboxed copy and the picture drawn
+
+    @property
+    def total(self) -> int:
+        return self.baseline + self.arena + self.weights + self.picture
+
+
+def process_bytes(network, plan, args, picture_size: tuple[int, int]) -> ProcessBytes:
+    from engine.memory.predictor import Predictor, weights_bytes
+    from engine.runtime.baseline import runtime_baseline_bytes
+    from yolo.weights import is_hdf5
+    h5 = args.weights is not None and Path(args.weights).is_file() and is_hdf5(args.weights)
+    streamed_from_file = (args.stream_weights and not args.reference and args.weights is not None
+                          and not any(g.weights == "resident" for g in plan.groups))
+    arena = (reference_bytes(network) if args.reference else
+             Predictor(network, args.scratch_kib * 1024).predict(plan).arena_bytes)
+    width, height = picture_size
+    return ProcessBytes(runtime_baseline_bytes(h5), arena, 0 if streamed_from_file else weights_bytes(network),
+                        width * height * 3 * 4 * 3)

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 
-def process_memory(args, weights: int, arena: int | None) -> dict:
-    """The whole-process estimate (weights + arena + measured runtime baseline; fused mode) beside this
-    process's resident peak."""
-    from engine.runtime.baseline import resident_high_water, runtime_baseline_bytes
-    baseline = runtime_baseline_bytes()
-    estimate = {} if arena is None else {"predicted_process_bytes": weights + arena + baseline}
-    return {"runtime_baseline_bytes": baseline, **estimate, "measured_process_peak_bytes": resident_high_water()}
+def process_memory(process) -> dict:
+    """The whole-process prediction (``guard.ProcessBytes``) beside this process's resident peak."""
+    from engine.runtime.baseline import resident_high_water
+    return {"runtime_baseline_bytes": process.baseline, "predicted_process_bytes": process.total,
+            "measured_process_peak_bytes": resident_high_water()}
 
 
 def search_report(args, searched) -> dict:
