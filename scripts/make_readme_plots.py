@@ -34,7 +34,10 @@ def main() -> None:
     plots.save(plots.overhead_vs_grid(network, 0, 15, [1, 2, 3, 4, 5, 6], Predictor(network)), OUT / "overhead.png")
     evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20))
     device = DeviceModel(evaluator, DEVICES["rpi3"], runtime_baseline_bytes())
-    plots.save(plots.latency_vs_memory(device.curve(memory_span(device, 12))), OUT / "device.png")
+    streaming = DeviceModel(Evaluator(evaluator.predictor, evaluator.model, band_bytes=1 << 20), DEVICES["rpi3"],
+                            device.runtime_bytes)
+    grids = tuple((r, c) for r in range(1, 7) for c in range(1, 7))
+    plots.save(plots.latency_vs_memory(device.curve(memory_span(device, 10), grids, streaming)), OUT / "device.png")
 
 
 if __name__ == "__main__":

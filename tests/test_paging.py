@@ -23,16 +23,16 @@ PAGE = 4096
 
 
 def plain_lru(preload, trace, capacity, runs):
-    """(swap-ins, swap-outs, first touches) per run, with an OrderedDict as the LRU list."""
+    """(swap-ins, swap-outs, first touches, file pages read) per run, with an OrderedDict as the LRU list."""
     resident, swapped, dirty = OrderedDict(), set(), set()
-    counts = np.zeros((runs, 3), np.int64)
+    counts = np.zeros((runs, 4), np.int64)
 
-    def touch(page, write, run):
+    def touch(page, write, run, file=False):
         if page in resident:
             resident.move_to_end(page)
         else:
             if run >= 0:
-                counts[run, 0 if page in swapped else 2] += 1
+                counts[run, 3 if file else (0 if page in swapped else 2)] += 1
             if len(resident) >= capacity:
                 victim, _ = resident.popitem(last=False)
                 swapped.add(victim)
@@ -46,8 +46,8 @@ def plain_lru(preload, trace, capacity, runs):
     for page in preload:
         touch(page, True, -1)
     for run in range(runs):
-        for page, write in trace:
-            touch(page, write, run)
+        for page, write, file in trace:
+            touch(page, write, run, file)
     return counts
 
 
@@ -55,12 +55,15 @@ def plain_lru(preload, trace, capacity, runs):
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 3), st.booleans()), min_size=1, max_size=80),
        st.integers(0, 10), st.integers(1, 30))
 def test_lru_agrees_with_a_plain_one(ranges, preload_pages, capacity):
+    """Pages 30.. are a file's (clean, read only): their misses are file reads."""
     starts = np.array([p * PAGE + 100 for p, _, _ in ranges], np.int64)
     ends = np.array([p * PAGE + n * PAGE for p, n, _ in ranges], np.int64)
-    writes = np.array([w for _, _, w in ranges])
+    files = starts >= 30 * PAGE
+    writes = np.array([w for _, _, w in ranges]) & ~files
     pre = np.array([50 * PAGE], np.int64), np.array([(50 + preload_pages) * PAGE + 1], np.int64)
-    got = _simulate(*pre, starts, ends, writes, PAGE, capacity, 64, 2)
-    trace = [(page, w) for s, e, w in zip(starts, ends, writes) for page in range(s // PAGE, (e - 1) // PAGE + 1)]
+    got = _simulate(*pre, starts, ends, writes, files, PAGE, capacity, 64, 2)
+    trace = [(page, w, f) for s, e, w, f in zip(starts, ends, writes, files)
+             for page in range(s // PAGE, (e - 1) // PAGE + 1)]
     preload = range(50, 50 + preload_pages + 1)
     assert (got == plain_lru(preload, trace, capacity, 2)).all()
 
@@ -88,7 +91,8 @@ def test_more_memory_never_faults_more_and_enough_never_faults(spec):
 
 def test_trace_touches_the_bytes_each_step_names():
     program, layout = program_and_layout("0-5:2x2:stream")
-    (starts, ends, writes), blocks = touch_trace(program, layout, PAGE)
+    (starts, ends, writes, files), blocks = touch_trace(program, layout, PAGE)
+    assert not files.any()  # resident weights: no file reads
     assert (ends > starts).all()
     arena = np.zeros(layout.size, bool)
     for s, e in zip(starts, ends):
@@ -146,3 +150,39 @@ def test_searched_configuration_pages_less_where_layer_by_layer_does_not_fit():
     squeezed = curve.curve([BASELINE + weights_bytes(NET) + lbl_arena // 2], grids)[0]
     assert squeezed.layer_by_layer.swap_ins > 0 and squeezed.searched.swap_ins == 0
     assert squeezed.speedup > 10
+
+
+def test_streamed_weights_are_clean_file_reads_that_never_swap():
+    """Streamed weights: each load step reads its band's file range (once per load, never written); with
+    room for the file in the page cache nothing is read in steady state; squeezed, the file pages are read
+    again from storage, priced at its sequential bandwidth."""
+    plan = Plan(NET, parse_groups("0-5:4x4:stream:group,6-8:2x2:none:tile/2"), "streamed", 1 << 18)
+    program = build_program(plan)
+    layout = plan_layout(program.buffers)
+    (starts, ends, writes, files), blocks = touch_trace(program, layout, PAGE)
+    assert blocks == {} and files.any() and not (writes & files).any()
+    from engine.runtime.executor import FusedExecutor
+    from yolo.params import random_params
+    run = FusedExecutor(plan, random_params(NET, 0)).run(np.zeros(NET.input_shape, np.float32))
+    assert sum(e - s for s, e, f in zip(starts, ends, files) if f) == run.weights_read_bytes  # what the loads read
+    roomy = simulate(program, layout, DEVICES["rpi3"], BASELINE + layout.size + 2 * weights_bytes(NET), BASELINE)
+    assert roomy.swap_ins == roomy.swap_outs == roomy.file_reads == 0
+    squeezed = simulate(program, layout, DEVICES["rpi3"], BASELINE + layout.size + 64 * PAGE, BASELINE)
+    assert squeezed.file_reads > 0  # (file pages, read but never written, are evicted for free)
+    assert squeezed.seconds == pytest.approx(squeezed.file_reads * PAGE / DEVICES["rpi3"].read_bytes_per_s
+                                             + DEVICES["rpi3"].seconds(squeezed.swap_ins, squeezed.swap_outs))
+
+
+def test_streamed_configurations_beat_swapping_where_the_weights_do_not_fit():
+    """Below the weights' size layer by layer (resident) swaps them; the best streamed configuration reads
+    them sequentially as clean pages and wins; with room for everything nothing pages."""
+    model = CostModel((1e-11,) + (1e-9,) * (len(FEATURES) - 1))
+    resident = DeviceModel(Evaluator(Predictor(NET), model), DEVICES["rpi3"], BASELINE)
+    streamed = DeviceModel(Evaluator(Predictor(NET), model, band_bytes=1 << 20), DEVICES["rpi3"], BASELINE)
+    grids = tuple((r, c) for r in range(1, 3) for c in range(1, 3))
+    severe, ample = resident.curve([BASELINE + weights_bytes(NET) // 4, BASELINE + 2 * weights_bytes(NET)], grids,
+                                   streamed)
+    assert severe.layer_by_layer.swap_ins > 10 * severe.streamed.swap_ins  # (file pages may evict a few arena pages)
+    assert severe.streamed.plan.weights == "streamed" and severe.best is severe.streamed
+    assert severe.speedup > 2.78
+    assert ample.streamed.file_reads == ample.streamed.swap_ins == ample.layer_by_layer.swap_ins == 0

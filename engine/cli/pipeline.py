@@ -236,9 +236,9 @@ def search_plan(args, network: Network, target):
         from engine.device.curves import DeviceModel
         device, memory, baseline = target
         best = DeviceModel(evaluator, device, baseline).best_searched(memory, grids)
-        plan = evaluator.plan(best.groups)
-        return plan, (Choice(best.groups, best.compute_seconds, predictor.predict_peak(plan)),
-                      memory - baseline - predictor.weights_bytes, AUTO_BUDGET, grids[-1][0])
+        held = 0 if args.stream_weights else predictor.weights_bytes
+        return best.plan, (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.plan)),
+                           memory - baseline - held, AUTO_BUDGET, grids[-1][0])
     if args.stream_weights:
         _, found = search_streamed(evaluator, args.budget, grids, bands)
     else:

@@ -2,18 +2,23 @@
 
 This is a model, not a measurement. It replays the lowered program (every step the fused executor
 performs, at the exact arena offsets it uses) as page touches: each step reads its source regions and writes
-its destination region and workspaces, and each conv step reads its layer's weights. A least recently
-used set of pages, as large as the device's memory less the measured runtime baseline, decides which
-touches fault. A fault on a page that was swapped out costs the device's fault latency plus a page read
-at its swap bandwidth; evicting a page that was written since it was last read back costs a page write.
-Weights start resident and dirty in load order (as after loading); the model runs the program once to
-warm up and reports the second run, the steady state of repeated inference.
+its destination region and workspaces, and each conv step reads its weights. A least recently used set of
+pages, as large as the device's memory less the measured runtime baseline, decides which touches fault.
 
-Counted: weights, every arena page the executor touches, swap-ins and swap-outs. Ignored: the compute
-slowdown of the device (compute time stays this machine's), the runtime's own pages (taken as always
-resident, which is pessimistic when cold library code could be swapped out), readahead, the page
-cache, other processes and the kernel's approximations of LRU (true LRU is harsh on a working set that
-cycles just beyond memory: every page then faults).
+- Resident weights are anonymous memory: they start resident and dirty in load order (as after loading),
+  and page like the arena. A fault on a page that was swapped out costs the device's fault latency plus a
+  page read at its swap bandwidth; evicting a page written since it was last read back costs a page write.
+- Streamed weights are clean file pages (the channel-major HDF5 store: each load step reads one
+  contiguous range): a load step reads them into its arena buffer. Those still in the page cache cost
+  nothing; the others are read sequentially at the storage's read bandwidth (readahead: no per-page fault
+  latency). File pages share the LRU with everything else and are never written to swap: evicting them is
+  free.
+
+The model runs the program once to warm up and reports the second run, the steady state of repeated
+inference. Ignored: the compute slowdown of the device (compute time stays this machine's), the
+runtime's own pages (taken as always resident, which is pessimistic when cold library code could be
+swapped out), other processes and the kernel's approximations of LRU (true LRU is harsh on a working set
+that cycles just beyond memory: every page then faults).
 """
 from __future__ import annotations
 
@@ -27,14 +32,15 @@ from yolo.errors import FusetileError
 from yolo.network import FLOAT_BYTES, Conv, Network
 from engine.memory.predictor import conv_weights_bytes
 from engine.lower.program import Program
-from engine.lower.table import (CONV_STEP, COPY_STEP, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
-                                S_F0, S_SCRATCH, S_SRC, S_SY0)
+from engine.lower.table import (CONV_STEP, COPY_STEP, LOAD_STEP, S_CHANNELS, S_DC0, S_DST, S_DY0, S_F0, S_F1,
+                                S_KIND, S_LAYER, S_SCRATCH, S_SRC, S_SY0, S_WEIGHTS)
 from engine.memory.planner import Layout
 from engine.units import parse_size
 
 MODEL_NOTE = ("model: LRU page simulation of the program's buffer touches and weight reads on the device's "
-              "memory less the measured runtime baseline; counts swap-ins and swap-outs of weights and arena pages; "
-              "ignores the device's slower compute, readahead, the page cache and other processes")
+              "memory less the measured runtime baseline; counts swap-ins and swap-outs of resident weights and arena "
+              "pages, and streamed weights read from storage (clean file pages, sequential); ignores the device's "
+              "slower compute and other processes")
 
 
 @dataclass(frozen=True)
@@ -47,9 +53,10 @@ class Device:
     memory_bytes: int           # the board's memory, the default --device-memory
     about: str = ""
 
-    def seconds(self, swap_ins: int, swap_outs: int) -> float:
+    def seconds(self, swap_ins: int, swap_outs: int, file_reads: int = 0) -> float:
+        """Swap-ins (a fault and a page read each), swap-outs, and file pages read sequentially."""
         return swap_ins * (self.fault_seconds + self.page_bytes / self.read_bytes_per_s) \
-            + swap_outs * self.page_bytes / self.write_bytes_per_s
+            + swap_outs * self.page_bytes / self.write_bytes_per_s + file_reads * self.page_bytes / self.read_bytes_per_s
 
 
 DEVICES = {
@@ -101,15 +108,16 @@ class Paging:
     working_set_bytes: int     # weights + arena pages the run touches
     swap_ins: int              # per inference, steady state
     swap_outs: int
+    file_reads: int = 0        # pages of streamed weights read from storage (not in the page cache)
 
     @property
     def seconds(self) -> float:
-        return self.device.seconds(self.swap_ins, self.swap_outs)
+        return self.device.seconds(self.swap_ins, self.swap_outs, self.file_reads)
 
     def report(self, compute_seconds: float) -> dict:
         return {"model": MODEL_NOTE, "device": self.device.name, "device_memory_bytes": self.memory_bytes,
                 "runtime_baseline_bytes": self.runtime_bytes, "working_set_bytes": self.working_set_bytes,
-                "swap_ins": self.swap_ins, "swap_outs": self.swap_outs,
+                "swap_ins": self.swap_ins, "swap_outs": self.swap_outs, "file_page_reads": self.file_reads,
                 "paging_seconds": round(self.seconds, 6),
                 "modelled_latency_s": round(compute_seconds + self.seconds, 6)}
 
@@ -141,41 +149,63 @@ def _ranges(offset: int, shape: tuple[int, ...], c0: int, c1: int, box) -> tuple
 
 
 def touch_trace(program: Program, layout: Layout, page_bytes: int):
-    """(starts, ends, writes) byte ranges in the order the executor touches them, and the weights' blocks."""
+    """(starts, ends, writes, file) byte ranges in the order the executor touches them, and the blocks of the
+    resident weights (preloaded). Streamed weights live in a file region after those blocks, each layer's
+    vectors then its channel-major filters, so a load step's band is one range."""
     arena_end = -(-layout.size // page_bytes) * page_bytes
     blocks = weight_blocks(program.network, arena_end, page_bytes)
-    starts, ends, writes = [], [], []
+    file_shift = max((b for _, b in blocks.values()), default=arena_end) - arena_end
+    file_shift = -(-file_shift // page_bytes) * page_bytes + arena_end
+    starts, ends, writes, files = [], [], [], []
 
     def add(buffer: int, c0: int, c1: int, box, write: bool) -> None:
         s, e = _ranges(int(layout.offsets[buffer]), program.shape(buffer), c0, c1, box)
         starts.append(s)
         ends.append(e)
         writes.append(np.full(len(s), write))
+        files.append(np.zeros(len(s), np.bool_))
 
+    def add_range(a: int, b: int, file: bool) -> None:
+        starts.append(np.array([a]))
+        ends.append(np.array([b]))
+        writes.append(np.array([False]))
+        files.append(np.array([file]))
+
+    resident = set()
     for row in program.steps.tolist():
         channels = row[S_CHANNELS]
         first = row[S_F0] if row[S_KIND] == CONV_STEP else 0  # a conv step reads its band of input channels
         if row[S_SRC] >= 0:
             add(row[S_SRC], first, first + channels, row[S_SY0:S_SY0 + 4], False)
         if row[S_KIND] == CONV_STEP:
-            a, b = blocks[row[S_LAYER]]
-            starts.append(np.array([a]))
-            ends.append(np.array([b]))
-            writes.append(np.array([False]))
+            if row[S_WEIGHTS] < 0:  # resident weights
+                resident.add(row[S_LAYER])
+                add_range(*blocks[row[S_LAYER]], False)
+            else:
+                add(row[S_WEIGHTS], 0, 1, None, False)
             for k in range(2):  # packed input, GEMM result
                 add(row[S_SCRATCH] + k, 0, 1, None, True)
+        if row[S_KIND] == LOAD_STEP:  # the band read from the file
+            layer = program.network[row[S_LAYER]]
+            base = blocks[row[S_LAYER]][0] - arena_end + file_shift
+            per_channel = FLOAT_BYTES * layer.filters * layer.size ** 2
+            vectors = conv_weights_bytes(layer) - per_channel * layer.weight_shape[1]
+            add_range(base + vectors + row[S_F0] * per_channel, base + vectors + row[S_F1] * per_channel, True)
+            if row[S_F1] == layer.weight_shape[1]:
+                add_range(base, base + vectors, True)
         dst = row[S_DST]
         c0, c1 = (row[S_DC0], row[S_DC0] + channels) if row[S_KIND] == COPY_STEP else (0, program.shape(dst)[0])
         add(dst, c0, c1, row[S_DY0:S_DY0 + 4], True)
-    starts, ends, writes = np.concatenate(starts).astype(np.int64), np.concatenate(ends).astype(np.int64), \
-        np.concatenate(writes)
+    starts, ends = np.concatenate(starts).astype(np.int64), np.concatenate(ends).astype(np.int64)
+    writes, files = np.concatenate(writes), np.concatenate(files)
     used = ends > starts  # empty workspaces touch nothing
-    return (starts[used], ends[used], writes[used]), blocks
+    return (starts[used], ends[used], writes[used], files[used]), {i: blocks[i] for i in sorted(resident)}
 
 
 @njit(cache=True)
-def _touch(page, write, run, lru, prev, nxt, state, dirty, counts, capacity):
-    """One page touch against the LRU list (head = most recent); counts faults and evictions of ``run``."""
+def _touch(page, write, file, run, lru, prev, nxt, state, dirty, counts, capacity):
+    """One page touch against the LRU list (head = most recent); counts faults (swap-ins, first touches,
+    file pages read) and evictions of dirty pages of ``run``."""
     head = lru[0]
     if state[page] == 1:
         if page != head:  # unlink, then push at the head
@@ -191,7 +221,7 @@ def _touch(page, write, run, lru, prev, nxt, state, dirty, counts, capacity):
             lru[0] = page
     else:
         if run >= 0:
-            counts[run, 0 if state[page] == 2 else 2] += 1
+            counts[run, 3 if file else (0 if state[page] == 2 else 2)] += 1
         if lru[2] >= capacity:  # evict the least recently used page
             victim = lru[1]
             lru[1] = prev[victim]
@@ -218,21 +248,22 @@ def _touch(page, write, run, lru, prev, nxt, state, dirty, counts, capacity):
 
 
 @njit(cache=True)
-def _simulate(preload_starts, preload_ends, starts, ends, writes, page_bytes, capacity, total_pages, runs):
-    """[run] = (swap-ins, swap-outs, first touches) of each run of the trace after the preload."""
+def _simulate(preload_starts, preload_ends, starts, ends, writes, files, page_bytes, capacity, total_pages, runs):
+    """[run] = (swap-ins, swap-outs, first touches, file pages read) of each run of the trace after the
+    preload."""
     prev = np.full(total_pages, -1, np.int64)
     nxt = np.full(total_pages, -1, np.int64)
     state = np.zeros(total_pages, np.int8)
     dirty = np.zeros(total_pages, np.bool_)
     lru = np.array([-1, -1, 0], np.int64)  # head, tail, resident pages
-    counts = np.zeros((runs, 3), np.int64)
+    counts = np.zeros((runs, 4), np.int64)
     for i in range(len(preload_starts)):
         for page in range(preload_starts[i] // page_bytes, (preload_ends[i] - 1) // page_bytes + 1):
-            _touch(page, True, -1, lru, prev, nxt, state, dirty, counts, capacity)
+            _touch(page, True, False, -1, lru, prev, nxt, state, dirty, counts, capacity)
     for run in range(runs):
         for i in range(len(starts)):
             for page in range(starts[i] // page_bytes, (ends[i] - 1) // page_bytes + 1):
-                _touch(page, writes[i], run, lru, prev, nxt, state, dirty, counts, capacity)
+                _touch(page, writes[i], files[i], run, lru, prev, nxt, state, dirty, counts, capacity)
     return counts
 
 
@@ -242,15 +273,16 @@ def simulate(program: Program, layout: Layout, device: Device, memory_bytes: int
     if free < device.page_bytes:
         raise FusetileError(f"--device-memory {memory_bytes} B: no larger than the runtime baseline "
                             f"({runtime_bytes} B measured); the model needs memory for weights and activations")
-    (starts, ends, writes), blocks = touch_trace(program, layout, device.page_bytes)
+    (starts, ends, writes, files), blocks = touch_trace(program, layout, device.page_bytes)
     pre_s = np.array([a for a, _ in blocks.values()], np.int64)
     pre_e = np.array([b for _, b in blocks.values()], np.int64)
     total_pages = int(max(ends.max(), pre_e.max(initial=0)) // device.page_bytes) + 1
-    counts = _simulate(pre_s, pre_e, starts, ends, writes, device.page_bytes, free // device.page_bytes,
+    counts = _simulate(pre_s, pre_e, starts, ends, writes, files, device.page_bytes, free // device.page_bytes,
                        total_pages, 2)
     cover = np.zeros(total_pages + 1, np.int64)  # pages touched: a difference array over the ranges
     np.add.at(cover, starts // device.page_bytes, 1)
     np.add.at(cover, (ends - 1) // device.page_bytes + 1, -1)
     touched = np.cumsum(cover[:-1]) > 0
-    swap_ins, swap_outs, _ = (int(v) for v in counts[1])
-    return Paging(device, memory_bytes, runtime_bytes, int(touched.sum()) * device.page_bytes, swap_ins, swap_outs)
+    swap_ins, swap_outs, _, file_reads = (int(v) for v in counts[1])
+    return Paging(device, memory_bytes, runtime_bytes, int(touched.sum()) * device.page_bytes, swap_ins, swap_outs,
+                  file_reads)

@@ -109,11 +109,14 @@ def pareto(points: list[tuple[int, float]], ax=None, label: str = "searched"):
 
 def latency_vs_memory(points, ax=None):
     """Modelled latency against device memory (device_curves.CurvePoint list): layer by layer against the
-    searched configurations; log scale, since paging costs orders of magnitude more than compute."""
+    best searched configurations, resident and (if modelled) streamed weights; log scale, since paging
+    costs orders of magnitude more than compute."""
     ax = _axes(ax)
     memory = [p.memory_bytes / MIB for p in points]
     ax.plot(memory, [p.layer_by_layer.seconds for p in points], "o-", label="layer by layer")
-    ax.plot(memory, [p.searched.seconds for p in points], "s-", label="searched configuration")
+    ax.plot(memory, [p.searched.seconds for p in points], "s-", label="searched, resident weights")
+    if all(p.streamed is not None for p in points):
+        ax.plot(memory, [p.streamed.seconds for p in points], "^-", label="searched, streamed weights")
     ax.set_yscale("log")
     ax.set(xlabel="device memory MiB (runtime and weights included)", ylabel="modelled seconds",
            title="latency vs device memory (paging model)")
