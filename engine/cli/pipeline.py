@@ -244,7 +244,8 @@ def search_plan(args, network: Network, target):
     else:
         found = search(evaluator, args.budget, grids=grids)
     if not found:
-        evaluator.band_bytes = evaluator.band_bytes and bands[0]
+        if args.stream_weights:
+            evaluator.band_bytes = bands[0]  # the smallest bands hold the least
         low = smallest_feasible_peak(evaluator, grids=grids)
         what = "engine peak (activations and streamed weights)" if args.stream_weights else "peak"
         raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "

@@ -69,10 +69,7 @@ class DeviceModel:
             program = build_program(plan, predictor.scratch_bytes, predictor.lowering)
             self._built[plan] = (program, plan_layout(program.buffers))
         paging = simulate(*self._built[plan], self.device, memory_bytes, self.runtime_bytes)
-        band = self.evaluator.band_bytes
-        self.evaluator.band_bytes = plan.band_bytes if plan.weights == "streamed" else None
-        compute = self.evaluator.predicted_seconds(plan.groups)
-        self.evaluator.band_bytes = band
+        compute = self.evaluator.predicted_seconds(plan.groups, plan.outside_group)
         return Modelled(plan, compute, paging.seconds, paging.swap_ins, paging.file_reads)
 
     def best_searched(self, memory_bytes: int, grids=DEFAULT_GRIDS, rungs: int = 8) -> Modelled:

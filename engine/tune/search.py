@@ -125,9 +125,10 @@ class Evaluator:
         steps = input_step(self.network, 0)
         return nbytes(self.network.input_shape), self.model.seconds(total_features(steps, self.lowering.table))
 
-    def predicted_seconds(self, groups: tuple[Group, ...]) -> float:
+    def predicted_seconds(self, groups: tuple[Group, ...], outside=None) -> float:
+        """``outside``: how layers outside groups run (default: with this evaluator's weights)."""
         total = self.input_step()[1]
-        for seg in segments(self.network, groups, self.outside):
+        for seg in segments(self.network, groups, outside or self.outside):
             total += (self.whole_map(seg) if isinstance(seg, int) else self.group(seg))[1]
         return total
 
