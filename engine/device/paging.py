@@ -32,7 +32,7 @@ from yolo.errors import FusetileError
 from yolo.network import FLOAT_BYTES, Conv, Network
 from engine.memory.predictor import conv_weights_bytes
 from engine.lower.program import Program
-from engine.lower.table import (CONV_STEP, COPY_STEP, LOAD_STEP, S_CHANNELS, S_DC0, S_DST, S_DY0, S_F0, S_F1,
+from engine.lower.table import (CONV_STEP, COPY_STEP, LOAD_STEP, S_CHANNELS, S_DC0, S_DST, S_DY0, S_C0, S_C1,
                                 S_KIND, S_LAYER, S_SCRATCH, S_SRC, S_SY0, S_WEIGHTS)
 from engine.memory.planner import Layout
 from engine.units import parse_size
@@ -154,8 +154,7 @@ def touch_trace(program: Program, layout: Layout, page_bytes: int):
     vectors then its channel-major filters, so a load step's band is one range."""
     arena_end = -(-layout.size // page_bytes) * page_bytes
     blocks = weight_blocks(program.network, arena_end, page_bytes)
-    file_shift = max((b for _, b in blocks.values()), default=arena_end) - arena_end
-    file_shift = -(-file_shift // page_bytes) * page_bytes + arena_end
+    file_base = -(-max((b for _, b in blocks.values()), default=arena_end) // page_bytes) * page_bytes
     starts, ends, writes, files = [], [], [], []
 
     def add(buffer: int, c0: int, c1: int, box, write: bool) -> None:
@@ -174,7 +173,7 @@ def touch_trace(program: Program, layout: Layout, page_bytes: int):
     resident = set()
     for row in program.steps.tolist():
         channels = row[S_CHANNELS]
-        first = row[S_F0] if row[S_KIND] == CONV_STEP else 0  # a conv step reads its band of input channels
+        first = row[S_C0] if row[S_KIND] == CONV_STEP else 0  # a conv step reads its band of input channels
         if row[S_SRC] >= 0:
             add(row[S_SRC], first, first + channels, row[S_SY0:S_SY0 + 4], False)
         if row[S_KIND] == CONV_STEP:
@@ -187,11 +186,11 @@ def touch_trace(program: Program, layout: Layout, page_bytes: int):
                 add(row[S_SCRATCH] + k, 0, 1, None, True)
         if row[S_KIND] == LOAD_STEP:  # the band read from the file
             layer = program.network[row[S_LAYER]]
-            base = blocks[row[S_LAYER]][0] - arena_end + file_shift
+            base = file_base + blocks[row[S_LAYER]][0] - arena_end  # the layer's place in the file
             per_channel = FLOAT_BYTES * layer.filters * layer.size ** 2
             vectors = conv_weights_bytes(layer) - per_channel * layer.weight_shape[1]
-            add_range(base + vectors + row[S_F0] * per_channel, base + vectors + row[S_F1] * per_channel, True)
-            if row[S_F1] == layer.weight_shape[1]:
+            add_range(base + vectors + row[S_C0] * per_channel, base + vectors + row[S_C1] * per_channel, True)
+            if row[S_C1] == layer.weight_shape[1]:
                 add_range(base, base + vectors, True)
         dst = row[S_DST]
         c0, c1 = (row[S_DC0], row[S_DC0] + channels) if row[S_KIND] == COPY_STEP else (0, program.shape(dst)[0])

@@ -39,8 +39,8 @@ def layer_table(network: Network) -> np.ndarray:
 
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
- S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_F0,
- S_F1) = range(25)
+ S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
+ S_C1) = range(25)
 STEP_COLUMNS = 25
 # S_KIND codes
 INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP = range(7)
@@ -48,7 +48,7 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load")
 # S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result and partial sums follow it.
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way).
-# S_WEIGHTS: a conv step's weights buffer (-1: the weights are resident, outside the arena); S_F0, S_F1:
+# S_WEIGHTS: a conv step's weights buffer (-1: the weights are resident, outside the arena); S_C0, S_C1:
 # the band of input channels a conv or load step covers (all filters, those channels of each). A conv
 # step whose band starts at 0 writes its output region, later bands add to it, the band ending at the
 # last channel applies the epilogue. A load step fills its destination (a weights buffer) with the band

@@ -21,7 +21,7 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 CONV_STEP, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, L_C_IN, L_C_OUT, L_KIND,
                                 L_SIZE, MAXPOOL_STEP, SCRATCH_BUFFER, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
                                 S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC,
-                                S_SX0, S_SY0, S_TILE, TILE_BUFFER, TILE_CONV, L_BN, LOAD_STEP, S_F0, S_F1,
+                                S_SX0, S_SY0, S_TILE, TILE_BUFFER, TILE_CONV, L_BN, LOAD_STEP, S_C0, S_C1,
                                 S_WEIGHTS, WEIGHTS_BUFFER, vector_floats)
 from engine.lower.geometry import input_span
 from kernels.conv import workspace_sizes
@@ -94,7 +94,7 @@ def _load(steps, buffers, count, chain, j, layer, tile, c0, c1):
     floats = (vector_floats(chain[j, L_BN], c_out) if c1 == c_in else 0) + c_out * (c1 - c0) * k * k
     w = _alloc(buffers, count, WEIGHTS_BUFFER, floats, 1, 1, count[0], layer)
     s = _emit(steps, buffers, count, LOAD_STEP, layer, tile, -1, 0, 0, 0, 0, w, 0, 0, 0, 0, c1 - c0)
-    steps[s, S_F0], steps[s, S_F1] = c0, c1
+    steps[s, S_C0], steps[s, S_C1] = c0, c1
     return w
 
 
@@ -126,7 +126,7 @@ def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy,
         s = _emit(steps, buffers, count, CONV_STEP, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
                   dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c1 - c0)
         row = steps[s]
-        row[S_PAD_TOP], row[S_PAD_LEFT], row[S_WEIGHTS], row[S_F0], row[S_F1] = top, left, w, c0, c1
+        row[S_PAD_TOP], row[S_PAD_LEFT], row[S_WEIGHTS], row[S_C0], row[S_C1] = top, left, w, c0, c1
         if w >= GROUP_OWN:
             buffers[w, B_LAST] = s
         rows, block, cols, acc = workspace_sizes(c1 - c0, k, c_out, oh, ow, budget)

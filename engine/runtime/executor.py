@@ -16,7 +16,7 @@ import numpy as np
 from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import Program, build_program
-from engine.lower.table import (LOAD_STEP, S_F0, S_F1, S_WEIGHTS, vector_floats,
+from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, vector_floats,
                                 B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
                                 S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0)
@@ -179,7 +179,7 @@ class FusedExecutor:
         """The step as a call of its kernel on arena views cut once."""
         (kind, layer, src, dst, top, left, c0, scratch, band_rows, block, channels, held, f0, f1) = (
             int(v) for v in row[[S_KIND, S_LAYER, S_SRC, S_DST, S_PAD_TOP, S_PAD_LEFT, S_DC0, S_SCRATCH, S_BAND_ROWS,
-                                 S_BLOCK, S_CHANNELS, S_WEIGHTS, S_F0, S_F1]])
+                                 S_BLOCK, S_CHANNELS, S_WEIGHTS, S_C0, S_C1]])
         y0, y1, x0, x1 = (int(v) for v in row[S_DY0:S_DY0 + 4])
         dest = arena.views[dst]
         if kind == INPUT_STEP:
@@ -215,13 +215,18 @@ class FusedExecutor:
         raise AssertionError(kind)
 
 
+def band_vectors(layer: Conv, c1: int) -> int:
+    """Floats of vectors a weights buffer holds before its filters: the layer's, in the band of the last
+    channels only."""
+    return vector_floats(layer.batch_normalize, layer.filters) if c1 == layer.in_shape[0] else 0
+
+
 def loaded_weights(view: np.ndarray, layer: Conv, c0: int, c1: int, channel_major: bool
                    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """(filters' channels [c0, c1) as (N, (c1 - c0)*k*k), or its transpose if ``channel_major``, (multiplier,
     offset)) in a weights buffer (layout in ``load_weights``); the vectors are empty but for the band of the
     last channels."""
-    n = layer.filters
-    vectors = vector_floats(layer.batch_normalize, n) if c1 == layer.in_shape[0] else 0
+    n, vectors = layer.filters, band_vectors(layer, c1)
     w2d = view[vectors:].reshape((-1, n) if channel_major else (n, -1))
     return w2d, (view[n:2 * n], view[:n]) if vectors else (view[:0], view[:0])
 
@@ -230,8 +235,7 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
     """Input channels [c0, c1) of every filter of ``layer`` into a weights buffer, preceded, for the band of
     the last channels, by the layer's vectors folded in place into the epilogue (offset in the first
     quarter, multiplier in the second; the same float32 operations as ``ConvParams.epilogue``)."""
-    n = layer.filters
-    vectors = vector_floats(layer.batch_normalize, n) if c1 == layer.in_shape[0] else 0
+    n, vectors = layer.filters, band_vectors(layer, c1)
     if vectors:
         source.read_vector(layer.index, "biases", view[:n])
         if layer.batch_normalize:
