@@ -65,44 +65,63 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
 
 
 @njit(cache=True, nogil=True)
+def _finish_row(dst, acc, at, m, o, add, act):
+    """One output row from the GEMM result at ``acc[at:]``: one branch-free loop per case, so each
+    vectorizes."""
+    width = dst.shape[0]
+    if add:
+        for ox in range(width):
+            acc[at + ox] += dst[ox]
+    if act == 1:
+        for ox in range(width):
+            v = acc[at + ox] * m + o
+            dst[ox] = max(v, v * LEAKY)
+    elif act == 2:
+        for ox in range(width):
+            dst[ox] = max(acc[at + ox] * m + o, ZERO)
+    elif act == 3:
+        for ox in range(width):
+            dst[ox] = ONE / (ONE + np.exp(-(acc[at + ox] * m + o)))
+    else:
+        for ox in range(width):
+            dst[ox] = acc[at + ox] * m + o
+
+
+@njit(cache=True, nogil=True)
 def _finish(out, acc, mult, offset, act, row0, rows, first, last):
     """The GEMM result of rows [row0, row0 + rows) into ``out``: added to the partial sums already there
-    unless ``first``; batch norm and bias (one multiply-add per channel) and the activation if ``last``."""
+    unless ``first``; batch norm and bias (one multiply-add per channel) and the activation if ``last``
+    (otherwise the sums are stored as they are: multiplier one, offset zero, no activation)."""
     n_out, _, out_w = out.shape
     px = rows * out_w
     for n in range(n_out):
-        m, o = (mult[n], offset[n]) if last else (ONE, ZERO)
+        m, o, a = (mult[n], offset[n], act) if last else (ONE, ZERO, 0)
         for r in range(rows):
-            src = n * px + r * out_w
-            dst = out[n, row0 + r]
-            for ox in range(out_w):
-                v = acc[src + ox]
-                if not first:
-                    v += dst[ox]
-                if last:
-                    v = v * m + o
-                    if act == 1:
-                        v = max(v, v * LEAKY)
-                    elif act == 2:
-                        v = max(v, ZERO)
-                    elif act == 3:
-                        v = ONE / (ONE + np.exp(-v))
-                dst[ox] = v
+            _finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
 
 
 @njit(cache=True, nogil=True)
 def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, size, stride, band_rows,
-              block_channels, first, last, cols, acc):
+              block_channels, first, last, cols, acc, part, parts):
     """out (N, OH, OW) <- conv(x (C, H, W) with border pads) . w2d (N, C*k*k), or w2d (C*k*k, N) if
     ``channel_major``, [+ out unless ``first``], BN + activation fused if ``last``. ``x`` and ``out`` may be
-    strided views into larger maps."""
+    strided views into larger maps.
+
+    The output rows split into ``parts`` contiguous shares; this call computes share ``part`` in bands of
+    ``band_rows // parts`` rows with the ``part``-th slice of each workspace, so that the shares can run at
+    once on separate threads within the workspaces sized for one."""
     n_out, out_h, out_w = out.shape
     channels = x.shape[0]
     kk = size * size
+    share = -(-out_h // parts)
+    row_begin, row_end = min(out_h, part * share), min(out_h, (part + 1) * share)
+    band_rows = max(1, band_rows // parts)
+    cols = cols[part * (cols.size // parts):(part + 1) * (cols.size // parts)]
+    acc = acc[part * (acc.size // parts):(part + 1) * (acc.size // parts)]
     direct = (size == 1 and stride == 1 and pad_top == 0 and pad_left == 0 and x.shape[2] == out_w
               and x.strides[2] == F32 and x.strides[1] == out_w * F32)
-    for row0 in range(0, out_h, band_rows):
-        rows = min(band_rows, out_h - row0)
+    for row0 in range(row_begin, row_end, band_rows):
+        rows = min(band_rows, row_end - row0)
         px = rows * out_w
         for c_lo in range(0, channels, block_channels):
             c_hi = min(channels, c_lo + block_channels)
@@ -115,3 +134,9 @@ def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, 
             gemm(n_out, px, (c_hi - c_lo) * kk, a, w2d.strides[0] // F32, channel_major, b, ldb, acc.ctypes.data, px,
                  0.0 if c_lo == 0 else 1.0)
         _finish(out, acc, mult, offset, act, row0, rows, first, last)
+
+
+def shares(out_rows: int, band_rows: int, workers: int) -> int:
+    """How many threads a conv step's output rows split into: ``workers`` if every share gets at least one
+    row per band within its slice of the workspace, else one."""
+    return workers if workers > 1 and band_rows >= workers and out_rows >= workers else 1

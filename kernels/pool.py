@@ -16,7 +16,7 @@ def _window_max(x, c, y0, ky0, ky1, x0, size, w):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool_tile(out, x, size, stride, pad_top, pad_left):
     """out (C, OH, OW) <- max over size x size windows of x (C, H, W); x may be a strided view.
 

@@ -55,12 +55,15 @@ def plans(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(plan=plans(), seed=st.integers(0, 1000))
-def test_random_stacks_fused_equals_reference(plan, seed):
+@given(plan=plans(), seed=st.integers(0, 1000), threads=st.integers(1, 3))
+def test_random_stacks_fused_equals_reference(plan, seed, threads):
+    """On one thread or with helpers sharing the conv and maxpool steps: the same outputs and the same
+    arena, step by step."""
     params = random_params(plan.network, seed)
     x = random_image(plan.network.input_shape, seed)
     ref = run_reference(plan.network, params, x)
-    run = run_fused(plan, params, x, scratch_bytes=int(np.random.default_rng(seed).integers(256, 1 << 16)))
+    run = run_fused(plan, params, x, scratch_bytes=int(np.random.default_rng(seed).integers(256, 1 << 16)),
+                    threads=threads)
     assert_close(run.output, ref.output)
     assert_arena_invariants(run)
 

@@ -1,11 +1,13 @@
 """Rung 2: Numba kernels vs the NumPy reference operations, on padded and strided views."""
+import threading
+
 import numpy as np
 import pytest
 
 from engine.runtime import reference_ops as ops
 from yolo.params import ConvParams
 from kernels import layout
-from kernels.conv import ACT_CODES, conv_tile, workspace_sizes
+from kernels.conv import ACT_CODES, conv_tile, shares, workspace_sizes
 from kernels.pool import maxpool_tile
 
 
@@ -23,7 +25,7 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
     rows, block, *sizes = workspace_sizes(5, k, 7, *expect.shape[1:], budget)
     cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
     conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), False, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
-              True, True, cols, acc)
+              True, True, cols, acc, 0, 1)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
     # in bands of input channels: the first writes partial sums, the others add, the last finishes; each
     # band's weights filter major or channel major (transposed), as the weights source delivers them
@@ -35,7 +37,7 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
         band = w[:, c0:c1].reshape(7, -1)
         band = np.ascontiguousarray(band.T if channel_major else band)
         conv_tile(out, x[c0:c1], pad, pad, band, channel_major, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
-                  c0 == 0, c1 == 5, cols, acc)
+                  c0 == 0, c1 == 5, cols, acc, 0, 1)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 
@@ -50,9 +52,32 @@ def test_a_1x1_conv_multiplies_contiguous_input_in_place():
         rows, block, *sizes = workspace_sizes(6, 1, 4, *expect.shape[1:], 200)
         cols, acc = (np.full(max(n, 1), np.nan, np.float32) for n in sizes)
         conv_tile(out, view, 0, 0, p.weights.reshape(4, -1), False, *p.epilogue(), ACT_CODES["leaky"], 1, 1, rows, block,
-                  True, True, cols, acc)
+                  True, True, cols, acc, 0, 1)
         np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
         assert np.isnan(cols).all() == (view.shape[2] == x.shape[2])  # packed only when the rows are not contiguous
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_conv_shares_run_at_once_within_one_workspace(parts):
+    """Each share of the output rows uses its own slice of workspaces sized for one call; run on threads at
+    once, the shares give the single call's result."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 17, 15)).astype(np.float32)
+    p = ConvParams(rng.standard_normal(8).astype(np.float32), rng.standard_normal((8, 6, 3, 3)).astype(np.float32))
+    expect = ops.conv_layer(x, p, 1, 1, 1, "leaky")
+    rows, block, *sizes = workspace_sizes(6, 3, 8, *expect.shape[1:], 4000)
+    assert shares(expect.shape[1], rows, parts) == parts
+    cols, acc = (np.empty(n, np.float32) for n in sizes)
+    out = np.full_like(expect, np.nan)
+    args = (out, x, 1, 1, p.weights.reshape(8, -1), False, *p.epilogue(), ACT_CODES["leaky"], 3, 1, rows, block, True,
+            True, cols, acc)
+    threads = [threading.Thread(target=conv_tile, args=(*args, part, parts)) for part in range(parts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+    assert shares(expect.shape[1], 1, parts) == 1 and shares(1, rows, parts) == 1  # too few rows: one share
 
 
 def test_maxpool_tile_matches_reference_on_a_view():

@@ -23,7 +23,8 @@ from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, vector_floats,
 from engine.memory.planner import Layout, plan_layout
 from engine.runtime.arena import Arena, Event
 from kernels import layout as layout_kernels
-from kernels.conv import ACT_CODES, conv_tile
+from engine.runtime.workers import crew, default_threads, single_threaded_blas
+from kernels.conv import ACT_CODES, conv_tile, shares
 from kernels.pool import maxpool_tile
 from yolo.network import Conv, Network
 from yolo.params import BN_EPSILON, Params
@@ -97,9 +98,11 @@ class FusedExecutor:
     """Prepared once for a plan and weights; ``run`` may be called many times."""
 
     def __init__(self, plan: Plan, params: Params | None, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
-                 lowering: Lowering | None = None, source=None):
-        """``source`` reads the weights that load steps bring into the arena (default: ``params``)."""
+                 lowering: Lowering | None = None, source=None, threads: int | None = None):
+        """``source`` reads the weights that load steps bring into the arena (default: ``params``).
+        ``threads``: how many threads share each conv and maxpool step (default: one per core)."""
         self.plan = plan
+        self.threads = max(1, threads if threads is not None else default_threads())
         self.network = plan.network
         self.program = build_program(plan, scratch_bytes, lowering)
         steps = self.program.steps
@@ -158,34 +161,54 @@ class FusedExecutor:
 
     def execute(self, image: np.ndarray, step_seconds: np.ndarray | None = None) -> None:
         """The measured part, in the arena of the last ``arena()`` call: every step's allocations, kernel
-        call and frees (the last step's buffers, which hold the result and the tensor feeding [region],
-        stay live for the caller). ``step_seconds``, if given, receives each step's duration."""
-        arena, last = self._arena, len(self._bound) - 1
+        calls and frees (the last step's buffers, which hold the result and the tensor feeding [region],
+        stay live for the caller). ``step_seconds``, if given, receives each step's duration.
+
+        With several threads, a split step's first share runs here while helpers run the others, and BLAS
+        runs single-threaded inside each share."""
         self._image = image
+        if self.threads == 1:
+            return self._steps(image, step_seconds, None)
+        team = crew(self.threads)
+        with single_threaded_blas():
+            team.begin([calls[1:] for calls in self._bound])
+            try:
+                self._steps(image, step_seconds, team)
+            finally:
+                team.end()
+
+    def _steps(self, image: np.ndarray, step_seconds: np.ndarray | None, team) -> None:
+        arena, last = self._arena, len(self._bound) - 1
         clock = time.perf_counter
-        for i, call in enumerate(self._bound):
+        for i, calls in enumerate(self._bound):
             start = clock() if step_seconds is not None else 0.0
             arena.begin(i)
             for buffer in self.allocs[i]:
                 arena.alloc(buffer)
-            call()
+            if len(calls) > 1:
+                team.hand(i)
+                calls[0]()
+                team.join(i)
+            else:
+                calls[0]()
             if i != last:
                 for buffer in self.frees[i]:
                     arena.free(buffer)
             if step_seconds is not None:
                 step_seconds[i] = clock() - start
 
-    def _bind(self, arena: Arena, row: np.ndarray):
-        """The step as a call of its kernel on arena views cut once."""
+    def _bind(self, arena: Arena, row: np.ndarray) -> tuple:
+        """The step as calls of its kernel on arena views cut once: one call, or one per thread when the
+        step splits (a conv by output rows, a maxpool by channels)."""
         (kind, layer, src, dst, top, left, c0, scratch, band_rows, block, channels, held, f0, f1) = (
             int(v) for v in row[[S_KIND, S_LAYER, S_SRC, S_DST, S_PAD_TOP, S_PAD_LEFT, S_DC0, S_SCRATCH, S_BAND_ROWS,
                                  S_BLOCK, S_CHANNELS, S_WEIGHTS, S_C0, S_C1]])
         y0, y1, x0, x1 = (int(v) for v in row[S_DY0:S_DY0 + 4])
         dest = arena.views[dst]
         if kind == INPUT_STEP:
-            return lambda: np.copyto(dest, self._image)
+            return (lambda: np.copyto(dest, self._image),)
         if kind == LOAD_STEP:
-            return partial(load_weights, dest, self.source, self.network[layer], f0, f1)
+            return (partial(load_weights, dest, self.source, self.network[layer], f0, f1),)
         sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
         x = arena.views[src][:, sy0:sy1, sx0:sx1]
         if kind == CONV_STEP:  # over input channels [f0, f1): all of them, or one band of a streamed layer
@@ -198,20 +221,23 @@ class FusedExecutor:
                 w, channel_major = self.weights[layer], False
                 w2d, (mult, offset) = w.w2d[:, f0 * kk:f1 * kk], w.epilogue
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
-            return partial(conv_tile, dest[:, y0:y1, x0:x1], x[f0:f1], top, left, w2d, channel_major, mult, offset,
-                           ACT_CODES[spec.activation], spec.size, spec.stride, band_rows, block, first, last, cols,
-                           acc)
+            parts = shares(y1 - y0, band_rows, self.threads)
+            return tuple(partial(conv_tile, dest[:, y0:y1, x0:x1], x[f0:f1], top, left, w2d, channel_major, mult,
+                                 offset, ACT_CODES[spec.activation], spec.size, spec.stride, band_rows, block, first,
+                                 last, cols, acc, part, parts) for part in range(parts))
         if kind == MAXPOOL_STEP:
             spec = self.network[layer]
-            return partial(maxpool_tile, dest[:, y0:y1, x0:x1], x, spec.size, spec.stride, top, left)
+            cuts = np.linspace(0, x.shape[0], min(self.threads, x.shape[0]) + 1).astype(int)
+            return tuple(partial(maxpool_tile, dest[c_lo:c_hi, y0:y1, x0:x1], x[c_lo:c_hi], spec.size, spec.stride,
+                                 top, left) for c_lo, c_hi in zip(cuts[:-1], cuts[1:]))
         if kind == COPY_STEP:
-            return partial(layout_kernels.copy_channels, dest[:, y0:y1, x0:x1], x, c0)
+            return (partial(layout_kernels.copy_channels, dest[:, y0:y1, x0:x1], x, c0),)
         if kind == REORG_STEP:
-            return partial(layout_kernels.reorg, dest.reshape(-1), x.reshape(-1), channels, sy1 - sy0, sx1 - sx0,
-                           self.network[layer].stride)
+            return (partial(layout_kernels.reorg, dest.reshape(-1), x.reshape(-1), channels, sy1 - sy0, sx1 - sx0,
+                            self.network[layer].stride),)
         if kind == REGION_STEP:
             spec = self.network[layer]
-            return partial(layout_kernels.region, dest, x, spec.num, spec.coords, spec.classes, spec.softmax)
+            return (partial(layout_kernels.region, dest, x, spec.num, spec.coords, spec.classes, spec.softmax),)
         raise AssertionError(kind)
 
 
@@ -253,5 +279,6 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
     source.read_filters(layer.index, c0, c1, view[vectors:])
 
 
-def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES) -> FusedRun:
-    return FusedExecutor(plan, params, scratch_bytes).run(image)
+def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
+              threads: int | None = None) -> FusedRun:
+    return FusedExecutor(plan, params, scratch_bytes, threads=threads).run(image)

@@ -1,0 +1,113 @@
+"""Helper threads that compute the other shares of a step while the caller computes the first.
+
+A run hands every split step to the helpers by posting its number to a counter each helper polls; each
+helper posts the number back when its share is done (``kernels.sync``). The kernels release the GIL, so
+the shares run at once. Between runs the helpers sleep on an event. One crew per thread count serves
+every executor of the process, one run at a time.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from kernels.sync import poll, post
+
+SPINS = 1 << 20            # looks per poll call (about a millisecond) before the poller takes the GIL to yield
+END = np.int64(1) << 62    # posted instead of a step number when the run ends
+_yield = getattr(os, "sched_yield", lambda: None)
+
+
+def _await(counters: np.ndarray, slot: int, at_least: int) -> int:
+    while (value := poll(counters, slot, at_least, SPINS)) < 0:
+        _yield()
+    return int(value)
+
+
+class Crew:
+    """``helpers`` threads; ``run_steps`` drives one run."""
+
+    def __init__(self, helpers: int):
+        self.helpers = helpers
+        self.counters = np.zeros(2 * helpers, np.int64)  # per helper: step posted to it, step it finished
+        self._lock = threading.Lock()
+        self._wake = [threading.Event() for _ in range(helpers)]
+        self._shares: list = []
+        self._errors: list = [None] * helpers
+        self._threads = [threading.Thread(target=self._serve, args=(h,), daemon=True, name=f"fusetile-{h + 1}")
+                         for h in range(helpers)]
+        for thread in self._threads:
+            thread.start()
+
+    def _serve(self, h: int) -> None:
+        counters, go, done = self.counters, 2 * h, 2 * h + 1
+        while True:
+            self._wake[h].wait()
+            self._wake[h].clear()
+            seen = 0
+            while (step := _await(counters, go, seen + 1)) != END:
+                try:
+                    self._shares[step - 1][h]()
+                except BaseException as error:  # re-raised by the caller
+                    self._errors[h] = error
+                post(counters, done, step)
+                seen = step
+            post(counters, done, END)
+
+    def begin(self, shares: list) -> None:
+        """Start a run: ``shares[i]`` holds the helpers' calls of step i (empty if it does not split)."""
+        self._lock.acquire()
+        self.counters[:] = 0
+        self._shares = shares
+        for wake in self._wake:
+            wake.set()
+
+    def hand(self, i: int) -> None:
+        """Post step i to the helpers that have a share of it."""
+        for h in range(len(self._shares[i])):
+            post(self.counters, 2 * h, i + 1)
+
+    def join(self, i: int) -> None:
+        """Wait for the helpers' shares of step i; re-raise what one of them raised."""
+        for h in range(len(self._shares[i])):
+            _await(self.counters, 2 * h + 1, i + 1)
+        if any(self._errors):
+            error, self._errors = next(e for e in self._errors if e is not None), [None] * self.helpers
+            raise error
+
+    def end(self) -> None:
+        try:
+            for h in range(self.helpers):
+                post(self.counters, 2 * h, END)
+            for h in range(self.helpers):
+                _await(self.counters, 2 * h + 1, END)
+        finally:
+            self._shares = []
+            self._lock.release()
+
+
+_crews: dict[int, Crew] = {}
+_blas = None
+
+
+def crew(threads: int) -> Crew:
+    """The process's crew for runs on ``threads`` threads (the caller and threads - 1 helpers)."""
+    if threads not in _crews:
+        _crews[threads] = Crew(threads - 1)
+    return _crews[threads]
+
+
+def single_threaded_blas():
+    """A context in which every BLAS library of the process runs on the calling thread: the shares already
+    use the cores, and BLAS threads spinning beside them would compete for them."""
+    global _blas
+    if _blas is None:
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
+
+
+def default_threads() -> int:
+    """One thread per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
