@@ -13,4 +13,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from engine.blas_cpu import restart_with_avx512_kernels
+    restart_with_avx512_kernels()
     sys.exit(main())

@@ -147,6 +147,9 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--band-kib", type=positive_int, metavar="KIB",
                     help=f"with --stream-weights, the largest piece of weights a layer outside groups holds "
                          f"(default: searched with --budget, else {DEFAULT_BAND_BYTES // 1024})")
+    ap.add_argument("--threads", type=positive_int, metavar="N",
+                    help="threads sharing each conv and maxpool step (BLAS runs single-threaded inside each share; "
+                         "with --reference, BLAS's threads) (default: one per core this process may use)")
     ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                     help="time N runs after the warm-up; latency_s is their median, latencies_s all N (default 1)")
     ap.add_argument("--quiet", action="store_true",

@@ -16,6 +16,7 @@ from engine.report.progress import PROGRESS, kernels_cached
 from engine.report.schema import process_memory, search_report
 from engine.runtime.executor import FusedExecutor
 from engine.runtime.reference import run_reference
+from engine.runtime.workers import blas_threads, default_threads
 from yolo.errors import FusetileError
 from yolo.files import Outputs
 from yolo.network import Network
@@ -87,6 +88,7 @@ def run(args) -> dict:
                    "weights": (source or params).source, "image": str(image_path),
                    "groups": [group_dict(g) for g in plan.groups], "stream_weights": plan.weights == "streamed",
                    "band_bytes": plan.band_bytes if plan.weights == "streamed" else None,
+                   "threads": args.threads or default_threads(),
                    "scratch_bytes": args.scratch_kib * 1024} | search_report(args, searched),
         "detections": [{"class": names[d.class_id], "class_id": d.class_id, "confidence": round(d.confidence, 6),
                         "box": [round(v, 2) for v in d.pixel_box(*original_size)]}
@@ -271,10 +273,13 @@ def make_plan(args, network: Network) -> Plan:
 def execute(args, plan: Plan, params: Params | None, source, x: np.ndarray):
     """One warm-up run (JIT cache load, page faults), then ``--repeat`` timed runs: (the last run, the
     seconds of each)."""
+    threads = args.threads or default_threads()
     if args.reference:
-        once = lambda: run_reference(plan.network, params, x)
+        def once():
+            with blas_threads(threads):
+                return run_reference(plan.network, params, x)
     else:
-        executor = FusedExecutor(plan, params, args.scratch_kib * 1024, source=source)
+        executor = FusedExecutor(plan, params, args.scratch_kib * 1024, source=source, threads=threads)
         once = lambda: executor.run(x)
     once()
     seconds = []

@@ -99,13 +99,18 @@ def crew(threads: int) -> Crew:
     return _crews[threads]
 
 
-def single_threaded_blas():
-    """A context in which every BLAS library of the process runs on the calling thread: the shares already
-    use the cores, and BLAS threads spinning beside them would compete for them."""
+def blas_threads(threads: int):
+    """A context in which every BLAS library of the process runs on at most ``threads`` threads."""
     global _blas
     if _blas is None:
         _blas = ThreadpoolController()
-    return _blas.limit(limits=1, user_api="blas")
+    return _blas.limit(limits=threads, user_api="blas")
+
+
+def single_threaded_blas():
+    """BLAS on the calling thread only: the shares already use the cores, and BLAS threads spinning beside
+    them would compete for them."""
+    return blas_threads(1)
 
 
 def default_threads() -> int:
