@@ -30,9 +30,10 @@ def cpu_flags() -> set[str]:
 
 def openblas_kernels() -> dict[str, str]:
     """{library file: kernel architecture} of the OpenBLAS builds loaded (NumPy's and SciPy's)."""
-    import numpy  # noqa: F401  (loads NumPy's OpenBLAS)
-    import scipy.linalg  # noqa: F401  (loads SciPy's, which the kernels call)
+    from importlib import import_module
     from threadpoolctl import threadpool_info
+    import_module("numpy")          # loads NumPy's OpenBLAS
+    import_module("scipy.linalg")   # and SciPy's, which the kernels call
     return {Path(i["filepath"]).name: i.get("architecture") or "?" for i in threadpool_info()
             if i.get("internal_api") == "openblas"}
 

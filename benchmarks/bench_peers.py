@@ -1,0 +1,236 @@
+"""fusetile beside what users would otherwise run: ONNX Runtime, OpenVINO and OpenCV DNN, same network,
+weights and input.
+
+    pip install -e ".[bench]"
+    python -m benchmarks.bench_peers [--cfg yolov2.cfg] [--size 416] [--rounds 20] [--threads 2] [--under-load]
+
+Every runner lives in its own process (its libraries, threads and caches apart) and answers "run" with the
+seconds of one inference. The rounds go through all runners in turn, alternately forwards and backwards,
+so drift in the machine's speed touches all alike; the table gives medians and ratios to ONNX Runtime.
+Before timing, each runner's head tensor is checked against the NumPy reference (max difference over the
+tensor's largest magnitude, at most 1e-4). ``--under-load`` keeps one busy process running beside them.
+
+The peers read the network as ONNX built from the same description (``benchmarks.onnx_graph``), except
+OpenCV, which reads the cfg and Darknet weights itself. fusetile runs: the NumPy reference, the fused
+executor layer by layer, the default plan of ``engine.run`` and the plan the search finds fastest under
+1/8 of the layer-by-layer peak.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TOLERANCE = 1e-4
+PEERS = ("onnxruntime", "openvino", "opencv")
+
+
+# --- the runners, each made inside its own process ---------------------------------------------------
+
+def _network(folder: Path):
+    from yolo.cfg import load_network
+    from yolo.weights import read_darknet
+    setup = json.loads((folder / "setup.json").read_text())
+    network = load_network(setup["cfg"], setup["size"])
+    return setup, network, read_darknet(folder / "net.weights", network)
+
+
+def make_runner(name: str, folder: Path, threads: int):
+    """A no-argument callable returning the head tensor (C, H, W)."""
+    x = np.load(folder / "input.npy")
+    if name == "onnxruntime":
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(folder / "net.onnx"), options, providers=["CPUExecutionProvider"])
+        feed = {"image": x[None]}
+        return lambda: session.run(None, feed)[0][0]
+    if name == "openvino":
+        import openvino as ov
+        compiled = ov.Core().compile_model(str(folder / "net.onnx"), "CPU",
+                                           {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+                                            "INFERENCE_PRECISION_HINT": "f32"})  # not bf16: same numerics
+        request = compiled.create_infer_request()
+        return lambda: request.infer({0: x[None]})[0][0]
+    if name == "opencv":
+        import cv2
+        cv2.setNumThreads(threads)
+        net = cv2.dnn.readNetFromDarknet(str(folder / "net.cfg"), str(folder / "net.weights"))
+        names = net.getLayerNames()
+        head = names[names.index(next(n for n in names if n.startswith("permute_"))) - 1]
+        blob = x[None]
+
+        def forward():
+            net.setInput(blob)
+            return net.forward(head)[0]
+        return forward
+    setup, network, params = _network(folder)
+    if name == "reference":
+        from engine.runtime.reference import run_reference
+        from engine.runtime.workers import blas_threads
+
+        def reference():
+            with blas_threads(threads):
+                return run_reference(network, params, x).head
+        return reference
+    from engine.ir.plan import Plan, parse_groups
+    from engine.runtime.executor import FusedExecutor
+    spec = setup["plans"][name]
+    groups = parse_groups(spec, "stream") if spec != "none" else ()
+    if name.endswith(", 1 thread"):
+        executor = FusedExecutor(Plan(network, groups), params, threads=1)
+        return lambda: blas_run(executor, x, threads)
+    executor = FusedExecutor(Plan(network, groups), params, threads=threads)
+    return lambda: executor.run(x).head
+
+
+def blas_run(executor, x: np.ndarray, threads: int) -> np.ndarray:
+    from engine.runtime.workers import blas_threads
+    with blas_threads(threads):
+        return executor.run(x).head
+
+
+def serve(name: str, folder: Path, threads: int) -> None:
+    """The child: check the head tensor, warm up, then answer every "run" with one inference's seconds."""
+    run = make_runner(name, folder, threads)
+    reference = np.load(folder / "head.npy")
+    error = float(np.abs(np.asarray(run(), np.float32).reshape(reference.shape) - reference).max()
+                  / np.abs(reference).max())
+    for _ in range(2):
+        run()
+    print(json.dumps({"error": error}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        start = time.perf_counter()
+        run()
+        print(time.perf_counter() - start, flush=True)
+
+
+# --- the parent -----------------------------------------------------------------------------------------
+
+def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[str, str]:
+    """Write the cfg, weights, ONNX graph, input and reference head the children read; return the plans."""
+    from benchmarks.onnx_graph import onnx_model
+    from engine.cli.args import build_parser
+    from engine.cli.pipeline import default_image, make_plan, search_grids
+    from engine.lower.group import DEFAULT_SCRATCH_BYTES
+    from engine.memory.predictor import Predictor
+    from engine.memory.timeline import layer_by_layer_live_bytes
+    from engine.runtime.reference import run_reference
+    from engine.tune.costmodel import load_or_calibrate
+    from engine.tune.search import Evaluator, search, smallest_feasible_peak
+    from yolo.cfg import cfg_text_at_size, load_network
+    from yolo.letterbox import letterbox, load_image
+    from yolo.params import random_params
+    from yolo.weights import write_darknet
+
+    network = load_network(cfg, size)
+    params = random_params(network, 0)
+    x = letterbox(load_image(default_image()), size, size)
+    (folder / "net.cfg").write_text(cfg_text_at_size(cfg, size))
+    write_darknet(folder / "net.weights", params)
+    (folder / "net.onnx").write_bytes(onnx_model(network, params))
+    np.save(folder / "input.npy", x)
+    np.save(folder / "head.npy", run_reference(network, params, x).head)
+    default = make_plan(build_parser().parse_args([cfg]), network)
+    budget = max(layer_by_layer_live_bytes(network)) // 8
+    evaluator = Evaluator(Predictor(network, DEFAULT_SCRATCH_BYTES), load_or_calibrate(network, DEFAULT_SCRATCH_BYTES))
+    grids = search_grids(network, 8)
+    found = search(evaluator, budget, grids=grids)
+    plans = {"layer by layer": "none", "default plan": default.spec}
+    if found:
+        plans["fastest under 1/8 peak"] = found[0].spec
+    else:
+        low = smallest_feasible_peak(evaluator, grids=grids)
+        print(f"no configuration peaks under 1/8 of layer by layer ({budget} B); the smallest feasible peak is "
+              f"{low} B, 1/{max(layer_by_layer_live_bytes(network)) / low:.1f}", file=sys.stderr)
+    if single_thread_too:
+        plans |= {f"{name}, 1 thread": spec for name, spec in plans.items()}
+    (folder / "setup.json").write_text(json.dumps({"cfg": cfg, "size": size, "plans": plans}))
+    return plans
+
+
+def start(name: str, folder: Path, threads: int) -> tuple[subprocess.Popen, float]:
+    child = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_peers", "--serve", name, "--folder",
+                              str(folder), "--threads", str(threads)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    line = child.stdout.readline()
+    if not line:
+        raise SystemExit(f"{name}: the runner failed to start (see its error above)")
+    return child, json.loads(line)["error"]
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else ():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return "unknown CPU"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cfg", default="yolov2.cfg")
+    ap.add_argument("--size", type=int, default=416)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--under-load", action="store_true", help="one busy process runs beside the runners")
+    ap.add_argument("--only", nargs="+", help="run only these runners (names as in the table)")
+    ap.add_argument("--single-thread-too", action="store_true",
+                    help="also run each fusetile plan with its steps on one thread (BLAS threads as many as --threads)")
+    ap.add_argument("--serve", help=argparse.SUPPRESS)
+    ap.add_argument("--folder", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        return serve(args.serve, Path(args.folder), args.threads)
+
+    from engine.blas_cpu import openblas_kernels
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        plans = prepare(folder, args.cfg, args.size, args.single_thread_too)
+        names = [n for n in (*PEERS, "reference", *plans) if not args.only or n in args.only]
+        children, errors = {}, {}
+        try:
+            for name in names:
+                children[name], errors[name] = start(name, folder, args.threads)
+            bad = {n: e for n, e in errors.items() if not e <= TOLERANCE}
+            if bad:
+                raise SystemExit(f"head tensors differ from the reference by more than {TOLERANCE}: {bad}")
+            load = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.under_load else None
+            seconds = {name: [] for name in names}
+            try:
+                for r in range(args.rounds):
+                    for name in names if r % 2 == 0 else names[::-1]:
+                        children[name].stdin.write("run\n")
+                        children[name].stdin.flush()
+                        seconds[name].append(float(children[name].stdout.readline()))
+            finally:
+                if load is not None:
+                    load.kill()
+        finally:
+            for child in children.values():
+                child.stdin.close()
+                child.wait()
+    medians = {name: statistics.median(s) for name, s in seconds.items()}
+    base = medians.get("onnxruntime")
+    kernels = ", ".join(sorted(set(openblas_kernels().values())))
+    print(f"{args.cfg} at {args.size}, {args.threads} threads, {cpu_name()}, OpenBLAS kernels {kernels}; "
+          f"medians of {args.rounds} rounds{', one busy process beside' if args.under_load else ''}")
+    print(f"| {'runner':<24} | {'plan':<36} | {'ms':>6} | {'/ ONNX Runtime':>14} | {'max error':>9} |")
+    print(f"|{'-' * 26}|{'-' * 38}|{'-' * 8}|{'-' * 16}|{'-' * 11}|")
+    for name in names:
+        ratio = f"{medians[name] / base:.2f}" if base else "-"
+        print(f"| {name:<24} | {plans.get(name, ''):<36} | {medians[name] * 1e3:>6.1f} | {ratio:>14} | "
+              f"{errors[name]:>9.1e} |")
+
+
+if __name__ == "__main__":
+    main()
