@@ -186,7 +186,7 @@ def key_paths(value, prefix=""):
 FUSED_SCHEMA = {
     "config", "config.cfg", "config.size", "config.mode", "config.weights", "config.image", "config.groups",
     "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.groups[].weights",
-    "config.groups[].bands", "config.scratch_bytes", "config.stream_weights", "config.band_bytes",
+    "config.groups[].bands", "config.scratch_bytes", "config.stream_weights", "config.band_bytes", "config.threads",
     "detections", "latency_s", "latencies_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
     "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
     "memory.engine_peak_bytes", "memory.predicted_engine_peak_bytes", "memory.weights_resident_peak_bytes",
