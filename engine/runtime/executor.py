@@ -22,8 +22,8 @@ from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, vector_floats,
                                 S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0)
 from engine.memory.planner import Layout, plan_layout
 from engine.runtime.arena import Arena, Event
-from kernels import layout as layout_kernels
 from engine.runtime.workers import crew, default_threads, single_threaded_blas
+from kernels import layout as layout_kernels
 from kernels.conv import ACT_CODES, conv_tile, shares
 from kernels.pool import maxpool_tile
 from yolo.network import Conv, Network
@@ -168,16 +168,16 @@ class FusedExecutor:
         runs single-threaded inside each share."""
         self._image = image
         if self.threads == 1:
-            return self._steps(image, step_seconds, None)
+            return self._steps(step_seconds, None)
         team = crew(self.threads)
         with single_threaded_blas():
             team.begin([calls[1:] for calls in self._bound])
             try:
-                self._steps(image, step_seconds, team)
+                self._steps(step_seconds, team)
             finally:
                 team.end()
 
-    def _steps(self, image: np.ndarray, step_seconds: np.ndarray | None, team) -> None:
+    def _steps(self, step_seconds: np.ndarray | None, team) -> None:
         arena, last = self._arena, len(self._bound) - 1
         clock = time.perf_counter
         for i, calls in enumerate(self._bound):
