@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_streaming import cpu_name
+from benchmarks.common import cpu_name
 from benchmarks.common import interleaved_medians
 from engine.runtime.baseline import runtime_baseline_bytes
 from engine.tune.costmodel import load_or_calibrate

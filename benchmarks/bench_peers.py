@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.common import cpu_name, opencv_forward
+from engine.runtime.workers import default_threads
 
 TOLERANCE = 1e-4
 PEERS = ("onnxruntime", "openvino", "opencv")
@@ -66,15 +68,8 @@ def make_runner(name: str, folder: Path, threads: int):
     if name == "opencv":
         import cv2
         cv2.setNumThreads(threads)
-        net = cv2.dnn.readNetFromDarknet(str(folder / "net.cfg"), str(folder / "net.weights"))
-        names = net.getLayerNames()
-        head = names[names.index(next(n for n in names if n.startswith("permute_"))) - 1]
-        blob = x[None]
-
-        def forward():
-            net.setInput(blob)
-            return net.forward(head)[0]
-        return forward
+        forward = opencv_forward(folder / "net.cfg", folder / "net.weights", x)
+        return lambda: forward()[0]
     setup, network, params = _network(folder)
     if name == "reference":
         from engine.runtime.reference import run_reference
@@ -174,19 +169,12 @@ def start(name: str, folder: Path, threads: int) -> tuple[subprocess.Popen, floa
     return child, json.loads(line)["error"]
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else ():
-        if line.startswith("model name"):
-            return line.partition(":")[2].strip()
-    return "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cfg", default="yolov2.cfg")
     ap.add_argument("--size", type=int, default=416)
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--threads", type=int, default=default_threads())
     ap.add_argument("--under-load", action="store_true", help="one busy process runs beside the runners")
     ap.add_argument("--only", nargs="+", help="run only these runners (names as in the table)")
     ap.add_argument("--single-thread-too", action="store_true",

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import interleaved_medians
+from benchmarks.common import cpu_name, interleaved_medians
 from engine.cli.pipeline import default_image
 from engine.ir.plan import Plan, parse_groups
 from engine.memory.predictor import Predictor
@@ -98,16 +98,6 @@ def bench(cfg: str, size: int, repeats: int, folder: Path) -> None:
         print(f"cold page cache, {label}: {statistics.median(times) * 1e3:.0f} ms "
               f"({statistics.median(times) / seconds[base]:.2f}x resident; pages dropped before each run, "
               f"so the reads come from the disk)")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -42,12 +42,18 @@ def interleaved_medians(runners: dict, repeats: int = 5, warmup: int = 1) -> dic
 
 def opencv_runner(cfg_text: str, params, x: np.ndarray):
     """An OpenCV DNN (Darknet importer) forward over the same weights; returns a no-argument callable."""
-    import cv2
     from yolo.weights import write_darknet
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "net.cfg").write_text(cfg_text)
         write_darknet(Path(tmp) / "net.weights", params)
-        net = cv2.dnn.readNetFromDarknet(str(Path(tmp) / "net.cfg"), str(Path(tmp) / "net.weights"))
+        return opencv_forward(Path(tmp) / "net.cfg", Path(tmp) / "net.weights", x)
+
+
+def opencv_forward(cfg: Path, weights: Path, x: np.ndarray):
+    """OpenCV's forward of the files up to the tensor feeding the detection head (the layer before the
+    permute its importer adds for [region]), as a no-argument callable; the files are read now."""
+    import cv2
+    net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     names = net.getLayerNames()
     head = names[names.index(next(n for n in names if n.startswith("permute_"))) - 1]
     blob = x[None]
@@ -56,3 +62,14 @@ def opencv_runner(cfg_text: str, params, x: np.ndarray):
         net.setInput(blob)
         return net.forward(head)
     return forward
+
+
+def cpu_name() -> str:
+    """The CPU's model name, for benchmark headers."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
