@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from yolo.errors import CfgError
-from yolo.network import (ACTIVATIONS, AvgPool, Cost, Layer, Network, Region, Softmax,
-                            make_conv, make_maxpool, make_reorg, make_route)
+from yolo.network import (ACTIVATIONS, NMS_KINDS, AvgPool, Cost, Layer, Network, Region, ScaleChannels, Shortcut,
+                          Softmax, Upsample, Yolo, make_conv, make_maxpool, make_reorg, make_route)
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 MAX_INPUT_PIXELS = 4096 * 4096  # a network input larger than this is surely a typo (yolov2 at 608 has 0.37M)
@@ -21,24 +21,40 @@ TRAINING_KEYS = {
     "net": {"batch", "subdivisions", "momentum", "decay", "angle", "saturation", "exposure", "hue",
             "learning_rate", "burn_in", "max_batches", "policy", "steps", "scales", "min_crop", "max_crop",
             "aspect", "power", "step", "gamma", "max_crop", "random", "jitter", "adam", "b1", "b2", "eps",
-            "inputs", "time_steps", "notruth", "center", "clip", "subdivision"},
+            "inputs", "time_steps", "notruth", "center", "clip", "subdivision", "mosaic", "mixup", "cutmix", "flip",
+            "blur", "gaussian_noise", "label_smooth_eps", "track", "augment_speed", "sequential_subdivisions",
+            "try_fix_nan", "max_chart_loss", "ema_alpha", "adversarial_lr", "mosaic_bound", "contrastive",
+            "unsupervised", "use_cuda_graph", "loss_scale", "dynamic_minibatch", "optimized_memory",
+            "workspace_size_limit_MB", "cudnn_half", "show_receptive_field", "equidistant_point", "policy_scale"},
     "convolutional": {"flipped"},
     "maxpool": set(),
     "avgpool": set(),
-    "route": set(),
+    "route": {"stream", "wait_stream"},
     "reorg": set(),
+    "shortcut": set(),
+    "upsample": set(),
+    "scale_channels": set(),
+    "yolo": {"jitter", "ignore_thresh", "truth_thresh", "random", "iou_thresh", "cls_normalizer", "iou_normalizer",
+             "obj_normalizer", "iou_loss", "max_delta", "resize", "counters_per_class", "label_smooth_eps",
+             "focal_loss", "uc_normalizer", "objectness_smooth", "delta_normalizer", "track_history_size",
+             "sim_thresh", "dets_for_track", "dets_for_show", "track_ciou_norm", "embedding_layer", "map",
+             "show_details", "rewritten_box", "max"},
     "region": {"bias_match", "jitter", "rescore", "object_scale", "noobject_scale", "class_scale",
                "coord_scale", "absolute", "thresh", "random", "max"},
     "softmax": set(),
     "cost": {"type", "scale", "ratio", "noobject_scale", "thresh"},
 }
 USED_KEYS = {
-    "net": {"width", "height", "channels"},
+    "net": {"width", "height", "channels", "letter_box"},
     "convolutional": {"batch_normalize", "filters", "size", "stride", "pad", "padding", "groups", "activation"},
     "maxpool": {"size", "stride", "padding"},
     "avgpool": set(),
-    "route": {"layers"},
+    "route": {"layers", "groups", "group_id"},
     "reorg": {"stride"},
+    "shortcut": {"from", "activation", "weights_type", "weights_normalization"},
+    "upsample": {"stride", "scale"},
+    "scale_channels": {"from", "activation", "scale_wh"},
+    "yolo": {"mask", "anchors", "classes", "num", "scale_x_y", "nms_kind", "beta_nms", "new_coords"},
     "region": {"anchors", "classes", "coords", "num", "softmax"},
     "softmax": {"groups"},
     "cost": set(),
@@ -75,6 +91,14 @@ class Section:
             raise self.fail(key, f"an integer >= {minimum}")
         return value
 
+    def float(self, key: str, default: float) -> float:
+        if key not in self.options:
+            return default
+        try:
+            return float(self.options[key][0])
+        except ValueError:
+            raise self.fail(key, "a number") from None
+
     def float_list(self, key: str) -> tuple[float, ...]:
         text = self.options.get(key, ("", 0))[0]
         try:
@@ -82,8 +106,10 @@ class Section:
         except ValueError:
             raise self.fail(key, "a comma-separated list of numbers") from None
 
-    def int_list(self, key: str) -> tuple[int, ...]:
+    def int_list(self, key: str, default: tuple[int, ...] | None = None) -> tuple[int, ...]:
         if key not in self.options:
+            if default is not None:
+                return default
             raise self.fail(key, "a comma-separated list of layer indices (required key)")
         try:
             values = tuple(int(v) for v in self.options[key][0].split(",") if v != "")
@@ -158,18 +184,20 @@ def build_network(sections: list[Section], name: str = "network",
     input_shape = (channels, height, width)
     if not body:
         raise CfgError(f"{net.source}: the cfg has no layers after [net]")
+    bn_rule = "alexeyab" if any(sec.kind == "yolo" for sec in body) else "pjreddie"  # see Network.fork
     try:
-        layers = _build_layers(body, input_shape)
+        layers = _build_layers(body, input_shape, bn_rule)
     except CfgError:
         if size is not None:  # a size the network cannot take usually shows first as a map a layer cannot divide
             _check_stride(build_network(sections, name).stride, width, height, size, net)
         raise
-    network = Network(name, input_shape, tuple(layers), source=sections[0].source)
+    network = Network(name, input_shape, tuple(layers), source=sections[0].source,
+                      letter_box=bool(net.int("letter_box", 0, minimum=0)))
     _check_stride(network.stride, width, height, size, net)
     return network
 
 
-def _build_layers(body: list[Section], input_shape) -> list[Layer]:
+def _build_layers(body: list[Section], input_shape, bn_rule: str) -> list[Layer]:
     layers: list[Layer] = []
     for index, sec in enumerate(body):
         _check_keys(sec)
@@ -177,7 +205,7 @@ def _build_layers(body: list[Section], input_shape) -> list[Layer]:
             raise CfgError(f"{sec.where()} a second [net] section: expected layer sections only")
         prev = layers[-1].out_shape if layers else input_shape
         try:
-            layers.append(_build_layer(index, sec, prev, layers, input_shape))
+            layers.append(_build_layer(index, sec, prev, layers, bn_rule))
         except CfgError as err:
             if str(err).startswith(sec.source):
                 raise
@@ -192,7 +220,15 @@ def _check_stride(stride: int, width: int, height: int, size, net: Section) -> N
                        f"(e.g. {max(stride, round(width / stride) * stride)})")
 
 
-def _build_layer(index: int, sec: Section, prev, layers: list[Layer], input_shape) -> Layer:
+def _source(sec: Section, key: str, index: int, rel: int) -> int:
+    """An absolute layer index from a relative (negative) or absolute one, checked to be an earlier layer."""
+    src = index + rel if rel < 0 else rel
+    if not 0 <= src < index:
+        raise sec.fail(key, f"indices of earlier layers (layer {index} cannot read layer {src})")
+    return src
+
+
+def _build_layer(index: int, sec: Section, prev, layers: list[Layer], bn_rule: str) -> Layer:
     if sec.kind == "convolutional":
         size = sec.int("size", 1, minimum=1)
         pad_flag = sec.int("pad", 0, minimum=0)
@@ -201,7 +237,7 @@ def _build_layer(index: int, sec: Section, prev, layers: list[Layer], input_shap
                          stride=sec.int("stride", 1, minimum=1), padding=padding,
                          groups=sec.int("groups", 1, minimum=1),
                          batch_normalize=bool(sec.int("batch_normalize", 0, minimum=0)),
-                         activation=sec.choice("activation", ACTIVATIONS, "logistic"))
+                         activation=sec.choice("activation", ACTIVATIONS, "logistic"), bn_rule=bn_rule)
     if sec.kind == "maxpool":
         stride = sec.int("stride", 1, minimum=1)
         size = sec.int("size", stride, minimum=1)
@@ -211,13 +247,39 @@ def _build_layer(index: int, sec: Section, prev, layers: list[Layer], input_shap
     if sec.kind == "reorg":
         return make_reorg(index, prev, sec.int("stride", 1, minimum=1))
     if sec.kind == "route":
-        sources = []
-        for rel in sec.int_list("layers"):
-            src = index + rel if rel < 0 else rel
-            if not 0 <= src < index:
-                raise sec.fail("layers", f"indices of earlier layers (layer {index} cannot read layer {src})")
-            sources.append(src)
-        return make_route(index, tuple(sources), [layers[s].out_shape for s in sources])
+        sources = tuple(_source(sec, "layers", index, rel) for rel in sec.int_list("layers"))
+        groups = sec.int("groups", 1, minimum=1)
+        group_id = sec.int("group_id", 0, minimum=0)
+        if group_id >= groups:
+            raise sec.fail("group_id", f"a part index below groups={groups}")
+        for s in sources:
+            if layers[s].out_shape[0] % groups:
+                raise sec.fail("groups", f"a divisor of every source's channels (layer {s} has "
+                                         f"{layers[s].out_shape[0]})")
+        return make_route(index, sources, [layers[s].out_shape for s in sources], groups, group_id)
+    if sec.kind in ("shortcut", "scale_channels"):
+        src = _source(sec, "from", index, sec.int_list("from")[0])
+        if len(sec.int_list("from")) > 1:
+            raise sec.fail("from", "one layer (several are not supported)")
+        activation = sec.choice("activation", ACTIVATIONS, "linear")
+        if sec.kind == "shortcut":
+            sec.choice("weights_type", ("none",), "none")  # weighted shortcuts are not supported
+            sec.choice("weights_normalization", ("none",), "none")
+            if layers[src].out_shape[1:] != prev[1:]:
+                raise sec.fail("from", f"a layer of the previous layer's map size {prev[1]}x{prev[2]} (layer {src} "
+                                       f"is {layers[src].out_shape[1]}x{layers[src].out_shape[2]})")
+            return Shortcut(index, (index - 1, src), prev, prev, activation)
+        if sec.int("scale_wh", 0, minimum=0):
+            raise sec.fail("scale_wh", "0 (scaling by a spatial map is not supported)")
+        shape = layers[src].out_shape
+        if prev != (shape[0], 1, 1):
+            raise CfgError(f"{sec.where()} the layer before gives {prev}: expected one scale per channel of layer "
+                           f"{src}, ({shape[0]}, 1, 1)")
+        return ScaleChannels(index, (index - 1, src), shape, shape, activation)
+    if sec.kind == "upsample":
+        stride = sec.int("stride", 2, minimum=1)
+        c, h, w = prev
+        return Upsample(index, (index - 1,), prev, (c, h * stride, w * stride), stride, sec.float("scale", 1.0))
     if sec.kind == "softmax":
         groups = sec.int("groups", 1, minimum=1)
         if (prev[0] * prev[1] * prev[2]) % groups:
@@ -229,18 +291,38 @@ def _build_layer(index: int, sec: Section, prev, layers: list[Layer], input_shap
         num = sec.int("num", 1, minimum=1)
         classes = sec.int("classes", 20, minimum=1)
         coords = sec.int("coords", 4, minimum=4)
-        anchors = sec.float_list("anchors")
-        if len(anchors) != 2 * num:
-            raise sec.fail("anchors", f"{2 * num} numbers (num={num} anchors of width,height), got {len(anchors)}")
-        if any(a <= 0 for a in anchors):
-            raise sec.fail("anchors", "positive anchor sizes")
-        want = num * (coords + 1 + classes)
-        if prev[0] != want:
-            raise CfgError(f"{sec.where()} the layer before has {prev[0]} channels: expected num*(coords+1+classes)"
-                           f" = {num}*({coords}+1+{classes}) = {want}")
+        anchors = _anchors(sec, num)
+        _check_head_channels(sec, prev, num, f"num*(coords+1+classes) = {num}*({coords}+1+{classes})",
+                             num * (coords + 1 + classes))
         return Region(index, (index - 1,), prev, prev, anchors, classes, coords, num,
                       bool(sec.int("softmax", 0, minimum=0)))
+    if sec.kind == "yolo":
+        num = sec.int("num", 1, minimum=1)
+        classes = sec.int("classes", 20, minimum=1)
+        mask = sec.int_list("mask", tuple(range(num)))
+        if any(not 0 <= m < num for m in mask):
+            raise sec.fail("mask", f"anchor indices in 0..{num - 1}")
+        if sec.int("new_coords", 0, minimum=0):
+            raise sec.fail("new_coords", "0 (Scaled-YOLOv4's coordinates are not supported)")
+        _check_head_channels(sec, prev, len(mask), f"len(mask)*(4+1+classes) = {len(mask)}*(5+{classes})",
+                             len(mask) * (5 + classes))
+        return Yolo(index, (index - 1,), prev, prev, mask, _anchors(sec, num), classes, sec.float("scale_x_y", 1.0),
+                    sec.choice("nms_kind", NMS_KINDS, "default"), sec.float("beta_nms", 0.6))
     raise AssertionError(sec.kind)
+
+
+def _anchors(sec: Section, num: int) -> tuple[float, ...]:
+    anchors = sec.float_list("anchors")
+    if len(anchors) != 2 * num:
+        raise sec.fail("anchors", f"{2 * num} numbers (num={num} anchors of width,height), got {len(anchors)}")
+    if any(a <= 0 for a in anchors):
+        raise sec.fail("anchors", "positive anchor sizes")
+    return anchors
+
+
+def _check_head_channels(sec: Section, prev, boxes: int, rule: str, want: int) -> None:
+    if prev[0] != want:
+        raise CfgError(f"{sec.where()} the layer before has {prev[0]} channels: expected {rule} = {want}")
 
 
 def resolve_cfg(cfg: str | Path) -> Path:

@@ -13,7 +13,9 @@ from yolo.errors import CfgError
 
 INPUT = -1
 FLOAT_BYTES = 4
-ACTIVATIONS = ("linear", "leaky", "relu", "logistic")
+# Darknet's activations (AlexeyAB's fork names them all; pjreddie's has all but relu6, swish, mish, hard_mish)
+ACTIVATIONS = ("linear", "leaky", "relu", "relu6", "logistic", "tanh", "elu", "selu", "swish", "mish", "hard_mish")
+BN_RULES = ("pjreddie", "alexeyab")  # batch norm divides by sqrt(var) + 1e-6, or by sqrt(var + 1e-5)
 
 Shape = tuple[int, int, int]  # (C, H, W)
 
@@ -52,6 +54,7 @@ class Conv(Layer):
     groups: int = 1
     batch_normalize: bool = False
     activation: str = "linear"
+    bn_rule: str = "pjreddie"  # one of BN_RULES: the fork whose batch norm arithmetic the layer follows
     kind: ClassVar[str] = "conv"
 
     @property
@@ -87,10 +90,51 @@ class AvgPool(Layer):
 
 @dataclass(frozen=True)
 class Route(Layer):
+    groups: int = 1    # each source's channels split into this many parts (AlexeyAB's channel split) ...
+    group_id: int = 0  # ... of which this one is taken
     kind: ClassVar[str] = "route"
 
     def describe(self) -> str:
-        return "layers " + ",".join(str(i) for i in self.inputs)
+        split = f" part {self.group_id}/{self.groups}" if self.groups > 1 else ""
+        return "layers " + ",".join(str(i) for i in self.inputs) + split
+
+    def channel_range(self, channels: int) -> tuple[int, int]:
+        """The channels taken from a source of ``channels`` channels."""
+        part = channels // self.groups
+        return part * self.group_id, part * (self.group_id + 1)
+
+
+@dataclass(frozen=True)
+class Shortcut(Layer):
+    """Residual add: inputs (previous layer, ``from`` layer) of one map size; the ``from`` layer's first
+    channels are added (all of them, or as many as the output has: AlexeyAB's flat-index rule); then the
+    activation."""
+    activation: str = "linear"
+    kind: ClassVar[str] = "shortcut"
+
+    def describe(self) -> str:
+        return f"+ L{self.inputs[1]} {self.activation}"
+
+
+@dataclass(frozen=True)
+class ScaleChannels(Layer):
+    """Squeeze-excitation's product: inputs (previous layer, a (C, 1, 1) scale; the ``from`` map), each channel
+    of the map times its scale; then the activation."""
+    activation: str = "linear"
+    kind: ClassVar[str] = "scale_channels"
+
+    def describe(self) -> str:
+        return f"L{self.inputs[1]} * scale {self.activation}"
+
+
+@dataclass(frozen=True)
+class Upsample(Layer):
+    stride: int = 2
+    scale: float = 1.0
+    kind: ClassVar[str] = "upsample"
+
+    def describe(self) -> str:
+        return f"x{self.stride}" + (f" *{self.scale:g}" if self.scale != 1 else "")
 
 
 @dataclass(frozen=True)
@@ -122,6 +166,29 @@ class Region(Layer):
 
 
 @dataclass(frozen=True)
+class Yolo(Layer):
+    """YOLOv3/v4's head (AlexeyAB's semantics): logistic on x, y, objectness and classes, x and y scaled."""
+    mask: tuple[int, ...] = ()
+    anchors: tuple[float, ...] = ()  # every anchor of the network (width, height pairs); ``mask`` picks
+    classes: int = 80
+    scale_x_y: float = 1.0
+    nms_kind: str = "default"  # one of NMS_KINDS
+    beta_nms: float = 0.6
+    kind: ClassVar[str] = "yolo"
+
+    @property
+    def num(self) -> int:
+        return len(self.mask)
+
+    def describe(self) -> str:
+        return f"mask {','.join(map(str, self.mask))}, {self.classes} classes"
+
+
+NMS_KINDS = ("default", "greedynms", "diounms")  # AlexeyAB's: IoU, DIoU with exponent 0.6, DIoU with beta_nms
+HEADS = (Region, Yolo)
+
+
+@dataclass(frozen=True)
 class Cost(Layer):
     kind: ClassVar[str] = "cost"
 
@@ -138,7 +205,7 @@ def maxpool_out(n: int, size: int, stride: int, padding: int) -> int:
 
 def make_conv(index: int, in_shape: Shape, filters: int, size: int, stride: int = 1, padding: int = 0,
               groups: int = 1, batch_normalize: bool = False, activation: str = "linear",
-              source: int | None = None) -> Conv:
+              source: int | None = None, bn_rule: str = "pjreddie") -> Conv:
     c, h, w = in_shape
     if c % groups or filters % groups:
         raise CfgError(f"layer {index} conv: groups={groups} must divide channels={c} and filters={filters}")
@@ -149,7 +216,7 @@ def make_conv(index: int, in_shape: Shape, filters: int, size: int, stride: int 
     if activation not in ACTIVATIONS:
         raise CfgError(f"layer {index} conv: activation={activation!r}, expected one of {', '.join(ACTIVATIONS)}")
     return Conv(index, (index - 1 if source is None else source,), in_shape, (filters, oh, ow),
-                filters, size, stride, padding, groups, batch_normalize, activation)
+                filters, size, stride, padding, groups, batch_normalize, activation, bn_rule)
 
 
 def make_maxpool(index: int, in_shape: Shape, size: int, stride: int, padding: int | None = None,
@@ -169,14 +236,14 @@ def make_reorg(index: int, in_shape: Shape, stride: int) -> Reorg:
     return Reorg(index, (index - 1,), in_shape, (c * stride * stride, h // stride, w // stride), stride)
 
 
-def make_route(index: int, sources: tuple[int, ...], shapes: list[Shape]) -> Route:
+def make_route(index: int, sources: tuple[int, ...], shapes: list[Shape], groups: int = 1, group_id: int = 0) -> Route:
     hw = {s[1:] for s in shapes}
     if len(hw) != 1:
         raise CfgError(f"layer {index} route: layers {list(sources)} have different map sizes "
                        f"{[s[1:] for s in shapes]}; a route concatenates maps of one size")
     h, w = shapes[0][1:]
-    out = (sum(s[0] for s in shapes), h, w)
-    return Route(index, tuple(sources), out, out)
+    out = (sum(s[0] // groups for s in shapes), h, w)
+    return Route(index, tuple(sources), out, out, groups, group_id)
 
 
 # --- the network ---------------------------------------------------------------------------------
@@ -187,6 +254,7 @@ class Network:
     input_shape: Shape
     layers: tuple[Layer, ...]
     source: str = field(default="", compare=False)
+    letter_box: bool = False  # [net] letter_box=1 (AlexeyAB): letterbox the picture rather than stretch it
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -201,13 +269,15 @@ class Network:
     def last_use(self) -> dict[int, int]:
         """For every tensor (INPUT and each layer), the index of the last layer that reads it.
 
-        The final layer's output is read by the caller after the run: its last use is len(network).
+        The final layer's output and every head's are read by the caller after the run: their last use is
+        len(network).
         """
         last = {INPUT: 0} | {layer.index: layer.index for layer in self.layers}
         for layer in self.layers:
             for src in layer.inputs:
                 last[src] = max(last[src], layer.index)
-        last[self.layers[-1].index] = len(self.layers)
+        for result in {self.layers[-1].index} | {h.index for h in self.heads}:
+            last[result] = len(self.layers)
         return last
 
     @property
@@ -215,14 +285,36 @@ class Network:
         return sum(layer.macs for layer in self.layers)
 
     @property
+    def heads(self) -> tuple[Layer, ...]:
+        """The detection heads ([region] or [yolo]) in layer order."""
+        return tuple(l for l in self.layers if isinstance(l, HEADS))
+
+    @property
     def region(self) -> Region | None:
         last = self.layers[-1]
         return last if isinstance(last, Region) else None
 
     @property
+    def head_inputs(self) -> tuple[int, ...]:
+        """The layers whose raw output feeds each head (the last layer if there is no head)."""
+        return tuple(h.inputs[0] for h in self.heads) or (self.layers[-1].index,)
+
+    @property
     def head_index(self) -> int:
-        """Index of the layer whose raw output feeds [region] (or the last layer if there is none)."""
-        return self.layers[-1].inputs[0] if self.region is not None else self.layers[-1].index
+        """The layer feeding the first head (or the last layer if there is none)."""
+        return self.head_inputs[0]
+
+    @property
+    def fork(self) -> str:
+        """Whose semantics the network follows: [yolo] heads come from AlexeyAB's Darknet, [region] from
+        pjreddie's (batch norm's arithmetic, the default preprocessing, NMS)."""
+        return "alexeyab" if any(isinstance(l, Yolo) for l in self.layers) else "pjreddie"
+
+    @property
+    def default_preprocess(self) -> str:
+        """What Darknet's detector test does with the picture: pjreddie's letterboxes; AlexeyAB's resizes
+        (stretches) unless the cfg's [net] says letter_box=1."""
+        return "letterbox" if self.fork == "pjreddie" or self.letter_box else "resize"
 
     @cached_property
     def stride(self) -> int:
@@ -230,7 +322,7 @@ class Network:
         acc = {INPUT: 1}
         for l in self.layers:
             step = l.stride if isinstance(l, (Conv, MaxPool, Reorg)) else 1
-            acc[l.index] = max(acc[s] for s in l.inputs) * step
+            acc[l.index] = max(acc[s] for s in l.inputs) * step // (l.stride if isinstance(l, Upsample) else 1)
         return max(acc.values())
 
     def summary(self) -> str:

@@ -7,7 +7,15 @@ import numpy as np
 
 from yolo.network import Conv, Network
 
-BN_EPSILON = np.float32(1e-6)  # added after the sqrt, as Darknet's normalize does
+BN_EPSILON = np.float32(1e-6)  # pjreddie's Darknet adds it after the sqrt
+BN_VARIANCE_EPSILON = np.float32(1e-5)  # AlexeyAB's adds it to the variance, under the sqrt
+
+
+def bn_divisor(variance: np.ndarray, rule: str) -> np.ndarray:
+    """What batch norm divides by, in float32: sqrt(var) + 1e-6 (pjreddie) or sqrt(var + 1e-5) (AlexeyAB)."""
+    if rule == "alexeyab":
+        return np.sqrt(variance + BN_VARIANCE_EPSILON).astype(np.float32)
+    return (np.sqrt(variance) + BN_EPSILON).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,11 +42,12 @@ class ConvParams:
     def nbytes(self) -> int:
         return sum(a.nbytes for _, a in self.arrays())
 
-    def epilogue(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel (multiplier, offset) equal to BN-then-bias, for kernels that fuse the epilogue."""
+    def epilogue(self, rule: str = "pjreddie") -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel (multiplier, offset) equal to BN-then-bias, for kernels that fuse the epilogue; ``rule``
+        names the fork's batch norm divisor (``bn_divisor``)."""
         if not self.batch_normalize:
             return np.ones_like(self.biases), self.biases.copy()
-        mult = self.scales / (np.sqrt(self.rolling_variance) + BN_EPSILON)
+        mult = self.scales / bn_divisor(self.rolling_variance, rule)
         return mult.astype(np.float32), (self.biases - self.rolling_mean * mult).astype(np.float32)
 
 

@@ -1,4 +1,5 @@
-"""YOLOv2 [region] decoding, letterbox correction and Darknet's per-class NMS (do_nms_sort)."""
+"""YOLOv2 [region] decoding, letterbox correction and Darknet's per-class NMS (do_nms_sort and AlexeyAB's
+DIoU variants)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,11 +58,13 @@ def decode(activated: np.ndarray, layer: Region, image_wh: tuple[int, int], net_
     return Candidates(correct_boxes(boxes, image_wh, net_wh), objectness, probs)
 
 
-def correct_boxes(boxes: np.ndarray, image_wh: tuple[int, int], net_wh: tuple[int, int]) -> np.ndarray:
-    """Undo the letterbox: map boxes relative to the network input back to the original image."""
+def correct_boxes(boxes: np.ndarray, image_wh: tuple[int, int], net_wh: tuple[int, int],
+                  letterboxed: bool = True) -> np.ndarray:
+    """Undo the letterbox: map boxes relative to the network input back to the original image (a resized,
+    stretched picture needs nothing undone)."""
     iw, ih = image_wh
     nw, nh = net_wh
-    new_w, new_h = fitted_size(iw, ih, nw, nh)
+    new_w, new_h = fitted_size(iw, ih, nw, nh) if letterboxed else (nw, nh)
     out = boxes.astype(np.float64)
     out[:, 0] = (out[:, 0] - (nw - new_w) / 2.0 / nw) / (np.float32(new_w) / np.float32(nw))
     out[:, 1] = (out[:, 1] - (nh - new_h) / 2.0 / nh) / (np.float32(new_h) / np.float32(nh))
@@ -80,15 +83,40 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     oh = overlap(a[1], a[3], b[:, 1], b[:, 3])
     inter = np.where((ow < 0) | (oh < 0), np.float32(0), ow * oh)
     union = a[2] * a[3] + b[:, 2] * b[:, 3] - inter
-    return inter / union
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((inter == 0) | (union == 0), np.float32(0), inter / union)
 
 
-def nms(c: Candidates, nms_thresh: float) -> list[Detection]:
-    """Per class: highest probability first, drop later boxes whose IoU with a kept one exceeds the threshold.
+def diou_penalty(a: np.ndarray, b: np.ndarray, exponent: float) -> np.ndarray:
+    """AlexeyAB's DIoU term: (centre distance^2 / enclosing box diagonal^2) ** exponent (pow in double)."""
+    left = np.minimum(a[0] - a[2] / 2, b[:, 0] - b[:, 2] / 2)
+    right = np.maximum(a[0] + a[2] / 2, b[:, 0] + b[:, 2] / 2)
+    top = np.minimum(a[1] - a[3] / 2, b[:, 1] - b[:, 3] / 2)
+    bottom = np.maximum(a[1] + a[3] / 2, b[:, 1] + b[:, 3] / 2)
+    diagonal = (right - left) ** 2 + (bottom - top) ** 2
+    distance = (a[0] - b[:, 0]) ** 2 + (a[1] - b[:, 1]) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.power((distance / diagonal).astype(np.float64), exponent).astype(np.float32)
+    return np.where(diagonal == 0, np.float32(0), term)
+
+
+def overlap_measure(kind: str, beta: float):
+    """The overlap NMS compares with its threshold: IoU (``default``), IoU minus the DIoU term with exponent
+    0.6 (AlexeyAB's ``greedynms``) or ``beta_nms`` (``diounms``)."""
+    if kind == "default":
+        return iou
+    exponent = 0.6 if kind == "greedynms" else beta
+    return lambda a, b: iou(a, b) - diou_penalty(a, b, exponent)
+
+
+def nms(c: Candidates, nms_thresh: float, kind: str = "default", beta: float = 0.6) -> list[Detection]:
+    """Per class: highest probability first, drop later boxes whose overlap with a kept one exceeds the
+    threshold (``overlap_measure``).
 
     Suppressed boxes suppress nothing, as in Darknet's do_nms_sort. Output is sorted by class, then
     confidence (descending).
     """
+    overlap = overlap_measure(kind, beta)
     probs = c.probs.copy()
     alive = np.flatnonzero(c.objectness > 0)
     detections = []
@@ -100,7 +128,7 @@ def nms(c: Candidates, nms_thresh: float) -> list[Detection]:
                 continue
             rest = order[pos + 1:]
             if rest.size:
-                probs[rest[iou(c.boxes[i], c.boxes[rest]) > np.float32(nms_thresh)], k] = 0
+                probs[rest[overlap(c.boxes[i], c.boxes[rest]) > np.float32(nms_thresh)], k] = 0
             detections.append(Detection(k, float(probs[i, k]), tuple(float(v) for v in c.boxes[i]),
                                         float(c.objectness[i])))
     return detections

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from yolo.params import BN_EPSILON, ConvParams
+from yolo.params import ConvParams, bn_divisor
 
 LEAKY_SLOPE = np.float32(0.1)
 
@@ -43,22 +43,38 @@ def conv2d(x: np.ndarray, weights: np.ndarray, stride: int, padding: int, groups
     return out.reshape(n, oh, ow)
 
 
-def batch_norm(y: np.ndarray, p: ConvParams) -> np.ndarray:
-    """Darknet's inference BN, in its order: subtract mean, divide by (sqrt(var) + eps), scale."""
+def batch_norm(y: np.ndarray, p: ConvParams, rule: str = "pjreddie") -> np.ndarray:
+    """Darknet's inference BN, in its order: subtract mean, divide (by the fork's divisor), scale."""
     y -= p.rolling_mean[:, None, None]
-    y /= (np.sqrt(p.rolling_variance) + BN_EPSILON)[:, None, None]
+    y /= bn_divisor(p.rolling_variance, rule)[:, None, None]
     y *= p.scales[:, None, None]
     return y
 
 
 def activate(y: np.ndarray, activation: str) -> np.ndarray:
-    """In place where possible. max(y, 0.1*y) is exactly Darknet's leaky (y if y > 0 else 0.1*y)."""
+    """Darknet's activations, in float32; in place where possible. max(y, 0.1*y) is exactly Darknet's leaky
+    (y if y > 0 else 0.1*y). tanh is Darknet's 2/(1 + e^-2x) - 1, which mish uses too."""
+    f = np.float32
     if activation == "leaky":
         return np.maximum(y, y * LEAKY_SLOPE, out=y)
     if activation == "relu":
-        return np.maximum(y, np.float32(0), out=y)
+        return np.maximum(y, f(0), out=y)
+    if activation == "relu6":
+        return np.minimum(np.maximum(y, f(0), out=y), f(6), out=y)
     if activation == "logistic":
         return logistic(y)
+    if activation == "tanh":
+        return darknet_tanh(y)
+    if activation == "elu":
+        return np.where(y >= 0, y, np.exp(y) - f(1)).astype(np.float32)
+    if activation == "selu":
+        return np.where(y >= 0, f(1.0507) * y, f(1.0507) * f(1.6732) * (np.exp(y) - f(1))).astype(np.float32)
+    if activation == "swish":
+        return (y * logistic(y)).astype(np.float32)
+    if activation == "mish":
+        return (y * darknet_tanh(softplus(y))).astype(np.float32)
+    if activation == "hard_mish":
+        return np.where(y > 0, y, np.where(y > -2, y * y / f(2) + y, f(0))).astype(np.float32)
     return y
 
 
@@ -66,10 +82,22 @@ def logistic(y: np.ndarray) -> np.ndarray:
     return (np.float32(1) / (np.float32(1) + np.exp(-y))).astype(np.float32)
 
 
-def conv_layer(x: np.ndarray, p: ConvParams, stride: int, padding: int, groups: int, activation: str) -> np.ndarray:
+def darknet_tanh(y: np.ndarray) -> np.ndarray:
+    return (np.float32(2) / (np.float32(1) + np.exp(np.float32(-2) * y)) - np.float32(1)).astype(np.float32)
+
+
+def softplus(y: np.ndarray, threshold: float = 20.0) -> np.ndarray:
+    """Darknet's softplus with mish's threshold: x above it, e^x below its negative, else log(e^x + 1)."""
+    with np.errstate(over="ignore"):
+        middle = np.log(np.exp(y) + np.float32(1))
+    return np.where(y > threshold, y, np.where(y < -threshold, np.exp(y), middle)).astype(np.float32)
+
+
+def conv_layer(x: np.ndarray, p: ConvParams, stride: int, padding: int, groups: int, activation: str,
+               bn_rule: str = "pjreddie") -> np.ndarray:
     y = conv2d(x, p.weights, stride, padding, groups)
     if p.batch_normalize:
-        batch_norm(y, p)
+        batch_norm(y, p, bn_rule)
     y += p.biases[:, None, None]
     return activate(y, activation)
 
@@ -128,4 +156,40 @@ def region(x: np.ndarray, num: int, coords: int, classes: int, use_softmax: bool
         out[:, coords + 1:] = softmax(out[:, coords + 1:], axis=1)
     else:
         out[:, coords + 1:] = logistic(out[:, coords + 1:])
+    return out.reshape(c, h, w)
+
+
+def route(inputs: list[np.ndarray], groups: int = 1, group_id: int = 0) -> np.ndarray:
+    """Concatenated channels; with ``groups``, part ``group_id`` of each source's channels."""
+    parts = [x[x.shape[0] // groups * group_id:x.shape[0] // groups * (group_id + 1)] for x in inputs]
+    return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0].copy()
+
+
+def shortcut(x: np.ndarray, other: np.ndarray, activation: str) -> np.ndarray:
+    """x plus the first channels of ``other`` (as many as both have), then the activation."""
+    out = x.copy()
+    common = min(x.shape[0], other.shape[0])
+    out[:common] += other[:common]
+    return activate(out, activation)
+
+
+def scale_channels(scales: np.ndarray, x: np.ndarray, activation: str) -> np.ndarray:
+    """Each channel of ``x`` times its scale ((C, 1, 1)), then the activation."""
+    return activate(x * scales, activation)
+
+
+def upsample(x: np.ndarray, stride: int, scale: float) -> np.ndarray:
+    """Nearest neighbour: each value repeated stride x stride times, times ``scale``."""
+    out = np.repeat(np.repeat(x, stride, axis=1), stride, axis=2)
+    return out if scale == 1 else (out * np.float32(scale)).astype(np.float32)
+
+
+def yolo(x: np.ndarray, num: int, classes: int, scale_x_y: float) -> np.ndarray:
+    """AlexeyAB's [yolo] forward: logistic on x, y, objectness and classes; x and y then times scale_x_y
+    minus (scale_x_y - 1) / 2 (in float32, as scal_add_cpu)."""
+    c, h, w = x.shape
+    out = logistic(x.reshape(num, 5 + classes, h, w))
+    out[:, 2:4] = x.reshape(num, 5 + classes, h, w)[:, 2:4]
+    if scale_x_y != 1:
+        out[:, 0:2] = out[:, 0:2] * np.float32(scale_x_y) + np.float32(-0.5 * (scale_x_y - 1))
     return out.reshape(c, h, w)
