@@ -1,11 +1,15 @@
-"""Replay Darknet's own reference cases (../shared/data/ref) through the fusetile reference engine.
+"""Replay Darknet's own reference cases through the fusetile reference engine.
 
-Not a test: a user's clone has no ../shared. For each case it rebuilds the exact weights with the
-shared generator (checking the sha256), feeds Darknet's own letterboxed input, and reports every
-stored layer's relative error plus whether the detections (labels, percentages, boxes) are identical.
-It also checks our letterbox against Darknet's on Darknet's own decoded pixels.
+Not a test: a user's clone has no ../shared. Two sets of cases:
 
-    python scripts/check_against_darknet.py [--shared ../shared] [--cases yolov2-tiny_seed0 ...]
+- ``ref/`` (pjreddie's Darknet, random weights): it rebuilds the exact weights with the shared generator
+  (checking the sha256), feeds Darknet's own letterboxed input, and reports every stored layer's relative
+  error plus whether the detections (labels, percentages, boxes) are identical. It also checks our
+  letterbox against Darknet's on Darknet's own decoded pixels.
+- ``ref_trained/`` (AlexeyAB's Darknet, trained models): our resize of Darknet's decoded pixels against the
+  tensor it fed, every stored tensor, and every detection (class, probability, objectness, box).
+
+    python scripts/check_against_darknet.py [--shared ../shared] [--cases yolov2-tiny_seed0 nano-coco_dog ...]
 """
 from __future__ import annotations
 
@@ -25,10 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from engine.runtime.reference import run_reference  # noqa: E402
 from yolo.cfg import load_network  # noqa: E402
-from yolo.letterbox import letterbox, to_chw  # noqa: E402
+from yolo.letterbox import letterbox, resize, to_chw  # noqa: E402
 from yolo.names import class_names  # noqa: E402
 from yolo.region import detect  # noqa: E402
-from yolo.weights import read_darknet  # noqa: E402
+from yolo.weights import load_weights, read_darknet  # noqa: E402
+from yolo.yolo_head import detect_all  # noqa: E402
 
 
 def make_weights(shared: Path, case: dict, out: Path) -> None:
@@ -86,17 +91,51 @@ def replay(shared: Path, name: str, workdir: Path) -> bool:
     return ok
 
 
+def replay_trained(shared: Path, name: str) -> bool:
+    """One AlexeyAB case: preprocessing, tensors and detections of a trained model."""
+    folder = shared / "data" / "ref_trained"
+    case = json.loads((folder / f"{name}.json").read_text())
+    tensors = np.load(folder / f"{name}.npz")
+    network = load_network(shared / "data" / "trained" / case["cfg"])
+    params = load_weights(shared / "data" / "trained" / case["weights"], network)
+    pixels = np.load(shared / "data" / "ref" / "images_stb_decoded.npz")[Path(case["image"]).stem]
+    _, net_h, net_w = network.input_shape
+    fed = resize(to_chw(Image.fromarray(pixels)), net_w, net_h)
+    pre = float(np.abs(fed - tensors["input"]).max())
+    layers = sorted(int(k[1:]) for k in tensors.files if k.startswith("L"))
+    run = run_reference(network, params, tensors["input"], keep=tuple(layers))
+    print(f"== {name}: {network!r} ({network.fork}, {network.default_preprocess})")
+    print(f"  input: our resize of Darknet's decoded pixels, max abs diff {pre:.2e}")
+    worst = 0.0
+    for i in layers:
+        theirs = tensors[f"L{i}"]
+        worst = max(worst, float(np.abs(run.kept[i] - theirs).max() / np.abs(theirs).max()))
+    ih, iw = pixels.shape[:2]
+    dets = detect_all(network, run.head_outputs, (iw, ih), case["detections_thresh"], 0.45, False)
+    ours = sorted((d.class_id, d.confidence, d.objectness, *d.box) for d in dets)
+    theirs = sorted((d["class_id"], d["prob"], d["objectness"], *d["bbox_rel_xywh_center"])
+                    for d in case["detections"])
+    same_classes = [o[0] for o in ours] == [t[0] for t in theirs]
+    err = float(np.abs(np.array(ours) - np.array(theirs)).max()) if same_classes and ours else 0.0
+    ok = pre == 0.0 and worst <= 1e-4 and same_classes and err <= 2e-6
+    print(f"  {len(layers)} tensors, worst max|diff|/max|darknet| = {worst:.2e}; detections: ours {len(ours)}, "
+          f"darknet {len(theirs)}, classes identical: {same_classes}, max prob/objectness/box diff {err:.1e} "
+          f"(Darknet prints 6 decimals) -> {'OK' if ok else 'MISMATCH'}")
+    return ok
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     ap.add_argument("--cases", nargs="*")
     args = ap.parse_args()
     ref = args.shared / "data" / "ref"
-    cases = args.cases or sorted(p.stem for p in ref.glob("yolov2*.json"))
+    trained = sorted(p.stem for p in (args.shared / "data" / "ref_trained").glob("*.json"))
+    cases = args.cases or sorted(p.stem for p in ref.glob("yolov2*.json")) + trained
     ok = check_letterbox(args.shared)
     with tempfile.TemporaryDirectory() as tmp:
         for name in cases:
-            ok &= replay(args.shared, name, Path(tmp))
+            ok &= replay_trained(args.shared, name) if name in trained else replay(args.shared, name, Path(tmp))
     print("ALL OK" if ok else "SOME MISMATCH")
     return 0 if ok else 1
 
