@@ -19,8 +19,8 @@ import numpy as np
 from numba import njit
 
 from kernels.blas import gemm
+from kernels.elementwise import ACT_CODES, activate  # noqa: F401 (ACT_CODES: the codes callers pass)
 
-ACT_CODES = {"linear": 0, "leaky": 1, "relu": 2, "logistic": 3}
 LEAKY = np.float32(0.1)
 ONE = np.float32(1.0)
 ZERO = np.float32(0.0)
@@ -80,12 +80,15 @@ def _finish_row(dst, acc, at, m, o, add, act):
     elif act == 2:
         for ox in range(width):
             dst[ox] = max(acc[at + ox] * m + o, ZERO)
-    elif act == 3:
+    elif act == 4:
         for ox in range(width):
             dst[ox] = ONE / (ONE + np.exp(-(acc[at + ox] * m + o)))
-    else:
+    elif act == 0:
         for ox in range(width):
             dst[ox] = acc[at + ox] * m + o
+    else:
+        for ox in range(width):
+            dst[ox] = activate(acc[at + ox] * m + o, act)
 
 
 @njit(cache=True, nogil=True)
@@ -99,6 +102,29 @@ def _finish(out, acc, mult, offset, act, row0, rows, first, last):
         m, o, a = (mult[n], offset[n], act) if last else (ONE, ZERO, 0)
         for r in range(rows):
             _finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
+
+
+@njit(cache=True, nogil=True)
+def depthwise_tile(out, x, pad_top, pad_left, w, mult, offset, act, size, stride, part, parts):
+    """A depthwise convolution (one filter per channel), directly: out (C, OH, OW) <- x (C, H, W) with border
+    pads * w (C, k*k), then BN + activation; no workspace. Share ``part`` of ``parts`` of the channels."""
+    channels, out_h, out_w = out.shape
+    _, h, width = x.shape
+    share = -(-channels // parts)
+    for c in range(part * share, min(channels, (part + 1) * share)):
+        m, o = mult[c], offset[c]
+        for oy in range(out_h):
+            for ox in range(out_w):
+                total = ZERO
+                for ky in range(size):
+                    iy = oy * stride + ky - pad_top
+                    if iy < 0 or iy >= h:
+                        continue
+                    for kx in range(size):
+                        ix = ox * stride + kx - pad_left
+                        if 0 <= ix < width:
+                            total += w[c, ky * size + kx] * x[c, iy, ix]
+                out[c, oy, ox] = activate(total * m + o, act)
 
 
 @njit(cache=True, nogil=True)

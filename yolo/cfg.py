@@ -14,7 +14,10 @@ from yolo.network import (ACTIVATIONS, NMS_KINDS, AvgPool, Cost, Layer, Network,
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 MAX_INPUT_PIXELS = 4096 * 4096  # a network input larger than this is surely a typo (yolov2 at 608 has 0.37M)
-BUNDLED_CFGS = ("yolov2.cfg", "yolov2-tiny.cfg", "yolov2-voc.cfg", "yolov2-tiny-voc.cfg")
+TRAINED_MODELS = ("MobileNetV2-YOLOv3-Nano-coco", "MobileNetV2-YOLOv3-Nano-voc", "MobileNetV2-YOLO-Fastest-voc",
+                  "MobileNetV2-YOLO-Fastest-voc-v2", "yoloface-500k", "yoloface-500k-v2", "yoloface-50k")
+BUNDLED_CFGS = ("yolov2.cfg", "yolov2-tiny.cfg", "yolov2-voc.cfg", "yolov2-tiny-voc.cfg") + tuple(
+    f"{name}.cfg" for name in TRAINED_MODELS)
 
 # Keys Darknet reads only for training (or data augmentation); accepted and ignored.
 TRAINING_KEYS = {
@@ -333,6 +336,13 @@ def resolve_cfg(cfg: str | Path) -> Path:
     if (BUNDLED_DIR / path.name).is_file() and str(cfg) == path.name:
         return BUNDLED_DIR / path.name
     raise CfgError(f"cfg {str(cfg)!r}: no such file, and not a bundled cfg (bundled: {', '.join(BUNDLED_CFGS)})")
+
+
+def bundled_weights(cfg: str | Path) -> Path | None:
+    """The trained weights bundled beside a bundled cfg, if it is one of the trained models."""
+    path = resolve_cfg(cfg)
+    weights = path.with_suffix(".weights")
+    return weights if path.parent == BUNDLED_DIR and path.stem in TRAINED_MODELS and weights.is_file() else None
 
 
 def load_network(cfg: str | Path, size: int | tuple[int, int] | None = None) -> Network:

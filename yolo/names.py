@@ -5,12 +5,12 @@ from functools import cache
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
-BY_COUNT = {80: "coco.names", 20: "voc.names"}
+BY_COUNT = {80: "coco.names", 20: "voc.names", 1: "face.names"}
 
 
 @cache
 def class_names(classes: int) -> tuple[str, ...]:
-    """COCO for 80 classes, VOC for 20, otherwise 'class N'."""
+    """COCO for 80 classes, VOC for 20, face for one (the bundled face detectors), otherwise 'class N'."""
     if classes in BY_COUNT:
         names = tuple(n.strip() for n in (DATA / BY_COUNT[classes]).read_text().splitlines() if n.strip())
         if len(names) == classes:

@@ -8,16 +8,26 @@ from engine.lower.group import DEFAULT_SCRATCH_BYTES
 from engine.units import parse_size
 from yolo.errors import FusetileError
 
-DEFAULT_CFG = "yolov2.cfg"
+DEFAULT_CFG = "MobileNetV2-YOLOv3-Nano-coco.cfg"
 DEFAULT_REUSE = "stream"
 
 EPILOG = """\
-CFG is a path or a bundled cfg: yolov2.cfg (416x416, the classic YOLOv2), yolov2-tiny.cfg,
-yolov2-voc.cfg, yolov2-tiny-voc.cfg. For the 608x608 network of pjreddie's current cfg use
---size 608 (any multiple of the network's stride, 32 for YOLOv2, works).
+CFG is a path or a bundled cfg. Bundled trained models (their weights bundled too, so they detect
+offline): MobileNetV2-YOLOv3-Nano-coco.cfg (the default; 80 COCO classes, 320x320),
+MobileNetV2-YOLOv3-Nano-voc.cfg, MobileNetV2-YOLO-Fastest-voc.cfg, MobileNetV2-YOLO-Fastest-voc-v2.cfg,
+yoloface-500k.cfg, yoloface-500k-v2.cfg, yoloface-50k.cfg. Bundled YOLOv2 cfgs (random weights unless
+--weights): yolov2.cfg (416x416, the classic YOLOv2), yolov2-tiny.cfg, yolov2-voc.cfg, yolov2-tiny-voc.cfg.
+--size runs a network at another input size (a multiple of its stride, 32 for these).
 
-Without --weights the network gets deterministic random weights (--seed): the tensors are real,
-the detections are meaningless. Weights may be Darknet .weights or the HDF5 store (python -m yolo.convert).
+Without --weights a bundled trained model uses its own weights; any other network gets deterministic
+random weights (--seed): the tensors are real, the detections are meaningless. Weights may be Darknet
+.weights or the HDF5 store (python -m yolo.convert).
+
+Semantics: a network whose heads are [yolo] follows AlexeyAB's Darknet (batch norm divides by
+sqrt(var + 1e-5); the picture is resized to the network's size, stretched, unless the cfg's [net] says
+letter_box=1; detection threshold 0.25; the NMS kind of the last [yolo] layer, greedynms or diounms with
+its beta_nms); a [region] network follows pjreddie's (sqrt(var) + 1e-6; letterbox; threshold 0.5;
+plain NMS). --preprocess letterbox|resize and --thresh override.
 
 Modes: fused by default. With neither --tiles nor --groups, two groups are fused: the layers up to the
 pool that reaches stride 8 on a 4x4 grid, then the layers up to the last one at stride 16 on 2x2 (yolov2:
@@ -108,18 +118,24 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> ArgumentParser:
-    ap = ArgumentParser(prog="python -m engine.run", description="Run a Darknet YOLOv2 network on an image.",
+    ap = ArgumentParser(prog="python -m engine.run", description="Run a Darknet detector on an image in a fraction of the memory.",
                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cfg", nargs="?", default=DEFAULT_CFG, help=f"Darknet cfg path or bundled name (default {DEFAULT_CFG})")
-    ap.add_argument("image", nargs="?", help="input image (default: matplotlib's sample grace_hopper.jpg)")
+    ap.add_argument("image", nargs="?", help="input image (default: the bundled sample photo dog.jpg)")
     ap.add_argument("--weights", help="Darknet .weights or fusetile .h5 (default: deterministic random weights)")
     ap.add_argument("--seed", type=seed, default=0, help="seed of the random weights used without --weights (default 0)")
     ap.add_argument("--size", type=positive_int, help="network input width = height, a multiple of the network's stride")
-    ap.add_argument("--thresh", type=fraction, default=0.5, help="detection threshold (default 0.5)")
+    ap.add_argument("--thresh", type=fraction,
+                    help="detection threshold (default 0.25 for [yolo] networks, 0.5 for [region] ones)")
+    ap.add_argument("--preprocess", choices=("letterbox", "resize"),
+                    help="fit the picture to the network by letterbox (aspect kept, grey bars) or resize (stretched) "
+                         "(default: the network's Darknet fork, see below)")
     ap.add_argument("--nms", type=fraction, default=0.45, help="NMS IoU threshold (default 0.45)")
     ap.add_argument("--out", default="predictions.png", help="picture with boxes (default predictions.png)")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
-    ap.add_argument("--save-output", metavar="FILE.npy", help="save the raw output feeding [region] as float32 (C, H, W)")
+    ap.add_argument("--save-output", metavar="FILE.npz|FILE.npy",
+                    help="save the raw tensor feeding each head ([yolo] or [region]) as float32 (C, H, W): a .npz keyed "
+                         "L<i> (Darknet's index of the layer feeding the head), or a .npy for a one-head network")
     ap.add_argument("--tiles", metavar="RxC", help="fuse the default span as one group on an R x C grid (e.g. 3x3)")
     ap.add_argument("--groups", metavar="SPEC", help='explicit fused groups, e.g. "0-7:4x4,8-16:2x2" (inclusive layers)')
     ap.add_argument("--reuse", default=DEFAULT_REUSE, metavar="|".join(REUSE_MODES),

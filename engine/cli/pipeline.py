@@ -2,6 +2,7 @@
 and the report's figures."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -24,8 +25,9 @@ from yolo.params import Params, random_params
 
 
 def default_image() -> Path:
-    import matplotlib.cbook
-    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    """Darknet's sample photo, bundled (the trained Nano COCO model finds a dog, a bicycle and cars in it)."""
+    from yolo.cfg import BUNDLED_DIR
+    return BUNDLED_DIR / "dog.jpg"
 
 
 def check_writable(path: str | None, what: str) -> None:
@@ -37,6 +39,10 @@ def load_params(args, network: Network, plan: Plan):
     """(parameters in memory, or None; the source load steps read from, or None). With streamed weights
     and a file, the file is opened and read layer by layer as the run needs it, never whole."""
     if args.weights is None:
+        from yolo.cfg import bundled_weights
+        if bundled_weights(args.cfg) is not None:
+            return load_params(argparse.Namespace(**{**vars(args), "weights": str(bundled_weights(args.cfg))}),
+                               network, plan)
         print(f"warning: no --weights given: using deterministic random weights (seed {args.seed}); "
               f"detections are meaningless", file=sys.stderr)
         return random_params(network, args.seed), None
@@ -53,15 +59,18 @@ def load_params(args, network: Network, plan: Plan):
 def run(args) -> dict:
     from yolo.cfg import load_network
     from yolo.draw import draw_detections, picture_format
-    from yolo.letterbox import image_size, letterbox, load_image, to_grey
+    from yolo.letterbox import image_size, letterbox, load_image, resize, to_grey
     from yolo.names import class_names
-    from yolo.region import detect
+    from yolo.yolo_head import detect_all
 
     check_output_paths(args)
     target = device_target(args) if args.device or args.device_memory else None
     network = load_network(args.cfg, args.size)
-    if network.region is None:
-        raise FusetileError(f"cfg {args.cfg!r} has no [region] layer: engine.run detects with YOLOv2 networks")
+    if not network.heads:
+        raise FusetileError(f"cfg {args.cfg!r} has no [region] or [yolo] layer: engine.run runs detectors")
+    check_save_output(args, network)
+    preprocess = args.preprocess or network.default_preprocess
+    thresh = args.thresh if args.thresh is not None else DEFAULT_THRESH[network.fork]
     searched = None
     if args.budget is not None:
         plan, searched = search_plan(args, network, target)
@@ -73,18 +82,20 @@ def run(args) -> dict:
     image = load_image(image_path, (net_w, net_h))  # a large JPEG arrives at a reduced scale
     original_size = image_size(image_path)
     params, source = load_params(args, network, plan)
-    x = letterbox(to_grey(image) if network.input_shape[0] == 1 else image, net_w, net_h)
+    picture = to_grey(image) if network.input_shape[0] == 1 else image
+    x = letterbox(picture, net_w, net_h) if preprocess == "letterbox" else resize(picture, net_w, net_h)
 
     if not kernels_cached():
         PROGRESS.note("compiling the kernels on first use (about 20 s on 2 cores; cached for later runs) ...")
     run, latencies = execute(args, plan, params, source, x)
-    detections = detect(run.output, network.region, (image.shape[2], image.shape[1]), (net_w, net_h),
-                        args.thresh, args.nms)
-    names = class_names(network.region.classes)
+    detections = detect_all(network, run.head_outputs, (image.shape[2], image.shape[1]), thresh, args.nms,
+                            preprocess == "letterbox")
+    names = class_names(network.heads[-1].classes)
 
     memory, macs = memory_report(args, network, plan, run, process)
     report = {
         "config": {"cfg": str(args.cfg), "size": [net_w, net_h], "mode": "reference" if args.reference else "fused",
+                   "semantics": network.fork, "preprocess": preprocess, "thresh": thresh,
                    "weights": (source or params).source, "image": str(image_path),
                    "groups": [group_dict(g) for g in plan.groups], "stream_weights": plan.weights == "streamed",
                    "band_bytes": plan.band_bytes if plan.weights == "streamed" else None,
@@ -103,7 +114,7 @@ def run(args) -> dict:
         report["device"] = model_device(*target, args, plan, run, report["latency_s"])
     with Outputs() as outputs:  # the picture, the raw output and the plots appear together or not at all
         if args.save_output:
-            outputs.write(args.save_output, "--save-output", lambda tmp: save_array(tmp, run.head))
+            outputs.write(args.save_output, "--save-output", lambda tmp: save_heads(tmp, run.head_inputs))
         picture = draw_detections(image, detections, names)
         outputs.write(args.out, "--out", lambda tmp: picture.save(tmp, format=picture_format(args.out)))
         if args.plot is not None:
@@ -145,8 +156,9 @@ def check_output_paths(args) -> None:
     check_writable(args.out, "--out")
     picture_format(args.out)
     check_writable(args.save_output, "--save-output")
-    if args.save_output is not None and Path(args.save_output).suffix.lower() != ".npy":
-        raise FusetileError(f"--save-output {args.save_output!r}: expected a .npy file name (NumPy's format)")
+    if args.save_output is not None and Path(args.save_output).suffix.lower() not in (".npy", ".npz"):
+        raise FusetileError(f"--save-output {args.save_output!r}: expected a .npy or .npz file name (NumPy's "
+                            f"formats)")
     if args.plot is not None and not Path(args.plot).is_dir():
         check_writable(args.plot, "--plot")  # a new folder is made, inside an existing one
 
@@ -189,9 +201,25 @@ def guard_memory(args, network: Network, plan: Plan, image_path: Path):
     return predicted
 
 
-def save_array(path: Path, array: np.ndarray) -> None:
-    with path.open("wb") as f:  # a file object: np.save would add .npy to a path
-        np.save(f, array, allow_pickle=False)
+def save_heads(path: Path, head_inputs: dict[int, np.ndarray]) -> None:
+    """The tensors feeding the heads: a .npz keyed L<i> (Darknet's index of the layer), or, for one head, a
+    .npy of that tensor."""
+    with path.open("wb") as f:  # a file object: NumPy would add a suffix to a path
+        if len(head_inputs) == 1 and not path.name.lower().endswith(".npz"):
+            np.save(f, next(iter(head_inputs.values())), allow_pickle=False)
+        else:
+            np.savez(f, **{f"L{i}": t for i, t in head_inputs.items()})
+
+
+DEFAULT_THRESH = {"pjreddie": 0.5, "alexeyab": 0.25}  # each fork's detector test default
+
+
+def check_save_output(args, network: Network) -> None:
+    """A .npy holds one tensor: refused, before anything runs, for a network with several heads."""
+    if args.save_output is not None and args.save_output.lower().endswith(".npy") and len(network.heads) > 1:
+        raise FusetileError(f"--save-output {args.save_output!r}: {network.name} has {len(network.heads)} heads "
+                            f"(fed by layers {', '.join(map(str, network.head_inputs))}): expected a .npz file name, "
+                            f"which keeps each under the key L<layer>")
 
 
 def write_plots(folder: Path, plan: Plan, run, args, outputs) -> None:

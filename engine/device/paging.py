@@ -33,7 +33,7 @@ from yolo.network import FLOAT_BYTES, Conv, Network
 from engine.memory.predictor import conv_weights_bytes
 from engine.lower.program import Program
 from engine.lower.table import (CONV_STEP, COPY_STEP, LOAD_STEP, S_CHANNELS, S_DC0, S_DST, S_DY0, S_C0, S_C1,
-                                S_KIND, S_LAYER, S_SCRATCH, S_SRC, S_SY0, S_WEIGHTS)
+                                S_KIND, S_LAYER, S_SCRATCH, S_SRC, S_SRC2, S_SY0, S_WEIGHTS)
 from engine.memory.planner import Layout
 from engine.units import parse_size
 
@@ -173,9 +173,12 @@ def touch_trace(program: Program, layout: Layout, page_bytes: int):
     resident = set()
     for row in program.steps.tolist():
         channels = row[S_CHANNELS]
-        first = row[S_C0] if row[S_KIND] == CONV_STEP else 0  # a conv step reads its band of input channels
+        # a conv step reads its band of input channels, a route's channel split its part of the source
+        first = row[S_C0] if row[S_KIND] in (CONV_STEP, COPY_STEP) else 0
         if row[S_SRC] >= 0:
             add(row[S_SRC], first, first + channels, row[S_SY0:S_SY0 + 4], False)
+        if row[S_SRC2] >= 0:  # a shortcut's or scale_channels' second map, whole
+            add(row[S_SRC2], 0, program.shape(row[S_SRC2])[0], None, False)
         if row[S_KIND] == CONV_STEP:
             if row[S_WEIGHTS] < 0:  # resident weights
                 resident.add(row[S_LAYER])

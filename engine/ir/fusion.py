@@ -13,7 +13,7 @@ from yolo.network import Conv, MaxPool, Network
 
 def tileable(layer) -> bool:
     """Layers whose output region follows from an input region by a window (what a tile can run)."""
-    return isinstance(layer, MaxPool) or (isinstance(layer, Conv) and layer.groups == 1)
+    return isinstance(layer, (MaxPool, Conv))
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,13 @@ from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering, step_lines
 from engine.lower.table import (SCRATCH_BUFFER, WEIGHTS_BUFFER, BUFFER_KINDS, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_SEGMENT, B_W, COPY_STEP,
                                 GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER, INPUT_STEP, MAP_BUFFER,
                                 REGION_STEP, REORG_STEP, STEP_COLUMNS, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
-                                S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0, S_TILE, S_WEIGHTS)
-from yolo.network import FLOAT_BYTES, INPUT, Network, Region, Reorg, Route
+                                S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0, S_TILE, S_WEIGHTS, S_C0, S_C1, S_SRC2,
+                                SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP)
+from yolo.network import (FLOAT_BYTES, INPUT, AvgPool, Network, Region, Reorg, Route, ScaleChannels, Shortcut,
+                          Upsample, Yolo)
 
-WHOLE_MAP_KINDS = {Reorg: REORG_STEP, Region: REGION_STEP}
+WHOLE_MAP_KINDS = {Reorg: REORG_STEP, Region: REGION_STEP, Shortcut: SHORTCUT_STEP, ScaleChannels: SCALE_STEP,
+                   Upsample: UPSAMPLE_STEP, AvgPool: AVGPOOL_STEP, Yolo: YOLO_STEP}
 
 
 def map_name(index: int) -> str:
@@ -40,12 +43,12 @@ def segments(network: Network, groups: tuple[Group, ...], outside=None) -> list[
             group = by_first.get(i) or (outside(i) if outside else Group(i, i, 1, 1))
             out.append(group)
             i = group.last + 1
-        elif isinstance(layer, (Route, Reorg, Region)):
+        elif isinstance(layer, (Route, *WHOLE_MAP_KINDS)):
             out.append(i)
             i += 1
         else:
-            raise PlanError(f"layer {i} is a {layer.kind}{' with groups' if getattr(layer, 'groups', 1) > 1 else ''}: "
-                            f"the fused executor runs ungrouped conv, maxpool, route, reorg and region layers")
+            raise PlanError(f"layer {i} is a {layer.kind}: the fused executor runs conv, maxpool, route, reorg, "
+                            f"shortcut, scale_channels, upsample, avgpool, region and yolo layers; use --reference")
     return out
 
 
@@ -56,13 +59,18 @@ def whole_map_steps(network: Network, index: int, source_ids, dest_id: int) -> n
     if isinstance(layer, Route):
         rows, c0 = [], 0
         for src, sid in zip(layer.inputs, source_ids):
-            c = network.shape_of(src)[0]
-            rows.append(_step_row(COPY_STEP, index, sid, (0, h, 0, w), dest_id, (0, h, 0, w), c, c0))
-            c0 += c
+            lo, hi = layer.channel_range(network.shape_of(src)[0])
+            row = _step_row(COPY_STEP, index, sid, (0, h, 0, w), dest_id, (0, h, 0, w), hi - lo, c0)
+            if layer.groups > 1:
+                row[S_C0], row[S_C1] = lo, hi
+            rows.append(row)
+            c0 += hi - lo
         return np.array(rows, np.int64)
     c, sh, sw = network.shape_of(layer.inputs[0])
-    return np.array([_step_row(WHOLE_MAP_KINDS[type(layer)], index, source_ids[0], (0, sh, 0, sw), dest_id,
-                               (0, h, 0, w), c)], np.int64)
+    row = _step_row(WHOLE_MAP_KINDS[type(layer)], index, source_ids[0], (0, sh, 0, sw), dest_id, (0, h, 0, w), c)
+    if len(source_ids) > 1:
+        row[S_SRC2] = source_ids[1]
+    return row[None]
 
 
 def input_step(network: Network, dest_id: int) -> np.ndarray:
@@ -72,8 +80,8 @@ def input_step(network: Network, dest_id: int) -> np.ndarray:
 
 def _step_row(kind, layer, src, src_box, dst, dst_box, channels, c0=0) -> np.ndarray:
     row = np.zeros(STEP_COLUMNS, np.int64)
-    row[[S_KIND, S_LAYER, S_SRC, S_DST, S_CHANNELS, S_DC0, S_TILE, S_SCRATCH, S_SEGMENT, S_WEIGHTS]] = \
-        kind, layer, src, dst, channels, c0, -1, -1, -1, -1
+    row[[S_KIND, S_LAYER, S_SRC, S_DST, S_CHANNELS, S_DC0, S_TILE, S_SCRATCH, S_SEGMENT, S_WEIGHTS, S_SRC2]] = \
+        kind, layer, src, dst, channels, c0, -1, -1, -1, -1, -1
     row[S_SY0:S_SY0 + 4] = src_box[0], src_box[1], src_box[2], src_box[3]
     row[S_DY0:S_DY0 + 4] = dst_box[0], dst_box[1], dst_box[2], dst_box[3]
     return row
@@ -152,7 +160,7 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
         ids[GROUP_SOURCE] = maps[network[seg.first].inputs[0]]
         ids[GROUP_OUTPUT] = add_map(seg.last, MAP_BUFFER)
         rows = program.steps.copy()
-        for col in (S_SRC, S_DST, S_SCRATCH, S_WEIGHTS):  # buffer ids; -1 (none) stays
+        for col in (S_SRC, S_DST, S_SCRATCH, S_WEIGHTS, S_SRC2):  # buffer ids; -1 (none) stays
             named = rows[:, col] >= 0
             rows[named, col] = ids[rows[named, col]]
         rows[:, S_SEGMENT] = gi
@@ -165,10 +173,12 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
     steps = np.concatenate(steps)
     buffers = np.concatenate(buffers)
     # a map lives from its producer's first step to the last step that touches it
-    touched = np.concatenate([steps[:, S_SRC], steps[:, S_DST]])
-    at = np.concatenate([np.arange(len(steps))] * 2)
+    touched = np.concatenate([steps[:, S_SRC], steps[:, S_DST], steps[:, S_SRC2]])
+    at = np.concatenate([np.arange(len(steps))] * 3)
     last = np.full(len(buffers), -1, np.int64)
     np.maximum.at(last, touched[touched >= 0], at[touched >= 0])
     map_ids = np.array(sorted(maps.values()))
     buffers[map_ids, B_LAST] = last[map_ids]
+    results = [maps[i] for i, use in network.last_use.items() if use == len(network)]
+    buffers[results, B_LAST] = len(steps) - 1  # the caller reads them after the run
     return Program(plan, tuple(groups), steps, buffers, maps, scratch_bytes)

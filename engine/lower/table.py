@@ -11,8 +11,8 @@ from numba import njit
 from yolo.network import Conv, MaxPool, Network
 
 # --- the layer table: one row per network layer ------------------------------------------------------
-L_KIND, L_C_IN, L_C_OUT, L_SIZE, L_STRIDE, L_LEAD, L_IN_H, L_IN_W, L_OUT_H, L_OUT_W, L_BN = range(11)
-LAYER_COLUMNS = 11
+L_KIND, L_C_IN, L_C_OUT, L_SIZE, L_STRIDE, L_LEAD, L_IN_H, L_IN_W, L_OUT_H, L_OUT_W, L_BN, L_GROUPS = range(12)
+LAYER_COLUMNS = 12
 TILE_CONV, TILE_MAXPOOL = 1, 2  # L_KIND of the layers a group may tile; 0 for every other layer
 
 
@@ -33,21 +33,26 @@ def layer_table(network: Network) -> np.ndarray:
         c_in, in_h, in_w = layer.in_shape
         c_out, out_h, out_w = layer.out_shape
         rows.append((kind, c_in, c_out, getattr(layer, "size", 1), getattr(layer, "stride", 1), leading_pad(layer),
-                     in_h, in_w, out_h, out_w, int(getattr(layer, "batch_normalize", False))))
+                     in_h, in_w, out_h, out_w, int(getattr(layer, "batch_normalize", False)),
+                     getattr(layer, "groups", 1) if isinstance(layer, Conv) else 1))
     return np.array(rows, np.int64).reshape(len(rows), LAYER_COLUMNS)
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
- S_C1) = range(25)
-STEP_COLUMNS = 25
+ S_C1, S_SRC2) = range(26)
+STEP_COLUMNS = 26
 # S_KIND codes
-INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP = range(7)
-STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load")
+(INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP, SHORTCUT_STEP, SCALE_STEP,
+ UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP) = range(12)
+STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "shortcut", "scale", "upsample",
+              "avgpool", "yolo")
 # S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result and partial sums follow it.
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
-# S_DC0: the destination channel a copy starts at (a route concatenates its sources this way).
+# S_DC0: the destination channel a copy starts at (a route concatenates its sources this way); a copy with
+# S_C0 < S_C1 takes only those channels of its source (a route's channel split).
+# S_SRC2: a whole-map step's second source (a shortcut's added map, scale_channels' scaled map), else -1.
 # S_WEIGHTS: a conv step's weights buffer (-1: the weights are resident, outside the arena); S_C0, S_C1:
 # the band of input channels a conv or load step covers (all filters, those channels of each). A conv
 # step whose band starts at 0 writes its output region, later bands add to it, the band ending at the
@@ -59,6 +64,12 @@ B_BYTES, B_KIND, B_FIRST, B_LAST, B_C, B_H, B_W, B_SEGMENT, B_LAYER, B_Y0, B_X0 
 BUFFER_COLUMNS = 11
 INPUT_BUFFER, MAP_BUFFER, TILE_BUFFER, STRIP_BUFFER, SCRATCH_BUFFER, WEIGHTS_BUFFER = range(6)
 BUFFER_KINDS = ("input", "map", "tile", "strip", "scratch", "weights")
+
+
+@njit(cache=True)
+def is_depthwise(layers, j):
+    """A conv with one filter per input channel: computed directly, without a workspace."""
+    return layers[j, L_GROUPS] > 1 and layers[j, L_GROUPS] == layers[j, L_C_IN] == layers[j, L_C_OUT]
 
 
 @njit(cache=True)

@@ -22,7 +22,7 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 L_SIZE, MAXPOOL_STEP, SCRATCH_BUFFER, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
                                 S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC,
                                 S_SX0, S_SY0, S_TILE, TILE_BUFFER, TILE_CONV, L_BN, LOAD_STEP, S_C0, S_C1,
-                                S_WEIGHTS, WEIGHTS_BUFFER, vector_floats)
+                                S_WEIGHTS, WEIGHTS_BUFFER, L_GROUPS, S_SRC2, is_depthwise, vector_floats)
 from engine.lower.geometry import input_span
 from kernels.conv import workspace_sizes
 
@@ -57,7 +57,7 @@ def _emit(steps, buffers, count, kind, layer, tile, src, sy0, sy1, sx0, sx1, dst
     row = steps[s]
     row[:] = 0
     row[S_KIND], row[S_LAYER], row[S_TILE], row[S_CHANNELS], row[S_SCRATCH] = kind, layer, tile, channels, -1
-    row[S_WEIGHTS] = -1
+    row[S_WEIGHTS], row[S_SRC2] = -1, -1
     row[S_SRC], row[S_SY0], row[S_SY0 + 1], row[S_SX0], row[S_SX0 + 1] = src, sy0, sy1, sx0, sx1
     row[S_DST], row[S_DY0], row[S_DY0 + 1], row[S_DX0], row[S_DX0 + 1] = dst, dy0, dy1, dx0, dx1
     if src == GROUP_SOURCE:
@@ -90,7 +90,7 @@ def _save(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origi
 def _load(steps, buffers, count, chain, j, layer, tile, c0, c1):
     """A weights buffer for input channels [c0, c1) of layer j's filters (and, with the last channels, the
     layer's vectors), and the step that fills it; returns the buffer."""
-    c_in, c_out, k = chain[j, L_C_IN], chain[j, L_C_OUT], chain[j, L_SIZE]
+    c_in, c_out, k = chain[j, L_C_IN] // chain[j, L_GROUPS], chain[j, L_C_OUT], chain[j, L_SIZE]
     floats = (vector_floats(chain[j, L_BN], c_out) if c1 == c_in else 0) + c_out * (c1 - c0) * k * k
     w = _alloc(buffers, count, WEIGHTS_BUFFER, floats, 1, 1, count[0], layer)
     s = _emit(steps, buffers, count, LOAD_STEP, layer, tile, -1, 0, 0, 0, 0, w, 0, 0, 0, 0, c1 - c0)
@@ -102,9 +102,10 @@ def _load(steps, buffers, count, chain, j, layer, tile, c0, c1):
 def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, budget,
              weights_mode, bands, kept):
     """Layer j's output region [y0, y1) x [x0, x1) from the buffer ``src`` holding its input from (oy, ox).
-    A conv runs in ``bands`` steps over bands of its input channels, accumulating into the region (each
-    after the load of its weights in PER_TILE mode); in PER_GROUP mode the layer's weights are loaded at
-    its first step and ``kept[j]`` names them."""
+    A conv runs in ``bands`` steps over bands of its filters' input channels, accumulating into the region
+    (each after the load of its weights in PER_TILE mode); in PER_GROUP mode the layer's weights are loaded
+    at its first step and ``kept[j]`` names them. A grouped conv has one band (the lowering is asked for
+    no more) and workspaces for one group at a time; a depthwise one needs none."""
     iy0, iy1, top = input_span(chain, j, y0, y1, 0)
     ix0, ix1, left = input_span(chain, j, x0, x1, 1)
     c_in = chain[j, L_C_IN]
@@ -113,6 +114,10 @@ def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy,
                   dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c_in)
         steps[s, S_PAD_TOP], steps[s, S_PAD_LEFT] = top, left
         return
+    groups = chain[j, L_GROUPS]
+    c_in //= groups
+    if groups > 1:
+        bands = 1
     oh, ow, c_out, k = y1 - y0, x1 - x0, chain[j, L_C_OUT], chain[j, L_SIZE]
     for band in range(bands):
         c0, c1 = c_in * band // bands, c_in * (band + 1) // bands
@@ -124,12 +129,14 @@ def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy,
                 kept[j] = _load(steps, buffers, count, chain, j, layer, tile, 0, c_in)
             w = kept[j]
         s = _emit(steps, buffers, count, CONV_STEP, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
-                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c1 - c0)
+                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, (c1 - c0) * groups)
         row = steps[s]
         row[S_PAD_TOP], row[S_PAD_LEFT], row[S_WEIGHTS], row[S_C0], row[S_C1] = top, left, w, c0, c1
         if w >= GROUP_OWN:
             buffers[w, B_LAST] = s
-        rows, block, cols, acc = workspace_sizes(c1 - c0, k, c_out, oh, ow, budget)
+        rows, block, cols, acc = workspace_sizes(c1 - c0, k, c_out // groups, oh, ow, budget)
+        if is_depthwise(chain, j):
+            cols, acc = 0, 0
         row[S_SCRATCH] = _alloc(buffers, count, SCRATCH_BUFFER, cols, 1, 1, s, layer)
         _alloc(buffers, count, SCRATCH_BUFFER, acc, 1, 1, s, layer)
         row[S_BAND_ROWS], row[S_BLOCK], row[S_MACS] = rows, block, c_out * oh * ow * (c1 - c0) * k * k

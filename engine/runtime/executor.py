@@ -19,15 +19,16 @@ from engine.lower.program import Program, build_program
 from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, vector_floats,
                                 B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
-                                S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0)
+                                S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP, SCALE_STEP,
+                                UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP)
 from engine.memory.planner import Layout, plan_layout
 from engine.runtime.arena import Arena, Event
 from engine.runtime.workers import crew, default_threads, single_threaded_blas
-from kernels import layout as layout_kernels
-from kernels.conv import ACT_CODES, conv_tile, shares
+from kernels import elementwise, layout as layout_kernels
+from kernels.conv import ACT_CODES, conv_tile, depthwise_tile, shares
 from kernels.pool import maxpool_tile
 from yolo.network import Conv, Network
-from yolo.params import BN_EPSILON, Params
+from yolo.params import BN_EPSILON, BN_VARIANCE_EPSILON, Params
 from yolo.sources import ParamsSource
 
 
@@ -43,21 +44,19 @@ def prepare_weights(network: Network, params: Params | None, layers) -> dict[int
     for layer in network.layers:
         if not isinstance(layer, Conv) or layer.index not in layers:
             continue
-        if layer.groups != 1:
-            raise PlanError(f"layer {layer.index}: groups={layer.groups}: the fused executor runs only ungrouped "
-                            f"convolutions; use --reference")
         if params is None:
             raise PlanError(f"layer {layer.index}: resident weights need the parameters in memory")
         p = params[layer.index]
         prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)),
-                                            p.epilogue())
+                                            p.epilogue(layer.bn_rule))
     return prepared
 
 
 @dataclass(frozen=True, eq=False)
 class FusedRun:
     output: np.ndarray               # copy of the last layer's output, taken after the run
-    head: np.ndarray                 # copy of the tensor feeding [region]
+    head_inputs: dict[int, np.ndarray]   # layer -> copy of its output, for each layer feeding a head
+    head_outputs: dict[int, np.ndarray]  # head layer -> copy of its output
     program: Program
     layout: Layout
     events: tuple[Event, ...]        # every alloc and free the executor made
@@ -66,6 +65,11 @@ class FusedRun:
     weights_read_bytes: int          # bytes the load steps read from the weights source
     resident_weights_bytes: int      # weights held outside the arena (layers whose weights are resident)
     seconds: float
+
+    @property
+    def head(self) -> np.ndarray:
+        """The tensor feeding the first head (the last layer's output without a head)."""
+        return next(iter(self.head_inputs.values()))
 
     @property
     def peak_bytes(self) -> int:
@@ -124,6 +128,9 @@ class FusedExecutor:
         self._arena: Arena | None = None
         self._bound: list | None = None
         self._image = np.empty(0, np.float32)
+        # the maps feeding heads are results but may die mid-run: each is copied out as it is freed
+        self.head_maps = {self.program.maps[i]: i for i in self.network.head_inputs}
+        self._captured: dict[int, np.ndarray] = {}
 
     def new_arena(self) -> Arena:
         program = self.program
@@ -151,11 +158,13 @@ class FusedExecutor:
         self.execute(image)
         seconds = time.perf_counter() - start
         # results are copied out after the measured run, then the last buffers are released
+        maps = self.program.maps
         output = arena.views[self.program.output_buffer].copy()
-        head = arena.views[self.program.maps[self.network.head_index]].copy()
+        head_outputs = {h.index: arena.views[maps[h.index]].copy() for h in self.network.heads}
         for buffer in self.frees[-1]:
-            arena.free(buffer)
-        return FusedRun(output, head, self.program, self.layout, arena.events, tuple(int(v) for v in arena.timeline),
+            self._release(buffer)
+        head_inputs = {i: self._captured.pop(maps[i]) for i in self.network.head_inputs}
+        return FusedRun(output, head_inputs, head_outputs, self.program, self.layout, arena.events, tuple(int(v) for v in arena.timeline),
                         tuple(int(v) for v in arena.weights_timeline),
                         self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds)
 
@@ -193,16 +202,22 @@ class FusedExecutor:
                 calls[0]()
             if i != last:
                 for buffer in self.frees[i]:
-                    arena.free(buffer)
+                    self._release(buffer)
             if step_seconds is not None:
                 step_seconds[i] = clock() - start
+
+    def _release(self, buffer: int) -> None:
+        """Frees a buffer, first copying it out if it is a map feeding a head (a result, outside the arena)."""
+        if buffer in self.head_maps:
+            self._captured[buffer] = self._arena.views[buffer].copy()
+        self._arena.free(buffer)
 
     def _bind(self, arena: Arena, row: np.ndarray) -> tuple:
         """The step as calls of its kernel on arena views cut once: one call, or one per thread when the
         step splits (a conv by output rows, a maxpool by channels)."""
-        (kind, layer, src, dst, top, left, c0, scratch, band_rows, block, channels, held, f0, f1) = (
+        (kind, layer, src, dst, top, left, c0, scratch, band_rows, block, channels, held, f0, f1, second) = (
             int(v) for v in row[[S_KIND, S_LAYER, S_SRC, S_DST, S_PAD_TOP, S_PAD_LEFT, S_DC0, S_SCRATCH, S_BAND_ROWS,
-                                 S_BLOCK, S_CHANNELS, S_WEIGHTS, S_C0, S_C1]])
+                                 S_BLOCK, S_CHANNELS, S_WEIGHTS, S_C0, S_C1, S_SRC2]])
         y0, y1, x0, x1 = (int(v) for v in row[S_DY0:S_DY0 + 4])
         dest = arena.views[dst]
         if kind == INPUT_STEP:
@@ -211,27 +226,43 @@ class FusedExecutor:
             return (partial(load_weights, dest, self.source, self.network[layer], f0, f1),)
         sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
         x = arena.views[src][:, sy0:sy1, sx0:sx1]
-        if kind == CONV_STEP:  # over input channels [f0, f1): all of them, or one band of a streamed layer
+        if kind == CONV_STEP:  # over input channels [f0, f1) of each filter: all of them, or one band
             spec = self.network[layer]
-            kk, first, last = spec.size ** 2, f0 == 0, f1 == spec.in_shape[0]
+            kk, first, last = spec.size ** 2, f0 == 0, f1 == spec.weight_shape[1]
             if held >= 0:  # the band's weights in the arena, as its load step left them
                 channel_major = self.source.channel_major
                 w2d, (mult, offset) = loaded_weights(arena.views[held], spec, f0, f1, channel_major)
             else:
                 w, channel_major = self.weights[layer], False
                 w2d, (mult, offset) = w.w2d[:, f0 * kk:f1 * kk], w.epilogue
+            out, act = dest[:, y0:y1, x0:x1], ACT_CODES[spec.activation]
+            if spec.groups > 1:
+                return grouped_conv_calls(spec, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows,
+                                          block, arena.views[scratch], arena.views[scratch + 1], self.threads)
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
             parts = shares(y1 - y0, band_rows, self.threads)
-            return tuple(partial(conv_tile, dest[:, y0:y1, x0:x1], x[f0:f1], top, left, w2d, channel_major, mult,
-                                 offset, ACT_CODES[spec.activation], spec.size, spec.stride, band_rows, block, first,
-                                 last, cols, acc, part, parts) for part in range(parts))
+            return tuple(partial(conv_tile, out, x[f0:f1], top, left, w2d, channel_major, mult, offset, act,
+                                 spec.size, spec.stride, band_rows, block, first, last, cols, acc, part, parts)
+                         for part in range(parts))
         if kind == MAXPOOL_STEP:
             spec = self.network[layer]
             cuts = np.linspace(0, x.shape[0], min(self.threads, x.shape[0]) + 1).astype(int)
             return tuple(partial(maxpool_tile, dest[c_lo:c_hi, y0:y1, x0:x1], x[c_lo:c_hi], spec.size, spec.stride,
                                  top, left) for c_lo, c_hi in zip(cuts[:-1], cuts[1:]))
-        if kind == COPY_STEP:
-            return (partial(layout_kernels.copy_channels, dest[:, y0:y1, x0:x1], x, c0),)
+        if kind == COPY_STEP:  # a route's channel split copies only channels [f0, f1) of its source
+            return (partial(layout_kernels.copy_channels, dest[:, y0:y1, x0:x1], x[f0:f1] if f1 > f0 else x, c0),)
+        spec = self.network[layer]
+        if kind == SHORTCUT_STEP:
+            return (partial(elementwise.shortcut, dest, x, arena.views[second], ACT_CODES[spec.activation]),)
+        if kind == SCALE_STEP:
+            return (partial(elementwise.scale_channels, dest, x, arena.views[second], ACT_CODES[spec.activation]),)
+        if kind == UPSAMPLE_STEP:
+            return (partial(elementwise.upsample, dest, x, spec.stride, np.float32(spec.scale)),)
+        if kind == AVGPOOL_STEP:
+            return (partial(elementwise.global_avgpool, dest, x),)
+        if kind == YOLO_STEP:
+            return (partial(elementwise.yolo, dest, x, spec.num, spec.classes, np.float32(spec.scale_x_y),
+                            np.float32(-0.5 * (spec.scale_x_y - 1))),)
         if kind == REORG_STEP:
             return (partial(layout_kernels.reorg, dest.reshape(-1), x.reshape(-1), channels, sy1 - sy0, sx1 - sx0,
                             self.network[layer].stride),)
@@ -241,10 +272,31 @@ class FusedExecutor:
         raise AssertionError(kind)
 
 
+def grouped_conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block,
+                       cols, acc, threads: int) -> tuple:
+    """A grouped conv step as calls, one per thread: a depthwise one directly (its channels shared), any other
+    group by group through ``conv_tile`` within the workspace sized for one group (its rows shared)."""
+    if out.shape[0] == x.shape[0] == spec.groups:
+        w = w2d.T if channel_major else w2d
+        parts = min(threads, out.shape[0])
+        return tuple(partial(depthwise_tile, out, x, top, left, w, mult, offset, act, spec.size, spec.stride,
+                             part, parts) for part in range(parts))
+    n, c = out.shape[0] // spec.groups, x.shape[0] // spec.groups
+    parts = shares(out.shape[1], band_rows, threads)
+    filters = (lambda g: w2d[:, g * n:(g + 1) * n]) if channel_major else (lambda g: w2d[g * n:(g + 1) * n])
+
+    def share(part: int) -> None:
+        for g in range(spec.groups):
+            conv_tile(out[g * n:(g + 1) * n], x[g * c:(g + 1) * c], top, left, filters(g), channel_major,
+                      mult[g * n:(g + 1) * n], offset[g * n:(g + 1) * n], act, spec.size, spec.stride, band_rows,
+                      block, True, True, cols, acc, part, parts)
+    return tuple(partial(share, part) for part in range(parts))
+
+
 def band_vectors(layer: Conv, c1: int) -> int:
     """Floats of vectors a weights buffer holds before its filters: the layer's, in the band of the last
     channels only."""
-    return vector_floats(layer.batch_normalize, layer.filters) if c1 == layer.in_shape[0] else 0
+    return vector_floats(layer.batch_normalize, layer.filters) if c1 == layer.weight_shape[1] else 0
 
 
 def loaded_weights(view: np.ndarray, layer: Conv, c0: int, c1: int, channel_major: bool
@@ -269,8 +321,12 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
             source.read_vector(layer.index, "scales", scales)
             source.read_vector(layer.index, "rolling_mean", mean)
             source.read_vector(layer.index, "rolling_variance", var)
-            np.sqrt(var, out=var)
-            np.add(var, BN_EPSILON, out=var)
+            if layer.bn_rule == "alexeyab":
+                np.add(var, BN_VARIANCE_EPSILON, out=var)
+                np.sqrt(var, out=var)
+            else:
+                np.sqrt(var, out=var)
+                np.add(var, BN_EPSILON, out=var)
             np.divide(scales, var, out=scales)       # multiplier
             np.multiply(mean, scales, out=mean)
             np.subtract(view[:n], mean, out=view[:n])  # offset

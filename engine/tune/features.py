@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.lower.table import (CONV_STEP, L_C_OUT, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
+from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
                                 S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads")
-FEATURES_VERSION = 8  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 9  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
@@ -26,7 +26,7 @@ def step_features(steps, layers, out):
             bands = -(-oh // row[S_BAND_ROWS])
             out[s, 0] = row[S_MACS]
             out[s, 1] = bands * -(-c // row[S_BLOCK])
-            out[s, 2] = filters * c * kk * bands
+            out[s, 2] = filters * (c // layers[row[S_LAYER], L_GROUPS]) * kk * bands
             out[s, 3] = c * kk * oh * ow
             out[s, 4] = filters * oh * ow
             out[s, 5] = 1

@@ -1,0 +1,117 @@
+"""Activations as compiled scalar functions, and the whole-map layers that combine or rescale maps: residual
+add, channel scaling, nearest upsampling, global average, YOLOv3's head. Each writes into a given output
+(an arena view) and allocates nothing."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from yolo.network import ACTIVATIONS
+
+ACT_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
+LINEAR, LEAKY_CODE, RELU, RELU6, LOGISTIC, TANH, ELU, SELU, SWISH, MISH, HARD_MISH = (
+    ACT_CODES[a] for a in ("linear", "leaky", "relu", "relu6", "logistic", "tanh", "elu", "selu", "swish", "mish",
+                           "hard_mish"))
+F = np.float32
+ONE, ZERO, LEAKY = F(1.0), F(0.0), F(0.1)
+
+
+@njit(cache=True, nogil=True)
+def logistic(v):
+    return ONE / (ONE + np.exp(-v))
+
+
+@njit(cache=True, nogil=True)
+def darknet_tanh(v):
+    return F(2.0) / (ONE + np.exp(F(-2.0) * v)) - ONE
+
+
+@njit(cache=True, nogil=True)
+def activate(v, act):
+    """Darknet's activation ``act`` (an ACT_CODES value) of one float32 value, in float32."""
+    if act == LEAKY_CODE:
+        return v if v > ZERO else LEAKY * v
+    if act == RELU:
+        return max(v, ZERO)
+    if act == RELU6:
+        return min(max(v, ZERO), F(6.0))
+    if act == LOGISTIC:
+        return logistic(v)
+    if act == TANH:
+        return darknet_tanh(v)
+    if act == ELU:
+        return v if v >= ZERO else np.exp(v) - ONE
+    if act == SELU:
+        return F(1.0507) * v if v >= ZERO else F(1.0507) * F(1.6732) * (np.exp(v) - ONE)
+    if act == SWISH:
+        return v * logistic(v)
+    if act == MISH:  # softplus with threshold 20, then Darknet's tanh
+        soft = v if v > F(20.0) else (np.exp(v) if v < F(-20.0) else np.log(np.exp(v) + ONE))
+        return v * darknet_tanh(soft)
+    if act == HARD_MISH:
+        return v if v > ZERO else (v * v / F(2.0) + v if v > F(-2.0) else ZERO)
+    return v
+
+
+@njit(cache=True, nogil=True)
+def shortcut(out, x, other, act):
+    """out = activation(x + the first channels of ``other``), Darknet's [shortcut]."""
+    c, h, w = out.shape
+    common = min(c, other.shape[0])
+    for k in range(c):
+        for y in range(h):
+            for i in range(w):
+                v = x[k, y, i] + other[k, y, i] if k < common else x[k, y, i]
+                out[k, y, i] = activate(v, act)
+
+
+@njit(cache=True, nogil=True)
+def scale_channels(out, scales, x, act):
+    """out[c] = activation(x[c] * scales[c]), the product of a squeeze-excitation block."""
+    c, h, w = out.shape
+    for k in range(c):
+        s = scales[k, 0, 0]
+        for y in range(h):
+            for i in range(w):
+                out[k, y, i] = activate(x[k, y, i] * s, act)
+
+
+@njit(cache=True, nogil=True)
+def upsample(out, x, stride, scale):
+    """Nearest-neighbour upsampling by ``stride``, each value times ``scale``."""
+    c, h, w = out.shape
+    for k in range(c):
+        for y in range(h):
+            for i in range(w):
+                out[k, y, i] = scale * x[k, y // stride, i // stride]
+
+
+@njit(cache=True, nogil=True)
+def global_avgpool(out, x):
+    """out[c, 0, 0] = the mean of x[c], summed in float32 in Darknet's order."""
+    c, h, w = x.shape
+    for k in range(c):
+        total = ZERO
+        for y in range(h):
+            for i in range(w):
+                total += x[k, y, i]
+        out[k, 0, 0] = total / F(h * w)
+
+
+@njit(cache=True, nogil=True)
+def yolo(out, x, num, classes, scale, shift):
+    """AlexeyAB's [yolo] forward: logistic on x, y, objectness and classes, then x and y times ``scale``
+    plus ``shift``; w and h pass through."""
+    _, h, w = x.shape
+    per = 5 + classes
+    for a in range(num):
+        base = a * per
+        for e in range(per):
+            for y in range(h):
+                for i in range(w):
+                    v = x[base + e, y, i]
+                    if e < 2:
+                        v = logistic(v) * scale + shift
+                    elif e >= 4:
+                        v = logistic(v)
+                    out[base + e, y, i] = v
