@@ -26,10 +26,12 @@ def test_yolov2_shapes_routes_and_macs():
 
 @pytest.mark.parametrize("name", BUNDLED_CFGS)
 def test_bundled_cfgs_build_at_other_sizes(name):
+    own = load_network(name)
+    ratios = [own.input_shape[1] // h.in_shape[1] for h in own.heads]
     for size in (224, 320, 608):
         net = load_network(name, size)
         assert net.input_shape == (3, size, size)
-        assert net.region.in_shape[1:] == (size // 32, size // 32)
+        assert [size // h.in_shape[1] for h in net.heads] == ratios and size % net.stride == 0
 
 
 def test_tiny_maxpool_size2_stride1_keeps_map():
@@ -81,10 +83,10 @@ def test_route_concat_order_and_size_mismatch():
 
 @pytest.mark.parametrize("body, pattern", [
     ("[convolutional]\nfilters=4\nsize=3\nfoo=1\n", r"test\.cfg:8: \[convolutional\] unknown key foo=1"),
-    ("[upsample]\nstride=2\n", r"test\.cfg:5: \[upsample\] unknown section"),
+    ("[crop]\nstride=2\n", r"test\.cfg:5: \[crop\] unknown section"),
     ("[convolutional]\nfilters=0\n", r"test\.cfg:6: \[convolutional\] filters=0: expected an integer >= 1"),
     ("[convolutional]\nfilters=four\n", r"test\.cfg:6: \[convolutional\] filters=four: expected an integer"),
-    ("[convolutional]\nfilters=4\nactivation=swish\n", r"test\.cfg:7: \[convolutional\] activation=swish: expected one of"),
+    ("[convolutional]\nfilters=4\nactivation=softsign\n", r"test\.cfg:7: \[convolutional\] activation=softsign: expected one of"),
     ("[convolutional]\nfilters=4\nfilters=5\n", r"test\.cfg:7: \[convolutional\] filters given twice \(first on line 6\)"),
     ("[route]\n", r"test\.cfg:5: \[route\] missing layers"),
     ("[convolutional]\nfilters=4\n[route]\nlayers=3\n", r"test\.cfg:8: \[route\] layers=3: expected indices of earlier layers"),

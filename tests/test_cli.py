@@ -52,7 +52,7 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     raw = np.load(tmp_path / "o.npy")
     assert raw.shape == (425, 5, 5) and raw.dtype == np.float32
     from PIL import Image
-    assert Image.open(tmp_path / "p.png").size == (512, 600)  # grace_hopper.jpg
+    assert Image.open(tmp_path / "p.png").size == (768, 576)  # dog.jpg
 
 
 def test_human_output_and_random_weights_warning(tmp_path, capsys):
@@ -186,7 +186,8 @@ def key_paths(value, prefix=""):
 FUSED_SCHEMA = {
     "config", "config.cfg", "config.size", "config.mode", "config.weights", "config.image", "config.groups",
     "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.groups[].weights",
-    "config.groups[].bands", "config.scratch_bytes", "config.stream_weights", "config.band_bytes", "config.threads",
+    "config.groups[].bands", "config.scratch_bytes", "config.stream_weights", "config.band_bytes", "config.threads", "config.semantics",
+    "config.preprocess", "config.thresh",
     "detections", "latency_s", "latencies_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
     "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
     "memory.engine_peak_bytes", "memory.predicted_engine_peak_bytes", "memory.weights_resident_peak_bytes",

@@ -39,7 +39,7 @@ def corpus(tmp_path_factory):
 
 BAD = [  # (arguments, what the one line must say); files are named relative to the corpus folder
     (["yolov2-tiny.cfg", "--size", "64", "--out", "x.txt"], "unknown picture format '.txt'"),
-    (["yolov2-tiny.cfg", "--size", "64", "--save-output", "o.txt"], "expected a .npy file name"),
+    (["yolov2-tiny.cfg", "--size", "64", "--save-output", "o.txt"], "expected a .npy or .npz file name"),
     (["yolov2-tiny.cfg", "--size", "64", "--seed=-1"], "expected an integer from 0 to 4294967295"),
     (["latin1.cfg"], "is not UTF-8"),
     (["ch4.cfg", "--size", "64"], "channels=4: expected 1 (grayscale input) or 3 (RGB input)"),
@@ -123,7 +123,7 @@ def test_two_processes_writing_one_picture_leave_one_complete_file(tmp_path):
                 for _ in range(2)]
     assert [c.wait(timeout=300) for c in children] == [0, 0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.npy", "p.png"]  # no temporaries either
-    assert Image.open(tmp_path / "p.png").size == (512, 600) and np.load(tmp_path / "o.npy").shape == (425, 3, 3)
+    assert Image.open(tmp_path / "p.png").size == (768, 576) and np.load(tmp_path / "o.npy").shape == (425, 3, 3)
 
 
 def test_two_processes_calibrating_leave_one_valid_cache_entry(tmp_path):

@@ -30,7 +30,7 @@ def command(args) -> int:
         print(json.dumps(report))
     else:
         from engine.report.text import print_human
-        print_human(report, args.thresh)
+        print_human(report, report["config"]["thresh"])
     return 0
 
 
