@@ -35,14 +35,22 @@ def random_image(shape, seed: int = 0) -> np.ndarray:
 
 
 def random_stack(draw_kinds, size: int, channels: int = 3) -> Network:
-    """A chain network from a list of ('conv', k, stride, filters) / ('maxpool', size, stride) tuples."""
+    """A chain network from a list of ('conv', k, stride, filters[, activation]), ('dw', k, stride, activation),
+    ('g2', k, stride, activation) (depthwise; two groups of two filters each) and ('maxpool', size, stride)
+    tuples."""
     from yolo.network import INPUT, make_conv, make_maxpool
     layers, shape = [], (channels, size, size)
     for i, spec in enumerate(draw_kinds):
         source = INPUT if i == 0 else i - 1
         if spec[0] == "conv":
-            _, k, stride, filters = spec
-            layer = make_conv(i, shape, filters, k, stride, k // 2, 1, True, "leaky", source=source)
+            _, k, stride, filters, *act = spec
+            layer = make_conv(i, shape, filters, k, stride, k // 2, 1, True, act[0] if act else "leaky", source=source,
+                              bn_rule="alexeyab" if act else "pjreddie")
+        elif spec[0] in ("dw", "g2"):
+            _, k, stride, act = spec
+            groups = shape[0] if spec[0] == "dw" else 2
+            layer = make_conv(i, shape, shape[0] if spec[0] == "dw" else 4, k, stride, k // 2, groups, True, act,
+                              source=source, bn_rule="alexeyab")
         else:
             _, k, stride = spec
             layer = make_maxpool(i, shape, k, stride, source=source)

@@ -1,12 +1,17 @@
-"""Hypothesis strategy: random conv/maxpool chains."""
+"""Hypothesis strategy: random chains of conv (plain, depthwise, grouped, any activation) and maxpool."""
 from hypothesis import strategies as st
 
 from yolo.errors import CfgError
+from yolo.network import ACTIVATIONS
 from tests.helpers import random_stack
 
 LAYER = st.one_of(
     st.tuples(st.just("conv"), st.sampled_from([1, 3]), st.sampled_from([1, 2]), st.integers(1, 4)),
-    st.tuples(st.just("maxpool"), st.just(2), st.sampled_from([1, 2])),
+    st.tuples(st.just("conv"), st.sampled_from([1, 3]), st.sampled_from([1, 2]), st.integers(1, 4),
+              st.sampled_from(ACTIVATIONS)),
+    st.tuples(st.sampled_from(["dw", "g2"]), st.sampled_from([3, 5]), st.sampled_from([1, 2]),
+              st.sampled_from(ACTIVATIONS)),
+    st.tuples(st.just("maxpool"), st.sampled_from([2, 3]), st.sampled_from([1, 2])),
 )
 
 

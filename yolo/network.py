@@ -15,7 +15,7 @@ INPUT = -1
 FLOAT_BYTES = 4
 # Darknet's activations (AlexeyAB's fork names them all; pjreddie's has all but relu6, swish, mish, hard_mish)
 ACTIVATIONS = ("linear", "leaky", "relu", "relu6", "logistic", "tanh", "elu", "selu", "swish", "mish", "hard_mish")
-BN_RULES = ("pjreddie", "alexeyab")  # batch norm divides by sqrt(var) + 1e-6, or by sqrt(var + 1e-5)
+BN_RULES = ("pjreddie", "alexeyab", "opencv")  # whose batch norm arithmetic (yolo.params.BN_EPSILONS)
 
 Shape = tuple[int, int, int]  # (C, H, W)
 

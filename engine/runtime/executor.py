@@ -28,7 +28,7 @@ from kernels import elementwise, layout as layout_kernels
 from kernels.conv import ACT_CODES, conv_tile, depthwise_tile, shares
 from kernels.pool import maxpool_tile
 from yolo.network import Conv, Network
-from yolo.params import BN_EPSILON, BN_VARIANCE_EPSILON, Params
+from yolo.params import BN_EPSILONS, Params
 from yolo.sources import ParamsSource
 
 
@@ -321,12 +321,10 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
             source.read_vector(layer.index, "scales", scales)
             source.read_vector(layer.index, "rolling_mean", mean)
             source.read_vector(layer.index, "rolling_variance", var)
-            if layer.bn_rule == "alexeyab":
-                np.add(var, BN_VARIANCE_EPSILON, out=var)
-                np.sqrt(var, out=var)
-            else:
-                np.sqrt(var, out=var)
-                np.add(var, BN_EPSILON, out=var)
+            inside, outside = BN_EPSILONS[layer.bn_rule]  # in place, as bn_divisor computes it
+            np.add(var, inside, out=var)
+            np.sqrt(var, out=var)
+            np.add(var, outside, out=var)
             np.divide(scales, var, out=scales)       # multiplier
             np.multiply(mean, scales, out=mean)
             np.subtract(view[:n], mean, out=view[:n])  # offset
