@@ -50,17 +50,18 @@ def opencv_runner(cfg_text: str, params, x: np.ndarray):
 
 
 def opencv_forward(cfg: Path, weights: Path, x: np.ndarray):
-    """OpenCV's forward of the files up to the tensor feeding the detection head (the layer before the
-    permute its importer adds for [region]), as a no-argument callable; the files are read now."""
+    """OpenCV's forward of the files up to the tensors feeding the detection heads (each the layer before a
+    permute its importer adds for [region] and [yolo]), as a no-argument callable returning the first
+    head's tensor (all heads are computed); the files are read now."""
     import cv2
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     names = net.getLayerNames()
-    head = names[names.index(next(n for n in names if n.startswith("permute_"))) - 1]
+    heads = [names[i - 1] for i, n in enumerate(names) if n.startswith("permute_")]
     blob = x[None]
 
     def forward():
         net.setInput(blob)
-        return net.forward(head)
+        return net.forward(heads)[0]
     return forward
 
 

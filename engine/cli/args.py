@@ -31,7 +31,9 @@ plain NMS). --preprocess letterbox|resize and --thresh override.
 
 Modes: fused by default. With neither --tiles nor --groups, two groups are fused: the layers up to the
 pool that reaches stride 8 on a 4x4 grid, then the layers up to the last one at stride 16 on 2x2 (yolov2:
-0-7:4x4,8-16:2x2; yolov2-tiny: 0-5:4x4,6-8:2x2). --tiles RxC fuses that whole span as one group (yolov2:
+0-7:4x4,8-16:2x2; yolov2-tiny: 0-5:4x4,6-8:2x2); then every further chain of two or more layers ending at
+stride 8 or finer on 2x2 (MobileNetV2's blocks: Nano COCO 0-5:4x4,6-8:2x2,10-12:2x2,13-15:2x2,17-19:2x2).
+Shortcut, route, upsample, squeeze-excitation and head layers run whole-map between groups. --tiles RxC fuses that whole span as one group (yolov2:
 0-16, yolov2-tiny: 0-8) on an R x C grid. --groups gives explicit groups with inclusive Darknet layer
 indices. Layers outside every group run layer by layer, inside the same arena. --reference runs the
 layer-by-layer NumPy reference instead.

@@ -177,13 +177,21 @@ def default_span(network: Network) -> tuple[int, int]:
 def default_groups(network: Network, tiles: tuple[int, int] | None = None, reuse: str = "none",
                    weights: str = "resident") -> tuple[Group, ...]:
     """With ``tiles``: one group over the default span. Without: two groups split after the pool that
-    reaches stride 8, fine grid (4x4) early, coarse grid (2x2) late (Farley & Gerstlauer's shape)."""
+    reaches stride 8, fine grid (4x4) early, coarse grid (2x2) late (Farley & Gerstlauer's shape); then, in a
+    network whose residual or route structure cuts chains short (MobileNetV2's blocks), every further chain
+    of two or more layers ending at stride <= 8 on 2x2 (Nano COCO at 416: 1/2.7 of the peak, and faster than
+    layer by layer)."""
     first, last = default_span(network)
     if tiles is not None:
         return (Group(first, last, *tiles, reuse, weights),)
     strides = stride_at(network)
     cut = max((i for i in range(first, last) if strides[i] <= 8 and isinstance(network[i], MaxPool)), default=None)
     if cut is None:
-        return (Group(first, last, 2, 2, reuse, weights),)
-    groups = (Group(first, cut, 4, 4, reuse, weights), Group(cut + 1, last, 2, 2, reuse, weights))
-    return tuple(g for g in groups if g.first <= g.last)
+        groups = (Group(first, last, 2, 2, reuse, weights),)
+    else:
+        groups = (Group(first, cut, 4, 4, reuse, weights), Group(cut + 1, last, 2, 2, reuse, weights))
+    if cut is None and last > first and strides[last] <= 4:
+        groups = (Group(first, last, 4, 4, reuse, weights),)
+    later = tuple(Group(a, b, 2, 2, reuse, weights) for a, b in fusion(network).spans()
+                  if a > last and b > a and strides[b] <= 8)
+    return tuple(g for g in groups if g.first <= g.last) + later
