@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 
 from benchmarks.common import cpu_name, interleaved_medians, median_seconds, opencv_runner
 from engine.cli.pipeline import default_image
