@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from kernels.blas import gemm
-from kernels.elementwise import ACT_CODES, activate  # noqa: F401  (callers take ACT_CODES from here)
+from kernels.elementwise import activate
 
 LEAKY = np.float32(0.1)
 ONE = np.float32(1.0)

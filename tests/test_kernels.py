@@ -7,7 +7,8 @@ import pytest
 from engine.runtime import reference_ops as ops
 from yolo.params import ConvParams
 from kernels import layout
-from kernels.conv import ACT_CODES, conv_tile, shares, workspace_sizes
+from kernels.elementwise import ACT_CODES
+from kernels.conv import conv_tile, shares, workspace_sizes
 from kernels.pool import maxpool_tile
 
 

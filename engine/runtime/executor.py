@@ -25,7 +25,8 @@ from engine.memory.planner import Layout, plan_layout
 from engine.runtime.arena import Arena, Event
 from engine.runtime.workers import crew, default_threads, single_threaded_blas
 from kernels import elementwise, layout as layout_kernels
-from kernels.conv import ACT_CODES, conv_tile, depthwise_tile, shares
+from kernels.elementwise import ACT_CODES
+from kernels.conv import conv_tile, depthwise_tile, shares
 from kernels.pool import maxpool_tile
 from yolo.network import Conv, Network
 from yolo.params import BN_EPSILONS, Params
