@@ -105,26 +105,29 @@ class Route(Layer):
 
 
 @dataclass(frozen=True)
-class Shortcut(Layer):
-    """Residual add: inputs (previous layer, ``from`` layer) of one map size; the ``from`` layer's first
-    channels are added (all of them, or as many as the output has: AlexeyAB's flat-index rule); then the
-    activation."""
+class Combine(Layer):
+    """A layer joining the previous layer with a second map (``inputs[1]``), then an activation."""
     activation: str = "linear"
-    kind: ClassVar[str] = "shortcut"
+    joins: ClassVar[str] = ""
 
     def describe(self) -> str:
-        return f"+ L{self.inputs[1]} {self.activation}"
+        return f"{self.joins} L{self.inputs[1]} {self.activation}"
 
 
 @dataclass(frozen=True)
-class ScaleChannels(Layer):
-    """Squeeze-excitation's product: inputs (previous layer, a (C, 1, 1) scale; the ``from`` map), each channel
-    of the map times its scale; then the activation."""
-    activation: str = "linear"
-    kind: ClassVar[str] = "scale_channels"
+class Shortcut(Combine):
+    """Residual add: inputs (previous layer, ``from`` layer) of one map size; the ``from`` layer's first
+    channels are added (all of them, or as many as the output has: AlexeyAB's flat-index rule)."""
+    kind: ClassVar[str] = "shortcut"
+    joins: ClassVar[str] = "plus"
 
-    def describe(self) -> str:
-        return f"L{self.inputs[1]} * scale {self.activation}"
+
+@dataclass(frozen=True)
+class ScaleChannels(Combine):
+    """Squeeze-excitation's product: inputs (previous layer, a (C, 1, 1) scale; the ``from`` map), each channel
+    of the map times its scale."""
+    kind: ClassVar[str] = "scale_channels"
+    joins: ClassVar[str] = "scales"
 
 
 @dataclass(frozen=True)
