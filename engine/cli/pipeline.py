@@ -17,6 +17,7 @@ from engine.report.progress import PROGRESS, kernels_cached
 from engine.report.schema import process_memory, search_report
 from engine.runtime.executor import FusedExecutor
 from engine.runtime.reference import run_reference
+from engine.cli.head_outputs import DEFAULT_THRESH, check_save_output, save_heads
 from engine.runtime.workers import blas_threads, default_threads
 from yolo.errors import FusetileError
 from yolo.files import Outputs
@@ -199,27 +200,6 @@ def guard_memory(args, network: Network, plan: Plan, image_path: Path):
     _, h, w = network.input_shape
     guard.check(predicted.total, f"{args.cfg} at {w}x{h}", guard.available(args.max_memory))
     return predicted
-
-
-def save_heads(path: Path, head_inputs: dict[int, np.ndarray]) -> None:
-    """The tensors feeding the heads: a .npz keyed L<i> (Darknet's index of the layer), or, for one head, a
-    .npy of that tensor."""
-    with path.open("wb") as f:  # a file object: NumPy would add a suffix to a path
-        if len(head_inputs) == 1 and not path.name.lower().endswith(".npz"):
-            np.save(f, next(iter(head_inputs.values())), allow_pickle=False)
-        else:
-            np.savez(f, **{f"L{i}": t for i, t in head_inputs.items()})
-
-
-DEFAULT_THRESH = {"pjreddie": 0.5, "alexeyab": 0.25}  # each fork's detector test default
-
-
-def check_save_output(args, network: Network) -> None:
-    """A .npy holds one tensor: refused, before anything runs, for a network with several heads."""
-    if args.save_output is not None and args.save_output.lower().endswith(".npy") and len(network.heads) > 1:
-        raise FusetileError(f"--save-output {args.save_output!r}: {network.name} has {len(network.heads)} heads "
-                            f"(fed by layers {', '.join(map(str, network.head_inputs))}): expected a .npz file name, "
-                            f"which keeps each under the key L<layer>")
 
 
 def write_plots(folder: Path, plan: Plan, run, args, outputs) -> None:

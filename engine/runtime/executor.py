@@ -16,7 +16,7 @@ import numpy as np
 from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import Program, build_program
-from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, vector_floats,
+from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS,
                                 B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
                                 S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP, SCALE_STEP,
@@ -29,7 +29,8 @@ from kernels.elementwise import ACT_CODES
 from kernels.conv import conv_tile, depthwise_tile, shares
 from kernels.pool import maxpool_tile
 from yolo.network import Conv, Network
-from yolo.params import BN_EPSILONS, Params
+from engine.runtime.conv_weights import load_weights, loaded_weights
+from yolo.params import Params
 from yolo.sources import ParamsSource
 
 
@@ -292,46 +293,6 @@ def grouped_conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, 
                       mult[g * n:(g + 1) * n], offset[g * n:(g + 1) * n], act, spec.size, spec.stride, band_rows,
                       block, True, True, cols, acc, part, parts)
     return tuple(partial(share, part) for part in range(parts))
-
-
-def band_vectors(layer: Conv, c1: int) -> int:
-    """Floats of vectors a weights buffer holds before its filters: the layer's, in the band of the last
-    channels only."""
-    return vector_floats(layer.batch_normalize, layer.filters) if c1 == layer.weight_shape[1] else 0
-
-
-def loaded_weights(view: np.ndarray, layer: Conv, c0: int, c1: int, channel_major: bool
-                   ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """(filters' channels [c0, c1) as (N, (c1 - c0)*k*k), or its transpose if ``channel_major``, (multiplier,
-    offset)) in a weights buffer (layout in ``load_weights``); the vectors are empty but for the band of the
-    last channels."""
-    n, vectors = layer.filters, band_vectors(layer, c1)
-    w2d = view[vectors:].reshape((-1, n) if channel_major else (n, -1))
-    return w2d, (view[n:2 * n], view[:n]) if vectors else (view[:0], view[:0])
-
-
-def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> None:
-    """Input channels [c0, c1) of every filter of ``layer`` into a weights buffer, preceded, for the band of
-    the last channels, by the layer's vectors folded in place into the epilogue (offset in the first
-    quarter, multiplier in the second; the same float32 operations as ``ConvParams.epilogue``)."""
-    n, vectors = layer.filters, band_vectors(layer, c1)
-    if vectors:
-        source.read_vector(layer.index, "biases", view[:n])
-        if layer.batch_normalize:
-            scales, mean, var = view[n:2 * n], view[2 * n:3 * n], view[3 * n:4 * n]
-            source.read_vector(layer.index, "scales", scales)
-            source.read_vector(layer.index, "rolling_mean", mean)
-            source.read_vector(layer.index, "rolling_variance", var)
-            inside, outside = BN_EPSILONS[layer.bn_rule]  # in place, as bn_divisor computes it
-            np.add(var, inside, out=var)
-            np.sqrt(var, out=var)
-            np.add(var, outside, out=var)
-            np.divide(scales, var, out=scales)       # multiplier
-            np.multiply(mean, scales, out=mean)
-            np.subtract(view[:n], mean, out=view[:n])  # offset
-        else:
-            view[n:2 * n] = 1.0
-    source.read_filters(layer.index, c0, c1, view[vectors:])
 
 
 def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
