@@ -23,6 +23,7 @@ from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS,
                                 UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP)
 from engine.memory.planner import Layout, plan_layout
 from engine.runtime.arena import Arena, Event
+from engine.runtime.reference import HeadResults
 from engine.runtime.workers import crew, default_threads, single_threaded_blas
 from kernels import elementwise, layout as layout_kernels
 from kernels.elementwise import ACT_CODES
@@ -55,7 +56,7 @@ def prepare_weights(network: Network, params: Params | None, layers) -> dict[int
 
 
 @dataclass(frozen=True, eq=False)
-class FusedRun:
+class FusedRun(HeadResults):
     output: np.ndarray               # copy of the last layer's output, taken after the run
     head_inputs: dict[int, np.ndarray]   # layer -> copy of its output, for each layer feeding a head
     head_outputs: dict[int, np.ndarray]  # head layer -> copy of its output
@@ -67,11 +68,6 @@ class FusedRun:
     weights_read_bytes: int          # bytes the load steps read from the weights source
     resident_weights_bytes: int      # weights held outside the arena (layers whose weights are resident)
     seconds: float
-
-    @property
-    def head(self) -> np.ndarray:
-        """The tensor feeding the first head (the last layer's output without a head)."""
-        return next(iter(self.head_inputs.values()))
 
     @property
     def peak_bytes(self) -> int:

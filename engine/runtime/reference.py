@@ -16,8 +16,18 @@ from yolo.network import (INPUT, AvgPool, Conv, Cost, Layer, MaxPool, Network, R
 from yolo.params import Params
 
 
+class HeadResults:
+    """What every run hands back about the heads (``head_inputs``: layer -> the tensor feeding a head)."""
+    head_inputs: dict[int, np.ndarray]
+
+    @property
+    def head(self) -> np.ndarray:
+        """The raw tensor feeding the first head (the last layer's output without a head)."""
+        return next(iter(self.head_inputs.values()))
+
+
 @dataclass(frozen=True, eq=False)
-class ReferenceRun:
+class ReferenceRun(HeadResults):
     output: np.ndarray             # the last layer's output (C, H, W)
     head_inputs: dict[int, np.ndarray]   # layer -> its raw output, for each layer feeding a head
     head_outputs: dict[int, np.ndarray]  # head layer -> its output (what detections are decoded from)
@@ -25,11 +35,6 @@ class ReferenceRun:
     live_bytes: tuple[int, ...]    # live activation bytes while layer i runs (inputs + its output)
     seconds: float
     layer_seconds: tuple[float, ...] = field(default=())
-
-    @property
-    def head(self) -> np.ndarray:
-        """The raw tensor feeding the first head (the last layer's output without a head)."""
-        return next(iter(self.head_inputs.values()))
 
     @property
     def peak_bytes(self) -> int:
