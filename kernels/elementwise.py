@@ -77,13 +77,14 @@ def scale_channels(out, scales, x, act):
 
 
 @njit(cache=True, nogil=True)
-def upsample(out, x, stride, scale):
-    """Nearest-neighbour upsampling by ``stride``, each value times ``scale``."""
+def upsample(out, x, stride, scale, phase_y, phase_x):
+    """Nearest-neighbour upsampling by ``stride``, each value times ``scale``. A region whose first row and
+    column are not multiples of the stride starts at ``phase_y``, ``phase_x`` within its first input pixel."""
     c, h, w = out.shape
     for k in range(c):
         for y in range(h):
             for i in range(w):
-                out[k, y, i] = scale * x[k, y // stride, i // stride]
+                out[k, y, i] = scale * x[k, (phase_y + y) // stride, (phase_x + i) // stride]
 
 
 @njit(cache=True, nogil=True)

@@ -3,9 +3,9 @@ import numpy as np
 
 from engine.lower.table import (B_C, B_H, B_KIND, B_LAYER, B_W, B_X0, B_Y0, CONV_STEP, GROUP_OUTPUT, GROUP_SOURCE,
                                 MAXPOOL_STEP, S_DST, S_DY0, S_KIND, S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SRC, S_SY0,
-                                S_TILE)
+                                S_TILE, SHORTCUT_STEP, UPSAMPLE_STEP)
 
-COMPUTES = (CONV_STEP, MAXPOOL_STEP)
+COMPUTES = (CONV_STEP, MAXPOOL_STEP, SHORTCUT_STEP, UPSAMPLE_STEP)
 
 
 def origin(program, buffer):

@@ -34,3 +34,56 @@ def weights_of(draw, network, first, last):
     mode = draw(st.sampled_from(("resident", "group", "tile")))
     fewest = min((network[i].in_shape[0] for i in range(first, last + 1) if isinstance(network[i], Conv)), default=1)
     return mode, 1 if mode == "group" else draw(st.integers(1, min(3, fewest)))
+
+
+BLOCKS = ("conv", "residual", "residual", "split", "concat", "upsample", "maxpool")
+
+
+def _conv_section(filters: int, size: int, stride: int, activation: str, groups: int = 1) -> str:
+    return (f"[convolutional]\nbatch_normalize=1\nfilters={filters}\nsize={size}\nstride={stride}\npad=1\n"
+            f"groups={groups}\nactivation={activation}\n")
+
+
+@st.composite
+def residual_nets(draw, max_blocks: int = 5, sizes=(6, 20)):
+    """Random MobileNetV2-like networks from cfg text: inverted residual blocks (1x1 expand, depthwise 3x3,
+    1x1 project, [shortcut] to the block's input), channel splits, two-source routes, upsampling, maxpool."""
+    from tests.helpers import network_from_text
+    while True:
+        channels = draw(st.integers(1, 3))
+        size = draw(st.integers(*sizes))
+        text = [f"[net]\nwidth={size}\nheight={size}\nchannels={channels}\n"]
+        text.append(_conv_section(draw(st.integers(2, 6)), 3, draw(st.sampled_from([1, 2])), "leaky"))
+        for block in draw(st.lists(st.sampled_from(BLOCKS), min_size=1, max_size=max_blocks)):
+            act = draw(st.sampled_from(ACTIVATIONS))
+            if block == "conv":
+                text.append(_conv_section(draw(st.integers(2, 6)), draw(st.sampled_from([1, 3])),
+                                          draw(st.sampled_from([1, 2])), act))
+            elif block == "residual":  # the block's output has its input's channels: [shortcut] from=-4
+                wide = draw(st.integers(2, 8))
+                text += [_conv_section(wide, 1, 1, act), _conv_section(wide, 3, 1, act, groups=wide),
+                         "[convolutional]\nbatch_normalize=1\nfilters=-1\nsize=1\nstride=1\npad=1\nactivation=linear\n",
+                         f"[shortcut]\nfrom=-4\nactivation={draw(st.sampled_from(['linear', 'leaky']))}\n"]
+            elif block == "split":
+                text.append(f"[route]\nlayers=-1\ngroups=2\ngroup_id={draw(st.integers(0, 1))}\n")
+            elif block == "concat":
+                text += [_conv_section(draw(st.integers(1, 4)), 3, 1, act), "[route]\nlayers=-1,-2\n"]
+            elif block == "upsample":
+                text.append("[upsample]\nstride=2\n")
+            else:
+                text.append(f"[maxpool]\nsize={draw(st.sampled_from([2, 3]))}\nstride={draw(st.sampled_from([1, 2]))}\n")
+        try:
+            return network_from_text(_with_channels("\n".join(text)))
+        except CfgError:
+            continue
+
+
+def _with_channels(text: str) -> str:
+    """``filters=-1`` (a residual block's projection) becomes the channel count its [shortcut] adds to."""
+    from tests.helpers import network_from_text
+    while "filters=-1" in text:
+        head, tail = text.split("filters=-1", 1)
+        upto = head.rsplit("[convolutional]", 1)[0]
+        net = network_from_text(upto)  # the layers before the projection: the block's input is 3 back
+        text = head + f"filters={net[len(net) - 3].out_shape[0]}" + tail
+    return text

@@ -70,7 +70,7 @@ def test_human_output_and_random_weights_warning(tmp_path, capsys):
     (["yolov2-tiny.cfg", "--size", "64", "--out", "/no/such/dir/p.png"], "folder /no/such/dir does not exist"),
     (["yolov2-tiny.cfg", "--thresh", "1.5"], "argument --thresh: 1.5 is outside [0, 1]"),
     (["yolov2-tiny.cfg", "--size", "0"], "argument --size: 0 is not a positive integer"),
-    (["yolov2.cfg", "--groups", "0-25:2x2"], "layer 25 is a route; a group may contain only ungrouped conv and maxpool"),
+    (["yolov2.cfg", "--groups", "0-25:2x2"], "layer 25 does not read layer 24 first: a group must be a chain"),
     (["yolov2.cfg", "--tiles", "3"], "--tiles '3': expected ROWSxCOLS"),
     (["yolov2.cfg", "--tiles", "3x3", "--groups", "0-7:2x2"], "--tiles and --groups both given"),
     (["yolov2.cfg", "--reference", "--tiles", "2x2"], "--tiles and --reference both given"),

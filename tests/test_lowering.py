@@ -5,15 +5,17 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
+from engine.ir.fusion import fusion
 from engine.ir.plan import REUSE_MODES, Group
 from engine.lower.geometry import balanced_edges
 from engine.lower.group import Lowering
-from engine.lower.table import (B_FIRST, B_LAST, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, STRIP_BUFFER, S_DST,
-                                S_KIND, S_SCRATCH, S_SRC, TILE_BUFFER)
+from engine.lower.table import (B_FIRST, B_LAST, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER,
+                                INPUT_STEP, STRIP_BUFFER, S_DC0, S_DST, S_SRC2,
+                                S_KIND, S_SCRATCH, S_SRC, TILE_BUFFER, UPSAMPLE_STEP)
 from engine.runtime.reference import run_reference
 from yolo.params import random_params
 from tests.lowered import (buffer_shape, computes, coverage, dest_box, kind, origin, pads, source_box)
-from tests.strategies import stacks
+from tests.strategies import residual_nets, stacks
 
 
 @settings(deadline=None)
@@ -32,10 +34,18 @@ def test_balanced_split_has_no_sliver_at_416():
 
 
 @st.composite
-def lowered(draw, max_layers=6, sizes=(4, 30)):
-    net = draw(stacks(max_layers=max_layers, sizes=sizes))
-    _, h, w = net[len(net) - 1].out_shape
-    group = Group(0, len(net) - 1, draw(st.integers(1, min(h, 7))), draw(st.integers(1, min(w, 7))),
+def lowered(draw, max_layers=6, sizes=(4, 30), residual=True):
+    """A group's program on a chain or (``residual``) a network with shortcuts, routes and upsampling."""
+    if residual and draw(st.booleans()):
+        net = draw(residual_nets(sizes=(4, 16)))
+        first = draw(st.sampled_from([i for i in range(len(net)) if fusion(net).ends(i)]))
+        last = draw(st.sampled_from(fusion(net).ends(first)))
+    else:
+        net = draw(stacks(max_layers=max_layers, sizes=sizes))
+        first = draw(st.integers(0, min(1, len(net) - 1)))  # at 0 the group makes the input region by region
+        last = len(net) - 1
+    _, h, w = net[last].out_shape
+    group = Group(first, last, draw(st.integers(1, min(h, 7))), draw(st.integers(1, min(w, 7))),
                   draw(st.sampled_from(REUSE_MODES)))
     scratch = draw(st.sampled_from([1 << 9, 1 << 12, 1 << 20]))
     return net, Lowering(net, scratch).lower(group)
@@ -49,24 +59,25 @@ def test_every_held_region_is_covered_once_and_reads_stay_in_bounds(case):
     written = {}
     for s, row in enumerate(st_):
         dst, src = int(row[S_DST]), int(row[S_SRC])
-        written.setdefault(dst, []).append(dest_box(program, s))
+        if row[S_DC0] == 0:  # a route's later sources fill further channels of the same region
+            written.setdefault(dst, []).append(dest_box(program, s))
         # every region lies inside its buffer; padding only where the region touches the map's real border
         for buffer, box in ((src, row[3:7]), (dst, row[8:12])):
-            if buffer not in (GROUP_SOURCE, GROUP_OUTPUT):
-                _, h, w = buffer_shape(program, buffer)
+            if buffer not in (GROUP_SOURCE, GROUP_OUTPUT):  # -1: the picture; -2 - i: layer i's map, held
+                _, h, w = buffer_shape(program, buffer) if buffer >= 0 else net.shape_of(-2 - buffer)
                 assert 0 <= box[0] < box[1] <= h and 0 <= box[2] < box[3] <= w
-        if row[S_KIND] != COPY_STEP:
+        if row[S_KIND] not in (COPY_STEP, UPSAMPLE_STEP):  # an upsample's "pads" are its phase
             top, left = pads(program, s)
             y0, _, x0, _ = source_box(program, s)
             assert top == 0 or y0 == 0
             assert left == 0 or x0 == 0
     for b in range(GROUP_OWN, len(bufs)):
-        if kind(program, b) == TILE_BUFFER:  # a tile buffer is filled exactly once, by fills and computes
+        if kind(program, b) in (TILE_BUFFER, INPUT_BUFFER):  # filled exactly once, by fills and computes
             _, h, w = buffer_shape(program, b)
             _, oy, ox = origin(program, b)
             cover = coverage((h, w), [(y0 - oy, y1 - oy, x0 - ox, x1 - ox) for y0, y1, x0, x1 in written[b]])
             assert (cover == 1).all()
-    last = net[len(net) - 1]
+    last = net[program.group.last]
     assert (coverage(last.out_shape[1:], written[GROUP_OUTPUT]) == 1).all()
 
 
@@ -77,7 +88,7 @@ def test_strips_are_saved_once_before_their_one_use_and_lifetimes_follow_the_tou
     st_, bufs = program.steps, program.buffers
     touches = {}
     for s, row in enumerate(st_):
-        for b in (row[S_SRC], row[S_DST]):
+        for b in (row[S_SRC], row[S_DST], row[S_SRC2]):
             touches.setdefault(int(b), []).append(s)
         if row[S_SCRATCH] >= 0:
             for k in range(2):  # packed input, GEMM result
@@ -87,7 +98,12 @@ def test_strips_are_saved_once_before_their_one_use_and_lifetimes_follow_the_tou
         if kind(program, b) == STRIP_BUFFER:
             save, use = touches[b]
             assert save < use and st_[save, S_DST] == b and st_[use, S_SRC] == b
-    assert program.source_last == max(touches[GROUP_SOURCE])
+    if program.group.first == 0:  # no input map: each compute of the first layer reads a region of its own
+        assert program.source_last == -1 and GROUP_SOURCE not in touches
+        inputs = [b for b in range(GROUP_OWN, len(bufs)) if kind(program, b) == INPUT_BUFFER]
+        assert inputs and all(st_[bufs[b, B_FIRST], S_KIND] == INPUT_STEP for b in inputs)
+    else:
+        assert program.source_last == max(touches[GROUP_SOURCE])
 
 
 @settings(max_examples=100, deadline=None)

@@ -21,6 +21,7 @@ from yolo.params import random_params
 from engine.ir.plan import Plan, parse_groups
 from engine.runtime.reference import run_reference
 from yolo.cfg import load_network
+from yolo.letterbox import Placement
 from tests.helpers import random_image
 
 SLACK_BYTES = 64 * 1024
@@ -40,10 +41,12 @@ def test_fused_run_allocates_nothing_outside_the_arena():
     net = load_network("yolov2.cfg")
     params = random_params(net, 0)
     x = random_image(net.input_shape)
+    picture = random_image((3, 300, 500))  # letterboxed, tile by tile
+    placement = Placement.of((500, 300), (416, 416), "letterbox")
     executor = FusedExecutor(Plan(net, parse_groups("0-7:4x4,8-16:2x2")), params)
-    executor.run(x)  # warm-up: JIT cache load
+    executor.run(picture, placement)  # warm-up: JIT cache load
     arena = executor.arena()
-    fused = traced_peak(lambda: executor.execute(x))
+    fused = traced_peak(lambda: executor.execute(picture, placement))
     assert fused <= SLACK_BYTES, fused
     assert arena.peak_bytes > 5_000_000
     reference = traced_peak(lambda: run_reference(net, params, x))
@@ -63,7 +66,7 @@ import os
 import numpy as np
 from numba import njit
 from numba.core.runtime import rtsys
-from kernels import conv, pool, layout
+from kernels import conv, pool, layout, picture
 from yolo.sources import read_runs
 
 f32 = np.float32
@@ -93,6 +96,7 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
         layout.copy_channels(big, x, 2)
         layout.reorg(flat_out, flat_in, 16, 4, 4, 2)
         layout.region(reg_out, reg_in, 2, 4, 2, True)
+        picture.fit_region(x, f32(1), 5, 7, 1, 2, 0, 0, out[:4])  # a letterboxed region
 
 args = (x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, reg_in, reg_out)
 drive(1, *args)

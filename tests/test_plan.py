@@ -32,8 +32,8 @@ def test_reuse_modes_per_group_and_by_default(yolov2):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("0-17:2x2", "layer 16's output is read by layer 25 outside the group; end the group at layer 16 or before"),
-    ("20-26:2x2", "layer 25 is a route; a group may contain only ungrouped conv and maxpool layers (valid spans: 0-16, 17-24"),
+    ("0-17:2x2", "layer 16's output is read by layer 25 outside the group (valid spans: 0-16, 17-24"),
+    ("20-27:2x2", "layer 27 is a reorg that a group cannot run (valid spans: 0-16, 17-24, 25-26, 28-30)"),
     ("8-16:27x2", "grid 27x2 exceeds the group's 26x26 output map; at most 26x26"),
     ("0-7:2x2,5-9:2x2", "group 5-9:2x2:none overlaps or precedes the group ending at layer 7"),
     ("0-40:1x1", "layers 0-40 out of range: yolov2 has layers 0-31"),

@@ -73,7 +73,7 @@ def test_whole_map_kernels_equal_the_reference():
     elementwise.scale_channels(out, scales, x, elementwise.ACT_CODES["logistic"])
     np.testing.assert_allclose(out, ops.scale_channels(scales, x, "logistic"), rtol=1e-6)
     up = np.empty((5, 18, 21), np.float32)
-    elementwise.upsample(up, x, 3, np.float32(0.5))
+    elementwise.upsample(up, x, 3, np.float32(0.5), 0, 0)
     np.testing.assert_array_equal(up, ops.upsample(x, 3, 0.5))
     mean = np.empty((5, 1, 1), np.float32)
     elementwise.global_avgpool(mean, x)

@@ -1,14 +1,14 @@
-"""Image loading and Darknet's letterbox preprocessing, reproduced in float32 step by step."""
+"""Image loading and Darknet's preprocessing: where the picture lands in the network input (letterbox or\nresize); the pixels themselves come from ``kernels.picture``, for the whole input or any region of it."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kernels.picture import GREY, fit_region
 from yolo.errors import ImageError
-
-GREY = np.float32(0.5)
 
 
 MAX_DECODED_PIXELS = 50_000_000  # decoded in full above this: refused (a JPEG is first decoded at reduced scale)
@@ -114,39 +114,37 @@ def fitted_size(im_w: int, im_h: int, net_w: int, net_h: int) -> tuple[int, int]
     return max((im_w * net_h) // im_h, 1), net_h
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the picture lands in the network input: resized to width x height with its corner at (left, top),
+    grey around it (a letterbox), or stretched over the whole input (resize: left = top = 0)."""
+    width: int
+    height: int
+    left: int = 0
+    top: int = 0
+
+    @classmethod
+    def of(cls, picture_wh: tuple[int, int], net_wh: tuple[int, int], mode: str) -> Placement:
+        """``mode``: "letterbox" (aspect kept, centred) or "resize"."""
+        net_w, net_h = net_wh
+        if mode == "resize":
+            return cls(net_w, net_h)
+        new_w, new_h = fitted_size(*picture_wh, net_w, net_h)
+        return cls(new_w, new_h, (net_w - new_w) // 2, (net_h - new_h) // 2)
+
+
+def fit(picture: np.ndarray, net_w: int, net_h: int, placement: Placement) -> np.ndarray:
+    """The whole network input (C, net_h, net_w) float32 from a (C, H, W) float32 picture."""
+    out = np.empty((picture.shape[0], net_h, net_w), np.float32)
+    fit_region(picture, np.float32(1), placement.width, placement.height, placement.left, placement.top, 0, 0, out)
+    return out
+
+
 def resize(im: np.ndarray, w: int, h: int) -> np.ndarray:
     """Darknet's resize_image: separable bilinear with corners aligned, columns first, in float32."""
-    c, ih, iw = im.shape
-    f32 = np.float32
-    w_scale = f32(iw - 1) / f32(w - 1) if w > 1 else f32(0)
-    h_scale = f32(ih - 1) / f32(h - 1) if h > 1 else f32(0)
-
-    sx = np.arange(w, dtype=np.float32) * w_scale
-    ix = sx.astype(np.int64)
-    dx = sx - ix.astype(np.float32)
-    right = np.minimum(ix + 1, iw - 1)
-    part = (f32(1) - dx) * im[:, :, ix] + dx * im[:, :, right]
-    part[:, :, w - 1] = im[:, :, iw - 1]  # the last column copies the last source column
-    if iw == 1:
-        part[:] = im[:, :, :1]
-
-    sy = np.arange(h, dtype=np.float32) * h_scale
-    iy = sy.astype(np.int64)
-    dy = sy - iy.astype(np.float32)
-    out = (f32(1) - dy)[None, :, None] * part[:, iy, :]
-    below = np.minimum(iy + 1, ih - 1)
-    add = dy[None, :, None] * part[:, below, :]
-    add[:, h - 1, :] = 0  # Darknet skips the second tap on the last row
-    if ih == 1:
-        add[:] = 0
-    return (out + add).astype(np.float32)
+    return fit(im, w, h, Placement(w, h))
 
 
 def letterbox(im: np.ndarray, net_w: int, net_h: int) -> np.ndarray:
     """Aspect-preserving resize centred on a 0.5 grey canvas of the network's size."""
-    c, ih, iw = im.shape
-    new_w, new_h = fitted_size(iw, ih, net_w, net_h)
-    boxed = np.full((c, net_h, net_w), GREY, np.float32)
-    dx, dy = (net_w - new_w) // 2, (net_h - new_h) // 2
-    boxed[:, dy:dy + new_h, dx:dx + new_w] = resize(im, new_w, new_h)
-    return boxed
+    return fit(im, net_w, net_h, Placement.of((im.shape[2], im.shape[1]), (net_w, net_h), "letterbox"))

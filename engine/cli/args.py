@@ -31,9 +31,13 @@ plain NMS). --preprocess letterbox|resize and --thresh override.
 
 Modes: fused by default. With neither --tiles nor --groups, two groups are fused: the layers up to the
 pool that reaches stride 8 on a 4x4 grid, then the layers up to the last one at stride 16 on 2x2 (yolov2:
-0-7:4x4,8-16:2x2; yolov2-tiny: 0-5:4x4,6-8:2x2); then every further chain of two or more layers ending at
+0-7:4x4,8-16:2x2; yolov2-tiny: 0-5:4x4,6-8:2x2); then every further conv-and-maxpool chain of two or more layers ending at
 stride 8 or finer on 2x2 (MobileNetV2's blocks: Nano COCO 0-5:4x4,6-8:2x2,10-12:2x2,13-15:2x2,17-19:2x2).
-Shortcut, route, upsample, squeeze-excitation and head layers run whole-map between groups. --tiles RxC fuses that whole span as one group (yolov2:
+A group is a chain of conv (grouped and depthwise included), maxpool, shortcut, upsample and route (one or
+two sources, channel split) layers, each reading the previous one; a shortcut's or route's other map is a
+member or a map held before the group, and only the last member may be read outside it (--budget searches
+these groups). Squeeze-excitation, global avgpool, reorg, routes of three or more maps and the heads run
+whole-map between groups. --tiles RxC fuses the default span as one group (yolov2:
 0-16, yolov2-tiny: 0-8) on an R x C grid. --groups gives explicit groups with inclusive Darknet layer
 indices. Layers outside every group run layer by layer, inside the same arena. --reference runs the
 layer-by-layer NumPy reference instead.
@@ -46,7 +50,8 @@ in its row and the tile below: no element is computed twice. Saved strips are ar
 in the measured peak.
 
 Memory: "measured_peak_bytes" is the peak of live bytes the fused executor actually allocated in its
-arena: feature maps, tiles, saved strips and conv workspaces, the input image included. "layer_by_layer_peak_bytes"
+arena: feature maps, tiles, saved strips and conv workspaces, the network input included (the first group makes
+each region of it from the picture when it reads it, so the whole input never exists). "layer_by_layer_peak_bytes"
 is the peak of live feature maps when running layer by layer (no workspace). Weights are excluded and
 reported separately ("weights_bytes"). "predicted_process_bytes" estimates the whole process as
 "runtime_baseline_bytes" (the interpreter and libraries, measured once per machine in a child process

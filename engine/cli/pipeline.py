@@ -60,7 +60,7 @@ def load_params(args, network: Network, plan: Plan):
 def run(args) -> dict:
     from yolo.cfg import load_network
     from yolo.draw import draw_detections, picture_format
-    from yolo.letterbox import image_size, letterbox, load_image, resize, to_grey
+    from yolo.letterbox import Placement, image_size, load_image, to_grey
     from yolo.names import class_names
     from yolo.yolo_head import detect_all
 
@@ -84,11 +84,11 @@ def run(args) -> dict:
     original_size = image_size(image_path)
     params, source = load_params(args, network, plan)
     picture = to_grey(image) if network.input_shape[0] == 1 else image
-    x = letterbox(picture, net_w, net_h) if preprocess == "letterbox" else resize(picture, net_w, net_h)
+    placement = Placement.of((picture.shape[2], picture.shape[1]), (net_w, net_h), preprocess)
 
     if not kernels_cached():
         PROGRESS.note("compiling the kernels on first use (about 20 s on 2 cores; cached for later runs) ...")
-    run, latencies = execute(args, plan, params, source, x)
+    run, latencies = execute(args, plan, params, source, picture, placement)
     detections = detect_all(network, run.head_outputs, (image.shape[2], image.shape[1]), thresh, args.nms,
                             preprocess == "letterbox")
     names = class_names(network.heads[-1].classes)
@@ -123,8 +123,8 @@ def run(args) -> dict:
     return report
 
 
-COUNTS = ("measured_peak_bytes: live activation bytes (feature maps, tiles, saved strips and conv workspaces, input "
-          "image included); engine_peak_bytes: everything the engine holds at its peak, those and every weight byte "
+COUNTS = ("measured_peak_bytes: live activation bytes (feature maps, tiles, saved strips and conv workspaces, the "
+          "network input included: its regions, made from the picture as the first group reads them); engine_peak_bytes: everything the engine holds at its peak, those and every weight byte "
           "(resident, or streamed into the arena)")
 
 
@@ -278,17 +278,22 @@ def make_plan(args, network: Network) -> Plan:
                 (args.band_kib or DEFAULT_BAND_BYTES // 1024) * 1024)
 
 
-def execute(args, plan: Plan, params: Params | None, source, x: np.ndarray):
+def execute(args, plan: Plan, params: Params | None, source, picture: np.ndarray, placement):
     """One warm-up run (JIT cache load, page faults), then ``--repeat`` timed runs: (the last run, the
-    seconds of each)."""
+    seconds of each). The reference makes the whole network input first; a fused run makes it region by
+    region as its first group reads it."""
     threads = args.threads or default_threads()
     if args.reference:
+        from yolo.letterbox import fit
+        _, net_h, net_w = plan.network.input_shape
+        x = fit(picture, net_w, net_h, placement)
+
         def once():
             with blas_threads(threads):
                 return run_reference(plan.network, params, x)
     else:
         executor = FusedExecutor(plan, params, args.scratch_kib * 1024, source=source, threads=threads)
-        once = lambda: executor.run(x)
+        once = lambda: executor.run(picture, placement)
     once()
     seconds = []
     for k in range(args.repeat):

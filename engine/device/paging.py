@@ -33,7 +33,8 @@ from yolo.network import FLOAT_BYTES, Conv, Network
 from engine.memory.predictor import conv_weights_bytes
 from engine.lower.program import Program
 from engine.lower.table import (CONV_STEP, COPY_STEP, LOAD_STEP, S_CHANNELS, S_DC0, S_DST, S_DY0, S_C0, S_C1,
-                                S_KIND, S_LAYER, S_SCRATCH, S_SRC, S_SRC2, S_SY0, S_WEIGHTS)
+                                S_KIND, S_LAYER, S_SCRATCH, S_SRC, S_SRC2, S_SY0, S_WEIGHTS, S_S2X0, S_S2Y0,
+                                S_DX0, SCALE_STEP)
 from engine.memory.planner import Layout
 from engine.units import parse_size
 
@@ -177,8 +178,12 @@ def touch_trace(program: Program, layout: Layout, page_bytes: int):
         first = row[S_C0] if row[S_KIND] in (CONV_STEP, COPY_STEP) else 0
         if row[S_SRC] >= 0:
             add(row[S_SRC], first, first + channels, row[S_SY0:S_SY0 + 4], False)
-        if row[S_SRC2] >= 0:  # a shortcut's or scale_channels' second map, whole
-            add(row[S_SRC2], 0, program.shape(row[S_SRC2])[0], None, False)
+        if row[S_SRC2] >= 0:  # a shortcut's second map at its region; scale_channels' scales, whole
+            h, w = row[S_DY0 + 1] - row[S_DY0], row[S_DX0 + 1] - row[S_DX0]
+            if row[S_KIND] == SCALE_STEP:
+                h, w = program.shape(row[S_SRC2])[1:]
+            box = (row[S_S2Y0], row[S_S2Y0] + h, row[S_S2X0], row[S_S2X0] + w)
+            add(row[S_SRC2], 0, program.shape(row[S_SRC2])[0], box, False)
         if row[S_KIND] == CONV_STEP:
             if row[S_WEIGHTS] < 0:  # resident weights
                 resident.add(row[S_LAYER])

@@ -92,18 +92,9 @@ def validate(network: Network, groups: tuple[Group, ...]) -> None:
                             f"groups must be disjoint and in layer order")
         previous_last = g.last
         rule = fusion(network)
-        for i in g.layers:
-            if not rule.can_tile[i]:
-                grouped = f" with groups={network[i].groups}" if isinstance(network[i], Conv) else ""
-                raise PlanError(f"group {g}: layer {i} is a {network[i].kind}{grouped}; a group may contain only "
-                                f"ungrouped conv and maxpool layers (valid spans: {', '.join(fusable_spans(network))})")
-        for i in range(g.first, g.last):
-            if not rule.joins_next[i]:
-                outside = [r for r in rule.readers[i] if r != i + 1]
-                why = (f"layer {i}'s output is read by layer {outside[0]} outside the group" if outside else
-                       f"layer {i + 1} does not read layer {i} alone: a group must be a chain")
-                raise PlanError(f"group {g}: {why}; end the group at layer {i} or before "
-                                f"(valid spans: {', '.join(fusable_spans(network))})")
+        why = rule.why_not(g.first, g.last)
+        if why is not None:
+            raise PlanError(f"group {g}: {why} (valid spans: {', '.join(fusable_spans(network))})")
         if g.weights not in WEIGHT_MODES:
             raise PlanError(f"group {g}: weights {g.weights!r}: expected one of {', '.join(WEIGHT_MODES)}")
         if g.bands < 1 or (g.bands > 1 and g.weights == "group"):
@@ -167,10 +158,17 @@ def stride_at(network: Network) -> list[int]:
     return [max(h // l.out_shape[1], 1) for l in network.layers]
 
 
+def plain_ends(network: Network, first: int) -> list[int]:
+    """Where a group of conv and maxpool layers only (no shortcut, route or upsample) from ``first`` may end:
+    the default plan's groups, whose overlap stays small without a search."""
+    rule = fusion(network)
+    return [q for q in rule.ends(first) if all(rule.alone[i] for i in range(first, q + 1))]
+
+
 def default_span(network: Network) -> tuple[int, int]:
     """The memory-heavy early chain: from layer 0 to the last chain layer at stride <= 16."""
     strides = stride_at(network)
-    ends = [i for i in fusion(network).ends(0) if strides[i] <= 16]
+    ends = [i for i in plain_ends(network, 0) if strides[i] <= 16]
     return 0, ends[-1] if ends else 0
 
 
@@ -192,6 +190,10 @@ def default_groups(network: Network, tiles: tuple[int, int] | None = None, reuse
         groups = (Group(first, cut, 4, 4, reuse, weights), Group(cut + 1, last, 2, 2, reuse, weights))
     if cut is None and last > first and strides[last] <= 4:
         groups = (Group(first, last, 4, 4, reuse, weights),)
-    later = tuple(Group(a, b, 2, 2, reuse, weights) for a, b in fusion(network).spans()
-                  if a > last and b > a and strides[b] <= 8)
-    return tuple(g for g in groups if g.first <= g.last) + later
+    later, a = [], last + 1
+    while a < len(network):
+        b = max(plain_ends(network, a), default=a)
+        if b > a and strides[b] <= 8:
+            later.append(Group(a, b, 2, 2, reuse, weights))
+        a = b + 1
+    return tuple(g for g in groups if g.first <= g.last) + tuple(later)

@@ -73,7 +73,7 @@ class Lowering:
         if found is None:
             first = self.fusion.chain_start(last)
             found = self._geometry[key] = (first, self.table[first:last + 1]) + axis_geometry(
-                self.table[first:last + 1], parts, axis)
+                self.table[first:last + 1], parts, axis, first)
         return found
 
     def walk_arguments(self, group: Group) -> tuple:
@@ -86,7 +86,8 @@ class Lowering:
             grid = self._grids[key] = (first, (chain, ny, nx, by, sy, bx, sx))
         first, geometry = grid
         return (REUSE_MODES.index(group.reuse), WEIGHT_MODES.index(group.weights), group.bands, group.rows, group.cols,
-                group.first - first, group.first, *geometry, self.scratch_bytes)
+                group.first - first, group.first, *geometry, self.scratch_bytes, group.first == 0,
+                self.network[group.first].inputs[0])
 
     def lower_into(self, group: Group, steps: np.ndarray, buffers: np.ndarray) -> tuple[int, int, int]:
         """(steps, buffers, last step reading the input map) written into ``steps`` and ``buffers``."""

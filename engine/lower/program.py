@@ -1,8 +1,8 @@
 """A plan's program: every step the executor performs and every buffer it needs, as two integer tables.
 
-The input copy, each fused group's lowered program (layers outside every group run as 1x1 one-layer
-groups) and the whole-map layers (a route is one channel-offset copy per source; reorg; region) are
-spliced in order. Group buffers are renumbered into the plan's table; feature maps live from their
+The input copy (unless the first group makes the input region by region), each fused group's lowered
+program (layers outside every group run as 1x1 one-layer groups) and the whole-map layers (a route is one
+channel-offset copy per source; reorg; region) are spliced in order. Group buffers are renumbered into the plan's table; feature maps live from their
 producing step to the last step that touches them. The executor, the arena, the paging model, the cost
 model's calibration and the reports all read this one description.
 """
@@ -35,11 +35,11 @@ def segments(network: Network, groups: tuple[Group, ...], outside=None) -> list[
     """A plan in execution order: its groups (tileable layers outside every group become one-layer groups,
     ``outside(i)``, 1x1 with resident weights by default) and the indices of whole-map layers."""
     by_first = {g.first: g for g in groups}
-    can_tile = fusion(network).can_tile
+    alone = fusion(network).alone
     out, i = [], 0
     while i < len(network):
         layer = network[i]
-        if i in by_first or can_tile[i]:
+        if i in by_first or alone[i]:
             group = by_first.get(i) or (outside(i) if outside else Group(i, i, 1, 1))
             out.append(group)
             i = group.last + 1
@@ -50,6 +50,12 @@ def segments(network: Network, groups: tuple[Group, ...], outside=None) -> list[
             raise PlanError(f"layer {i} is a {layer.kind}: the fused executor runs conv, maxpool, route, reorg, "
                             f"shortcut, scale_channels, upsample, avgpool, region and yolo layers; use --reference")
     return out
+
+
+def input_tiled(order: list[Group | int]) -> bool:
+    """Whether a plan's first segment (``segments``) is a group, which then produces the network input region
+    by region from the picture: the whole input never exists."""
+    return isinstance(order[0], Group)
 
 
 def whole_map_steps(network: Network, index: int, source_ids, dest_id: int) -> np.ndarray:
@@ -133,6 +139,7 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
     if lowering.scratch_bytes != scratch_bytes:
         raise ValueError("the lowering's workspace budget differs from the program's")
     steps, buffers, maps, groups = [], [], {}, []
+    held_through = {}  # a group's last step -> maps held before it that its members read (kept to its end)
     count = [0, 0]  # steps, buffers so far
 
     def add_map(index: int, kind: int) -> int:
@@ -147,22 +154,26 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
         steps.append(rows)
         count[0] += len(rows)
 
-    add_steps(input_step(network, add_map(INPUT, INPUT_BUFFER)))
-    for seg in segments(network, plan.groups, plan.outside_group):
+    order = segments(network, plan.groups, plan.outside_group)
+    if not input_tiled(order):
+        add_steps(input_step(network, add_map(INPUT, INPUT_BUFFER)))
+    for seg in order:
         if isinstance(seg, int):
             sources = [maps[s] for s in network[seg].inputs]
             add_steps(whole_map_steps(network, seg, sources, add_map(seg, MAP_BUFFER)))
             continue
         program = lowering.lower(seg)
-        gi, offset = len(groups), count[0]
+        gi, offset, side_maps = len(groups), count[0], set()
         groups.append(seg)
         ids = np.arange(len(program.buffers), dtype=np.int64) - GROUP_OWN + count[1] + 1
-        ids[GROUP_SOURCE] = maps[network[seg.first].inputs[0]]
+        ids[GROUP_SOURCE] = maps.get(network[seg.first].inputs[0], -1)  # none: the input, region by region
         ids[GROUP_OUTPUT] = add_map(seg.last, MAP_BUFFER)
         rows = program.steps.copy()
         for col in (S_SRC, S_DST, S_SCRATCH, S_WEIGHTS, S_SRC2):  # buffer ids; -1 (none) stays
-            named = rows[:, col] >= 0
+            named, side = rows[:, col] >= 0, rows[:, col] <= -2
             rows[named, col] = ids[rows[named, col]]
+            rows[side, col] = [maps[-2 - v] for v in rows[side, col].tolist()]  # maps held before the group
+            side_maps.update(rows[side, col].tolist())
         rows[:, S_SEGMENT] = gi
         own = program.buffers[GROUP_OWN:].copy()
         own[:, B_FIRST:B_LAST + 1] += offset
@@ -170,6 +181,7 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
         buffers.append(own)
         count[1] += len(own)
         add_steps(rows)
+        held_through[count[0] - 1] = side_maps
     steps = np.concatenate(steps)
     buffers = np.concatenate(buffers)
     # a map lives from its producer's first step to the last step that touches it
@@ -179,6 +191,9 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
     np.maximum.at(last, touched[touched >= 0], at[touched >= 0])
     map_ids = np.array(sorted(maps.values()))
     buffers[map_ids, B_LAST] = last[map_ids]
+    for end, held in held_through.items():  # as the predictor counts them: to the group's end
+        for b in held:
+            buffers[b, B_LAST] = max(buffers[b, B_LAST], end)
     results = [maps[i] for i, use in network.last_use.items() if use == len(network)]
     buffers[results, B_LAST] = len(steps) - 1  # the caller reads them after the run
     return Program(plan, tuple(groups), steps, buffers, maps, scratch_bytes)

@@ -8,12 +8,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from yolo.network import Conv, MaxPool, Network
+from yolo.network import Conv, MaxPool, Network, Route, Shortcut, Upsample
 
 # --- the layer table: one row per network layer ------------------------------------------------------
-L_KIND, L_C_IN, L_C_OUT, L_SIZE, L_STRIDE, L_LEAD, L_IN_H, L_IN_W, L_OUT_H, L_OUT_W, L_BN, L_GROUPS = range(12)
-LAYER_COLUMNS = 12
-TILE_CONV, TILE_MAXPOOL = 1, 2  # L_KIND of the layers a group may tile; 0 for every other layer
+(L_KIND, L_C_IN, L_C_OUT, L_SIZE, L_STRIDE, L_LEAD, L_IN_H, L_IN_W, L_OUT_H, L_OUT_W, L_BN, L_GROUPS,
+ L_SRC2, L_PART) = range(14)
+LAYER_COLUMNS = 14
+# L_KIND of the layers a group may tile; 0 for every other layer. A shortcut and a two-source route read a
+# second map (L_SRC2: the Darknet index of the layer read besides the previous one; -1 for other layers) at
+# the region they write; an upsample's region reads the input region under it. A route's L_GROUPS and
+# L_PART are its channel split (groups, group_id).
+TILE_CONV, TILE_MAXPOOL, TILE_SHORTCUT, TILE_UPSAMPLE, TILE_ROUTE = 1, 2, 3, 4, 5
+TILE_KINDS = {Conv: TILE_CONV, MaxPool: TILE_MAXPOOL, Shortcut: TILE_SHORTCUT, Upsample: TILE_UPSAMPLE,
+              Route: TILE_ROUTE}
 
 
 def leading_pad(layer) -> int:
@@ -29,20 +36,21 @@ def layer_table(network: Network) -> np.ndarray:
     """(layers, LAYER_COLUMNS) int64: what the compiled lowering needs of each layer."""
     rows = []
     for layer in network.layers:
-        kind = TILE_CONV if isinstance(layer, Conv) else TILE_MAXPOOL if isinstance(layer, MaxPool) else 0
-        c_in, in_h, in_w = layer.in_shape
+        c_in, in_h, in_w = network.shape_of(layer.inputs[0])  # a route's first source
         c_out, out_h, out_w = layer.out_shape
-        rows.append((kind, c_in, c_out, getattr(layer, "size", 1), getattr(layer, "stride", 1), leading_pad(layer),
-                     in_h, in_w, out_h, out_w, int(getattr(layer, "batch_normalize", False)),
-                     getattr(layer, "groups", 1) if isinstance(layer, Conv) else 1))
+        rows.append((TILE_KINDS.get(type(layer), 0), c_in, c_out, getattr(layer, "size", 1),
+                     getattr(layer, "stride", 1), leading_pad(layer), in_h, in_w, out_h, out_w,
+                     int(getattr(layer, "batch_normalize", False)), getattr(layer, "groups", 1),
+                     layer.inputs[1] if isinstance(layer, (Shortcut, Route)) and len(layer.inputs) == 2 else -1,
+                     getattr(layer, "group_id", 0)))
     return np.array(rows, np.int64).reshape(len(rows), LAYER_COLUMNS)
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
- S_C1, S_SRC2) = range(26)
-STEP_COLUMNS = 26
+ S_C1, S_SRC2, S_S2Y0, S_S2X0) = range(28)
+STEP_COLUMNS = 28
 # S_KIND codes
 (INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP, SHORTCUT_STEP, SCALE_STEP,
  UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP) = range(12)
@@ -52,7 +60,8 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way); a copy with
 # S_C0 < S_C1 takes only those channels of its source (a route's channel split).
-# S_SRC2: a whole-map step's second source (a shortcut's added map, scale_channels' scaled map), else -1.
+# S_SRC2: a step's second source (a shortcut's added map, scale_channels' scaled map), else -1; S_S2Y0,
+# S_S2X0: where in it the step's region starts (its extent is the destination's).
 # S_WEIGHTS: a conv step's weights buffer (-1: the weights are resident, outside the arena); S_C0, S_C1:
 # the band of input channels a conv or load step covers (all filters, those channels of each). A conv
 # step whose band starts at 0 writes its output region, later bands add to it, the band ending at the

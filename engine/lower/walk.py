@@ -22,7 +22,9 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 L_SIZE, MAXPOOL_STEP, SCRATCH_BUFFER, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
                                 S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC,
                                 S_SX0, S_SY0, S_TILE, TILE_BUFFER, TILE_CONV, L_BN, LOAD_STEP, S_C0, S_C1,
-                                S_WEIGHTS, WEIGHTS_BUFFER, L_GROUPS, S_SRC2, is_depthwise, vector_floats)
+                                S_WEIGHTS, WEIGHTS_BUFFER, L_GROUPS, S_SRC2, INPUT_BUFFER, INPUT_STEP, is_depthwise,
+                                vector_floats, L_PART, L_SRC2, L_STRIDE, S_DC0, S_S2X0, S_S2Y0, SHORTCUT_STEP,
+                                TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP)
 from engine.lower.geometry import input_span
 from kernels.conv import workspace_sizes
 
@@ -31,9 +33,10 @@ RESIDENT, PER_GROUP, PER_TILE = 0, 1, 2  # WEIGHT_MODES
 
 
 def capacity(tiles: int, layers: int, bands: int) -> tuple[int, int]:
-    """Rows the output arrays of ``lower_group`` need at most: per tile and layer, 4 fills, 4 saves and a
-    load and a compute per band (steps); a tile, 4 strips, and a weights buffer and 2 workspaces per band."""
-    return tiles * layers * (8 + 2 * bands), tiles * layers * (5 + 3 * bands) + GROUP_OWN
+    """Rows the output arrays of ``lower_group`` need at most: per tile and layer, 4 fills, 4 saves, an input
+    region and a load and a compute per band (steps); a tile, 4 strips, an input region, and a weights buffer
+    and 2 workspaces per band."""
+    return tiles * layers * (9 + 2 * bands), tiles * layers * (6 + 3 * bands) + GROUP_OWN
 
 
 @njit(cache=True)
@@ -99,20 +102,82 @@ def _load(steps, buffers, count, chain, j, layer, tile, c0, c1):
 
 
 @njit(cache=True)
+def _read_second(steps, buffers, count, s, second, y0, x0):
+    """Step s also reads the region starting at absolute (y0, x0) of ``second`` (buffer, origin y, origin x)."""
+    b2, o2y, o2x = second
+    steps[s, S_SRC2], steps[s, S_S2Y0], steps[s, S_S2X0] = b2, y0 - o2y, x0 - o2x
+    if b2 == GROUP_SOURCE:
+        count[2] = s
+    elif b2 >= GROUP_OWN:
+        buffers[b2, B_LAST] = s
+
+
+@njit(cache=True)
+def _route_copy(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, taken,
+                c0):
+    """One source of a route: its part of the channels (all of them, or its split part) of region
+    [y0, y1) x [x0, x1), copied to the route's channels from ``c0``."""
+    s = _copy(steps, buffers, count, layer, tile, taken, src, oy, ox, dst, dy, dx, y0, y1, x0, x1)
+    steps[s, S_DC0] = c0
+    if chain[j, L_GROUPS] > 1:
+        steps[s, S_C0], steps[s, S_C1] = taken * chain[j, L_PART], taken * (chain[j, L_PART] + 1)
+
+
+@njit(cache=True)
+def second_map(chain, j, j0, first_layer, source_layer, held, held_y, held_x):
+    """(buffer, origin y, origin x) of the second map row j reads: a row of the group (its buffer in this tile),
+    the group's input map, or another map held whole before the group (named -2 - its layer: the plan's
+    program resolves it); (-1, 0, 0) if none."""
+    a = chain[j, L_SRC2]
+    if a < 0:
+        return -1, 0, 0
+    if a >= first_layer:
+        row = a - first_layer + j0
+        return held[row], held_y[row], held_x[row]
+    if a == source_layer:
+        return GROUP_SOURCE, 0, 0
+    return -2 - a, 0, 0
+
+
+@njit(cache=True)
 def _compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, budget,
-             weights_mode, bands, kept):
+             weights_mode, bands, kept, tile_input, second):
     """Layer j's output region [y0, y1) x [x0, x1) from the buffer ``src`` holding its input from (oy, ox).
+    With ``tile_input``, the group's input map is the network input, which is not held whole: the region
+    this step reads is first produced from the picture into a buffer of its own. ``second``: the buffer and
+    origin of the second map a shortcut or route reads.
     A conv runs in ``bands`` steps over bands of its filters' input channels, accumulating into the region
     (each after the load of its weights in PER_TILE mode); in PER_GROUP mode the layer's weights are loaded
     at its first step and ``kept[j]`` names them. A grouped conv has one band (the lowering is asked for
     no more) and workspaces for one group at a time; a depthwise one needs none."""
     iy0, iy1, top = input_span(chain, j, y0, y1, 0)
     ix0, ix1, left = input_span(chain, j, x0, x1, 1)
-    c_in = chain[j, L_C_IN]
-    if chain[j, L_KIND] != TILE_CONV:
-        s = _emit(steps, buffers, count, MAXPOOL_STEP, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
+    c_in, kind = chain[j, L_C_IN], chain[j, L_KIND]
+    if tile_input and src == GROUP_SOURCE:
+        src = _alloc(buffers, count, INPUT_BUFFER, c_in, iy1 - iy0, ix1 - ix0, count[0], -1, iy0, ix0)
+        made = _emit(steps, buffers, count, INPUT_STEP, -1, tile, -1, iy0, iy1, ix0, ix1, src, 0, iy1 - iy0, 0,
+                     ix1 - ix0, c_in)
+        oy, ox = iy0, ix0
+        if dst >= GROUP_OWN and buffers[dst, B_FIRST] == made:  # the output tile is first touched by the compute
+            buffers[dst, B_FIRST] = made + 1
+    if kind == TILE_ROUTE:  # its sources' channels side by side: a copy each
+        c_first = c_in // chain[j, L_GROUPS]
+        _route_copy(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1,
+                    c_first, 0)
+        if chain[j, L_SRC2] >= 0:
+            b2, o2y, o2x = second
+            _route_copy(steps, buffers, count, chain, j, layer, tile, b2, o2y, o2x, dst, dy, dx, y0, y1, x0, x1,
+                        chain[j, L_C_OUT] - c_first, c_first)
+        return
+    if kind != TILE_CONV:
+        code = MAXPOOL_STEP if kind == TILE_MAXPOOL else SHORTCUT_STEP if kind == TILE_SHORTCUT else UPSAMPLE_STEP
+        s = _emit(steps, buffers, count, code, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
                   dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c_in)
+        if kind == TILE_UPSAMPLE:  # where the region starts within its first input pixel
+            top, left = y0 % chain[j, L_STRIDE], x0 % chain[j, L_STRIDE]
         steps[s, S_PAD_TOP], steps[s, S_PAD_LEFT] = top, left
+        if kind == TILE_SHORTCUT:
+            _read_second(steps, buffers, count, s, second, y0, x0)
         return
     groups = chain[j, L_GROUPS]
     c_in //= groups
@@ -190,10 +255,12 @@ def tile_order(mode, rows, cols):
 
 
 @njit(cache=True)
-def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx, budget, steps,
-                buffers):
+def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, ny, nx, by, sy, bx, sx, budget,
+                tile_input, source_layer, steps, buffers):
     """Lowers the group of chain rows j0.. (Darknet layer ``first_layer`` is chain row j0) into ``steps`` and
-    ``buffers`` (sized by ``capacity``); returns (steps, buffers, last step reading the input map)."""
+    ``buffers`` (sized by ``capacity``); returns (steps, buffers, last step reading the input map).
+    ``tile_input``: the group reads the network input region by region, from the picture (see ``_compute``);
+    ``source_layer``: the Darknet layer whose map is the group's input."""
     n = chain.shape[0]
     last = n - 1
     count = np.array([0, GROUP_OWN, -1], np.int64)  # steps, buffers, last step reading the input map
@@ -202,6 +269,8 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
     strips = np.full((rows * cols, n, 4), -1, np.int64)  # [consumer tile, layer, part] -> buffer
     kept = np.full(n, -1, np.int64)  # PER_GROUP: each layer's weights buffer
     box = np.zeros(4, np.int64)
+    tiles = np.full(n, -1, np.int64)  # in the current tile: each row's buffer, and where it starts
+    tiles_y, tiles_x = np.zeros(n, np.int64), np.zeros(n, np.int64)
     order = tile_order(mode, rows, cols)
     for k in range(rows * cols):
         r, c, dependent = order[k, 0], order[k, 1], order[k, 2]
@@ -221,9 +290,12 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
                 doy, dox = hy0, hx0
             else:
                 dst, doy, dox = -1, 0, 0  # holds nothing of this layer: nothing below reads it
+            tiles[j], tiles_y[j], tiles_x[j] = dst, doy, dox
+            second = second_map(chain, j, j0, first_layer, source_layer, tiles, tiles_y, tiles_x)
             if mode == 0 or (mode == 1 and (dependent == 0 or j == last)):
                 _compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                         ny[j, r, 0], ny[j, r, 1], nx[j, c, 0], nx[j, c, 1], budget, weights_mode, bands, kept)
+                         ny[j, r, 0], ny[j, r, 1], nx[j, c, 0], nx[j, c, 1], budget, weights_mode, bands, kept,
+                         tile_input, second)
                 if mode == 1 and j < last:  # an independent tile saves what its dependent neighbours need
                     for side in range(4):
                         nr = r - 1 if side == 0 else (r + 1 if side == 1 else r)
@@ -242,7 +314,8 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
                               box[0], box[1], box[2], box[3])
                 if _checker_part(ny, nx, j, r, c, rows, cols, 4, box):
                     _compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                             box[0], box[1], box[2], box[3], budget, weights_mode, bands, kept)
+                             box[0], box[1], box[2], box[3], budget, weights_mode, bands, kept,
+                         tile_input, second)
             else:  # stream
                 cy0, cy1, cx0, cx1 = by[j, r], by[j, r + 1], bx[j, c], bx[j, c + 1]
                 if j < last:
@@ -254,7 +327,8 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
                               dox, sy[j, r], cy0, cx0, cx1)
                 if cy0 < cy1 and cx0 < cx1:
                     _compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                             cy0, cy1, cx0, cx1, budget, weights_mode, bands, kept)
+                             cy0, cy1, cx0, cx1, budget, weights_mode, bands, kept,
+                         tile_input, second)
                 if j < last:
                     if c < cols - 1 and hy0 < hy1 and sx[j, c + 1] < bx[j, c + 1]:  # for the right neighbour
                         strips[t + 1, j, 0] = _save(steps, buffers, count, layer, t, channels, dst, doy, dox,

@@ -1,8 +1,9 @@
 """Memory predictor: peak live bytes and arena bytes of a configuration, from the network and the
 configuration alone (no arrays, no kernels).
 
-A configuration's program is a sequence of segments: the input copy, fused groups (layers outside every
-group are 1x1 one-layer groups) and whole-map layers. Inside a group only its own buffers (tiles, strips,
+A configuration's program is a sequence of segments: the input copy (unless the first group makes the
+input region by region), fused groups (layers outside every group are 1x1 one-layer groups) and
+whole-map layers. Inside a group only its own buffers (tiles, strips,
 workspaces) change, and its input map dies at a known step; feature maps live from their producer's
 segment to their last reader's. So the prediction composes per-group figures read from each group's
 lowered program (its own peak bytes and its own arena, cached) with the maps' lifetimes, and reproduces
@@ -16,7 +17,7 @@ import numpy as np
 
 from engine.ir.plan import Group, Plan
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
-from engine.lower.program import map_name, segments
+from engine.lower.program import input_tiled, map_name, segments
 from engine.lower.table import B_BYTES, B_FIRST, B_KIND, B_LAST, GROUP_OWN, WEIGHTS_BUFFER
 from engine.memory.planner import align, greedy_by_size
 from engine.memory.timeline import live_bytes, split_peaks
@@ -28,7 +29,7 @@ class Prediction:
     peak_bytes: int          # peak live bytes in the arena: activations, workspaces and streamed weights
     arena_bytes: int         # the arena the planner will produce (alignment and fragmentation included)
     weights_bytes: int       # all the network's weights (as stored)
-    segment_peaks: tuple[int, ...]  # per segment of the program, in order (the input copy first)
+    segment_peaks: tuple[int, ...]  # per segment of the program, in order (the input copy first, if any)
     activation_peak_bytes: int = 0  # the arena's peak without its weights buffers
     resident_weights_bytes: int = 0  # weights held outside the arena (parameters and their epilogue vectors)
 
@@ -139,7 +140,8 @@ class Predictor:
             segs = [by_span.get((s.first, s.last), s) if isinstance(s, Group) else s for s in shape_segs]
             return segs, maps, live_maps, sources
         network = self.network
-        segs = [INPUT] + segments(network, groups, outside)
+        segs = segments(network, groups, outside)
+        segs = segs if input_tiled(segs) else [INPUT] + segs
         layers_of = [(s, s) if isinstance(s, int) else (s.first, s.last) for s in segs]
         seg_of_layer = {}
         for k, (a, b) in enumerate(layers_of):
@@ -149,12 +151,13 @@ class Predictor:
         # feature maps: one per segment, live from their producer's segment to their last reader's
         maps = []
         for k, (_, b) in enumerate(layers_of):
-            shape = network.input_shape if k == 0 else network[b].out_shape
+            shape = network.input_shape if b == INPUT else network[b].out_shape
             last = seg_of_layer.get(last_use[b], len(segs) - 1)  # the result stays live to the end
             maps.append((map_name(b), nbytes(shape), k, max(k, last)))
         sizes, first, last = (np.array([m[f] for m in maps], np.int64) for f in (1, 2, 3))
         live_maps = live_bytes(sizes, first, last, len(segs))
-        sources = {k: maps[seg_of_layer.get(network[seg.first].inputs[0], 0)]
+        sources = {k: maps[seg_of_layer.get(network[seg.first].inputs[0], 0)] if seg.first
+                   else ("input", 0, k, k)  # made region by region: the group's own buffers hold it
                    for k, seg in enumerate(segs) if isinstance(seg, Group)}
         self._structures[key] = (segs, maps, live_maps, sources)
         return segs, maps, live_maps, sources

@@ -20,7 +20,7 @@ from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS,
                                 B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
                                 S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP, SCALE_STEP,
-                                UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP)
+                                UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_S2X0, S_S2Y0)
 from engine.memory.planner import Layout, plan_layout
 from engine.runtime.arena import Arena, Event
 from engine.runtime.reference import HeadResults
@@ -28,9 +28,11 @@ from engine.runtime.workers import crew, default_threads, single_threaded_blas
 from kernels import elementwise, layout as layout_kernels
 from kernels.elementwise import ACT_CODES
 from kernels.conv import conv_tile, depthwise_tile, shares
+from kernels.picture import fit_region
 from kernels.pool import maxpool_tile
 from yolo.network import Conv, Network
 from engine.runtime.conv_weights import load_weights, loaded_weights
+from yolo.letterbox import Placement
 from yolo.params import Params
 from yolo.sources import ParamsSource
 
@@ -96,6 +98,9 @@ class FusedRun(HeadResults):
         return self.program.macs
 
 
+ONE = np.float32(1)  # the picture's values are already in [0, 1]
+
+
 class FusedExecutor:
     """Prepared once for a plan and weights; ``run`` may be called many times."""
 
@@ -125,7 +130,8 @@ class FusedExecutor:
             self.frees[last].append(i)
         self._arena: Arena | None = None
         self._bound: list | None = None
-        self._image = np.empty(0, np.float32)
+        self._picture = np.empty((0, 0, 0), np.float32)
+        self._placement = (0, 0, 0, 0)
         # the maps feeding heads are results but may die mid-run: each is copied out as it is freed
         self.head_maps = {self.program.maps[i]: i for i in self.network.head_inputs}
         self._captured: dict[int, np.ndarray] = {}
@@ -145,15 +151,22 @@ class FusedExecutor:
             self._arena.reset()
         return self._arena
 
-    def run(self, image: np.ndarray) -> FusedRun:
-        if image.shape != self.network.input_shape:
-            raise ValueError(f"input shape {image.shape} != network input {self.network.input_shape}")
+    def run(self, picture: np.ndarray, placement: Placement | None = None) -> FusedRun:
+        """``picture``: (C, H, W) float32, placed in the network input as ``placement`` says (letterbox or
+        resize); without one it must be the network input itself."""
+        c, h, w = self.network.input_shape
+        if placement is None:
+            if picture.shape != (c, h, w):
+                raise ValueError(f"input shape {picture.shape} != network input {(c, h, w)}")
+            placement = Placement(w, h)
+        elif picture.ndim != 3 or picture.shape[0] != c or min(picture.shape) < 1:
+            raise ValueError(f"picture shape {picture.shape}: expected ({c}, height, width)")
         arena = self.arena()
         if self.source is not None:
             self.source.check()
             self.source.read_bytes = 0
         start = time.perf_counter()
-        self.execute(image)
+        self.execute(np.ascontiguousarray(picture, np.float32), placement)
         seconds = time.perf_counter() - start
         # results are copied out after the measured run, then the last buffers are released
         maps = self.program.maps
@@ -166,14 +179,15 @@ class FusedExecutor:
                         tuple(int(v) for v in arena.weights_timeline),
                         self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds)
 
-    def execute(self, image: np.ndarray, step_seconds: np.ndarray | None = None) -> None:
+    def execute(self, picture: np.ndarray, placement: Placement, step_seconds: np.ndarray | None = None) -> None:
         """The measured part, in the arena of the last ``arena()`` call: every step's allocations, kernel
         calls and frees (the last step's buffers, which hold the result and the tensor feeding [region],
         stay live for the caller). ``step_seconds``, if given, receives each step's duration.
 
         With several threads, a split step's first share runs here while helpers run the others, and BLAS
         runs single-threaded inside each share."""
-        self._image = image
+        self._picture = picture
+        self._placement = (placement.width, placement.height, placement.left, placement.top)
         if self.threads == 1:
             return self._steps(step_seconds, None)
         team = crew(self.threads)
@@ -218,11 +232,12 @@ class FusedExecutor:
                                  S_BLOCK, S_CHANNELS, S_WEIGHTS, S_C0, S_C1, S_SRC2]])
         y0, y1, x0, x1 = (int(v) for v in row[S_DY0:S_DY0 + 4])
         dest = arena.views[dst]
-        if kind == INPUT_STEP:
-            return (lambda: np.copyto(dest, self._image),)
+        sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
+        if kind == INPUT_STEP:  # the network input's region [sy0, sy1) x [sx0, sx1), from the picture
+            region = dest[:, y0:y1, x0:x1]
+            return (lambda: fit_region(self._picture, ONE, *self._placement, sy0, sx0, region),)
         if kind == LOAD_STEP:
             return (partial(load_weights, dest, self.source, self.network[layer], f0, f1),)
-        sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
         x = arena.views[src][:, sy0:sy1, sx0:sx1]
         if kind == CONV_STEP:  # over input channels [f0, f1) of each filter: all of them, or one band
             spec = self.network[layer]
@@ -249,13 +264,15 @@ class FusedExecutor:
                                  top, left) for c_lo, c_hi in zip(cuts[:-1], cuts[1:]))
         if kind == COPY_STEP:  # a route's channel split copies only channels [f0, f1) of its source
             return (partial(layout_kernels.copy_channels, dest[:, y0:y1, x0:x1], x[f0:f1] if f1 > f0 else x, c0),)
-        spec = self.network[layer]
-        if kind == SHORTCUT_STEP:
-            return (partial(elementwise.shortcut, dest, x, arena.views[second], ACT_CODES[spec.activation]),)
+        spec, out = self.network[layer], dest[:, y0:y1, x0:x1]
+        if kind == SHORTCUT_STEP:  # the second map's region starts at (s2y, s2x)
+            s2y, s2x = int(row[S_S2Y0]), int(row[S_S2X0])
+            added = arena.views[second][:, s2y:s2y + y1 - y0, s2x:s2x + x1 - x0]
+            return (partial(elementwise.shortcut, out, x, added, ACT_CODES[spec.activation]),)
         if kind == SCALE_STEP:
             return (partial(elementwise.scale_channels, dest, x, arena.views[second], ACT_CODES[spec.activation]),)
-        if kind == UPSAMPLE_STEP:
-            return (partial(elementwise.upsample, dest, x, spec.stride, np.float32(spec.scale)),)
+        if kind == UPSAMPLE_STEP:  # a region starts ``top``, ``left`` into its first input pixel
+            return (partial(elementwise.upsample, out, x, spec.stride, np.float32(spec.scale), top, left),)
         if kind == AVGPOOL_STEP:
             return (partial(elementwise.global_avgpool, dest, x),)
         if kind == YOLO_STEP:
@@ -292,5 +309,5 @@ def grouped_conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, 
 
 
 def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
-              threads: int | None = None) -> FusedRun:
-    return FusedExecutor(plan, params, scratch_bytes, threads=threads).run(image)
+              threads: int | None = None, placement: Placement | None = None) -> FusedRun:
+    return FusedExecutor(plan, params, scratch_bytes, threads=threads).run(image, placement)

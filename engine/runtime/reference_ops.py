@@ -79,7 +79,8 @@ def activate(y: np.ndarray, activation: str) -> np.ndarray:
 
 
 def logistic(y: np.ndarray) -> np.ndarray:
-    return (np.float32(1) / (np.float32(1) + np.exp(-y))).astype(np.float32)
+    with np.errstate(over="ignore"):  # exp(-y) = inf below about -88: the value is 0, as in C
+        return (np.float32(1) / (np.float32(1) + np.exp(-y))).astype(np.float32)
 
 
 def darknet_tanh(y: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.cache import cache_dir, versions_key
+from yolo.letterbox import Placement
 from yolo.network import Network
 from engine.tune.features import FEATURES, FEATURES_VERSION, features_of
 
@@ -78,10 +79,11 @@ def calibrate(network: Network, scratch_bytes: int, repeats: int = 3) -> CostMod
 def time_steps(executors, image: np.ndarray, repeats: int) -> list[np.ndarray]:
     """(repeats, steps) seconds of every step of each executor, the executors in turns."""
     samples = [np.zeros((repeats, len(e.program.steps))) for e in executors]
+    placement = Placement(image.shape[2], image.shape[1])  # the image is the network input
     for r in range(repeats):
         for executor, times in zip(executors, samples):
             executor.arena()
-            executor.execute(image, times[r])
+            executor.execute(image, placement, times[r])
     return samples
 
 

@@ -75,8 +75,10 @@ class Evaluator:
         network = self.network
         with_source, after_source, seconds = self.facts(group)
         source = network[group.first].inputs[0]
-        peak = group_peak(self._held[group.first] + nbytes(network[group.last].out_shape),
-                          nbytes(network.shape_of(source)), network.last_use[source] <= group.last,
+        held = self._held[group.first] + nbytes(network[group.last].out_shape)
+        if group.first == 0:  # the group makes the input region by region: its own buffers hold it
+            return held - nbytes(network.input_shape) + max(with_source, after_source), seconds
+        peak = group_peak(held, nbytes(network.shape_of(source)), network.last_use[source] <= group.last,
                           with_source, after_source)
         return peak, seconds
 
@@ -122,6 +124,9 @@ class Evaluator:
             total_features(steps, self.lowering.table))
 
     def input_step(self) -> tuple[int, float]:
+        """(peak, seconds) of the whole-input step that runs first unless the first layer is a group's."""
+        if fusion(self.network).alone[0]:
+            return 0, 0.0
         steps = input_step(self.network, 0)
         return nbytes(self.network.input_shape), self.model.seconds(total_features(steps, self.lowering.table))
 
