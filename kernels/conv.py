@@ -104,27 +104,63 @@ def _finish(out, acc, mult, offset, act, row0, rows, first, last):
             _finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _depthwise_pixel(x, c, w, oy, ox, size, stride, pad_top, pad_left):
+    """One output value before the epilogue: the taps inside the map, summed in (ky, kx) order."""
+    _, h, width = x.shape
+    total = ZERO
+    for ky in range(size):
+        iy = oy * stride + ky - pad_top
+        if 0 <= iy < h:
+            for kx in range(size):
+                ix = ox * stride + kx - pad_left
+                if 0 <= ix < width:
+                    total += w[c, ky * size + kx] * x[c, iy, ix]
+    return total
+
+
 @njit(cache=True, nogil=True)
 def depthwise_tile(out, x, pad_top, pad_left, w, mult, offset, act, size, stride, part, parts):
     """A depthwise convolution (one filter per channel), directly: out (C, OH, OW) <- x (C, H, W) with border
-    pads * w (C, k*k), then BN + activation; no workspace. Share ``part`` of ``parts`` of the channels."""
+    pads * w (C, k*k), then BN + activation; no workspace. Share ``part`` of ``parts`` of the channels.
+
+    A 3x3 row (stride 1 or 2) whose three input rows are inside the map sums its nine taps unrolled over the columns
+    whose taps are all inside (a loop that vectorizes); every other value is summed tap by tap, skipping the
+    border. Both add in (ky, kx) order, so the result does not depend on the path."""
     channels, out_h, out_w = out.shape
     _, h, width = x.shape
     share = -(-channels // parts)
+    fast = size == 3 and (stride == 1 or stride == 2)
+    lo = min(out_w, -(-pad_left // stride))          # the columns whose three taps are all inside
+    hi = max(lo, min(out_w, (width - 3 + pad_left) // stride + 1))
     for c in range(part * share, min(channels, (part + 1) * share)):
-        m, o = mult[c], offset[c]
+        last = size * size - 1  # the taps, read once (any size: only the 3x3 path uses them)
+        t0, t1, t2, t3, t4 = w[c, 0], w[c, min(1, last)], w[c, min(2, last)], w[c, min(3, last)], w[c, min(4, last)]
+        t5, t6, t7, t8 = w[c, min(5, last)], w[c, min(6, last)], w[c, min(7, last)], w[c, min(8, last)]
         for oy in range(out_h):
-            for ox in range(out_w):
-                total = ZERO
-                for ky in range(size):
-                    iy = oy * stride + ky - pad_top
-                    if iy < 0 or iy >= h:
-                        continue
-                    for kx in range(size):
-                        ix = ox * stride + kx - pad_left
-                        if 0 <= ix < width:
-                            total += w[c, ky * size + kx] * x[c, iy, ix]
-                out[c, oy, ox] = activate(total * m + o, act)
+            row = out[c, oy]
+            top = oy * stride - pad_top
+            if fast and top >= 0 and top + 2 < h:
+                start = lo * stride - pad_left  # the input column under the first interior column's left tap
+                a, b, d = x[c, top, start:], x[c, top + 1, start:], x[c, top + 2, start:]
+                inner = row[lo:hi]
+                if stride == 1:
+                    for i in range(hi - lo):
+                        inner[i] = (ZERO + t0 * a[i] + t1 * a[i + 1] + t2 * a[i + 2] + t3 * b[i] + t4 * b[i + 1]
+                                    + t5 * b[i + 2] + t6 * d[i] + t7 * d[i + 1] + t8 * d[i + 2])
+                else:
+                    for i in range(hi - lo):
+                        j = 2 * i
+                        inner[i] = (ZERO + t0 * a[j] + t1 * a[j + 1] + t2 * a[j + 2] + t3 * b[j] + t4 * b[j + 1]
+                                    + t5 * b[j + 2] + t6 * d[j] + t7 * d[j + 1] + t8 * d[j + 2])
+                for ox in range(lo):
+                    row[ox] = _depthwise_pixel(x, c, w, oy, ox, size, stride, pad_top, pad_left)
+                for ox in range(hi, out_w):
+                    row[ox] = _depthwise_pixel(x, c, w, oy, ox, size, stride, pad_top, pad_left)
+            else:
+                for ox in range(out_w):
+                    row[ox] = _depthwise_pixel(x, c, w, oy, ox, size, stride, pad_top, pad_left)
+            _finish_row(row, row, 0, mult[c], offset[c], False, act)
 
 
 @njit(cache=True, nogil=True)
