@@ -1,6 +1,7 @@
-"""Cost-model error on yolov2-416: predicted vs measured latency of 24 configurations, measured in turns.
+"""Cost-model error: predicted vs measured latency of 24 configurations (yolov2-416 by default, random
+weights; a bundled model with its own), measured in turns.
 
-    python -m benchmarks.bench_costmodel [--repeats 3]
+    python -m benchmarks.bench_costmodel [--repeats 3] [--cfg MobileNetV2-YOLOv3-Nano-coco.cfg --size 416]
 
 Prints each configuration, then the median absolute relative error and Spearman's rank correlation, and
 the error once one factor accounts for the machine's speed drifting between calibration and measurement.
@@ -19,7 +20,8 @@ from yolo.params import random_params
 from engine.ir.plan import Plan
 from engine.memory.predictor import Predictor
 from engine.tune.search import Evaluator
-from yolo.cfg import load_network
+from yolo.cfg import bundled_weights, load_network
+from yolo.weights import load_weights
 
 
 def ranks(values) -> np.ndarray:
@@ -30,10 +32,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--count", type=int, default=24)
+    ap.add_argument("--cfg", default="yolov2.cfg")
+    ap.add_argument("--size", type=int, default=416)
     args = ap.parse_args()
-    network = load_network("yolov2.cfg", 416)
+    network = load_network(args.cfg, args.size)
     evaluator = Evaluator(Predictor(network), load_or_calibrate(network, 1 << 20))
-    params = random_params(network, 0)
+    weights = bundled_weights(args.cfg)
+    params = load_weights(weights, network) if weights else random_params(network, 0)
     x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
     plans = [()] + random_plans(network, args.count - 1, seed=1)
     executors = {Plan(network, g).spec or "layer by layer": FusedExecutor(Plan(network, g), params) for g in plans}

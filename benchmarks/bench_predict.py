@@ -9,25 +9,27 @@ import argparse
 import random
 import time
 
-from engine.ir.plan import Group, Plan, PlanError
+from engine.ir.fusion import fusion
+from engine.ir.plan import REUSE_MODES, Group, Plan
 from engine.memory.predictor import Predictor
-from engine.ir.plan import REUSE_MODES
 from yolo.cfg import load_network
 
 
 def random_plans(network, count: int, seed: int = 0) -> list[tuple[Group, ...]]:
-    rng, plans = random.Random(seed), []
+    """``count`` random valid plans: 1-4 groups, each from a random layer to a random place it may end."""
+    rng, plans, rule = random.Random(seed), [], fusion(network)
+    starts = [i for i in range(len(network)) if rule.ends(i)]
     while len(plans) < count:
-        cuts = sorted(rng.sample(range(25), 2 * rng.randint(1, 4)))
-        groups = []
-        for first, last in zip(cuts[::2], cuts[1::2]):
+        groups, after = [], -1
+        for first in sorted(rng.sample(starts, rng.randint(1, 4))):
+            if first <= after:
+                continue
+            last = rng.choice(rule.ends(first))
             _, h, w = network[last].out_shape
             groups.append(Group(first, last, rng.randint(1, min(8, h)), rng.randint(1, min(8, w)),
                                 rng.choice(REUSE_MODES)))
-        try:
-            plans.append(Plan(network, tuple(groups)).groups)
-        except PlanError:
-            continue
+            after = last
+        plans.append(Plan(network, tuple(groups)).groups)
     return plans
 
 

@@ -6,11 +6,11 @@ import numpy as np
 from numba import njit
 
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
-                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS)
+                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, is_depthwise)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
-            "other_steps", "conv_rows", "loaded", "loads")
-FEATURES_VERSION = 10  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+            "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs")
+FEATURES_VERSION = 11  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
@@ -21,7 +21,11 @@ def step_features(steps, layers, out):
         row = steps[s]
         oh, ow = row[S_DY0 + 1] - row[S_DY0], row[S_DX0 + 1] - row[S_DX0]
         kind, c = row[S_KIND], row[S_CHANNELS]
-        if kind == CONV_STEP:
+        if kind == CONV_STEP and is_depthwise(layers, row[S_LAYER]):  # direct: no packing, no GEMM
+            out[s, 12] = row[S_MACS]
+            out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
+            out[s, 5] = 1
+        elif kind == CONV_STEP:
             filters, kk = layers[row[S_LAYER], L_C_OUT], layers[row[S_LAYER], L_SIZE] ** 2
             bands = -(-oh // row[S_BAND_ROWS])
             out[s, 0] = row[S_MACS]
