@@ -74,6 +74,13 @@ class Network:
         return tuple(h.inputs[0] for h in self.heads) or (self.layers[-1].index,)
 
     @property
+    def in_place_heads(self) -> tuple[int, ...]:
+        """Heads that may write over their input, because nothing after them reads it (the input is copied
+        out as a result first)."""
+        last_use = self.last_use
+        return tuple(h.index for h in self.heads if last_use[h.inputs[0]] == h.index)
+
+    @property
     def head_index(self) -> int:
         """The layer feeding the first head (or the last layer if there is none)."""
         return self.head_inputs[0]

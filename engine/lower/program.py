@@ -2,7 +2,8 @@
 
 The input copy (unless the first group makes the input region by region), each fused group's lowered
 program (layers outside every group run as 1x1 one-layer groups) and the whole-map layers (a route is one
-channel-offset copy per source; reorg; region) are spliced in order. Group buffers are renumbered into the plan's table; feature maps live from their
+channel-offset copy per source; reorg; heads, which write over their input when nothing else reads it)
+are spliced in order. Group buffers are renumbered into the plan's table; feature maps live from their
 producing step to the last step that touches them. The executor, the arena, the paging model, the cost
 model's calibration and the reports all read this one description.
 """
@@ -155,12 +156,16 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
         count[0] += len(rows)
 
     order = segments(network, plan.groups, plan.outside_group)
+    in_place = set(network.in_place_heads)
     if not input_tiled(order):
         add_steps(input_step(network, add_map(INPUT, INPUT_BUFFER)))
     for seg in order:
         if isinstance(seg, int):
             sources = [maps[s] for s in network[seg].inputs]
-            add_steps(whole_map_steps(network, seg, sources, add_map(seg, MAP_BUFFER)))
+            if seg in in_place:  # the head's output takes its input's buffer
+                maps[seg] = sources[0]
+            add_steps(whole_map_steps(network, seg, sources, maps[seg] if seg in in_place else
+                                      add_map(seg, MAP_BUFFER)))
             continue
         program = lowering.lower(seg)
         gi, offset, side_maps = len(groups), count[0], set()
@@ -189,7 +194,7 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
     at = np.concatenate([np.arange(len(steps))] * 3)
     last = np.full(len(buffers), -1, np.int64)
     np.maximum.at(last, touched[touched >= 0], at[touched >= 0])
-    map_ids = np.array(sorted(maps.values()))
+    map_ids = np.array(sorted(set(maps.values())))
     buffers[map_ids, B_LAST] = last[map_ids]
     for end, held in held_through.items():  # as the predictor counts them: to the group's end
         for b in held:

@@ -154,6 +154,10 @@ class Predictor:
             shape = network.input_shape if b == INPUT else network[b].out_shape
             last = seg_of_layer.get(last_use[b], len(segs) - 1)  # the result stays live to the end
             maps.append((map_name(b), nbytes(shape), k, max(k, last)))
+        for head in network.in_place_heads:  # its output is its input's buffer, which then lives as long
+            k, src = seg_of_layer[head], seg_of_layer.get(network[head].inputs[0], 0)
+            maps[src] = maps[src][:3] + (max(maps[src][3], maps[k][3]),)
+            maps[k] = (maps[k][0], 0) + maps[k][2:]
         sizes, first, last = (np.array([m[f] for m in maps], np.int64) for f in (1, 2, 3))
         live_maps = live_bytes(sizes, first, last, len(segs))
         sources = {k: maps[seg_of_layer.get(network[seg.first].inputs[0], 0)] if seg.first

@@ -132,9 +132,10 @@ class FusedExecutor:
         self._bound: list | None = None
         self._picture = np.empty((0, 0, 0), np.float32)
         self._placement = (0, 0, 0, 0)
-        # the maps feeding heads are results but may die mid-run: each is copied out as it is freed
-        self.head_maps = {self.program.maps[i]: i for i in self.network.head_inputs}
-        self._captured: dict[int, np.ndarray] = {}
+        # the maps feeding heads are results, made once outside the arena: each head copies its input there
+        # before it runs (it may then write over it)
+        self._head_inputs = {h.inputs[0]: np.empty(self.network.shape_of(h.inputs[0]), np.float32)
+                             for h in self.network.heads}
 
     def new_arena(self) -> Arena:
         program = self.program
@@ -173,8 +174,8 @@ class FusedExecutor:
         output = arena.views[self.program.output_buffer].copy()
         head_outputs = {h.index: arena.views[maps[h.index]].copy() for h in self.network.heads}
         for buffer in self.frees[-1]:
-            self._release(buffer)
-        head_inputs = {i: self._captured.pop(maps[i]) for i in self.network.head_inputs}
+            arena.free(buffer)
+        head_inputs = {i: a.copy() for i, a in self._head_inputs.items()} or {len(self.network) - 1: output}
         return FusedRun(output, head_inputs, head_outputs, self.program, self.layout, arena.events, tuple(int(v) for v in arena.timeline),
                         tuple(int(v) for v in arena.weights_timeline),
                         self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds)
@@ -214,15 +215,18 @@ class FusedExecutor:
                 calls[0]()
             if i != last:
                 for buffer in self.frees[i]:
-                    self._release(buffer)
+                    arena.free(buffer)
             if step_seconds is not None:
                 step_seconds[i] = clock() - start
 
-    def _release(self, buffer: int) -> None:
-        """Frees a buffer, first copying it out if it is a map feeding a head (a result, outside the arena)."""
-        if buffer in self.head_maps:
-            self._captured[buffer] = self._arena.views[buffer].copy()
-        self._arena.free(buffer)
+    def _head(self, x: np.ndarray, spec, kernel):
+        """A head's call: its input copied out as a result first, then the head (which may write over it)."""
+        kept = self._head_inputs[spec.inputs[0]]
+
+        def head() -> None:
+            np.copyto(kept, x)
+            kernel()
+        return head
 
     def _bind(self, arena: Arena, row: np.ndarray) -> tuple:
         """The step as calls of its kernel on arena views cut once: one call, or one per thread when the
@@ -276,14 +280,15 @@ class FusedExecutor:
         if kind == AVGPOOL_STEP:
             return (partial(elementwise.global_avgpool, dest, x),)
         if kind == YOLO_STEP:
-            return (partial(elementwise.yolo, dest, x, spec.num, spec.classes, np.float32(spec.scale_x_y),
-                            np.float32(-0.5 * (spec.scale_x_y - 1))),)
+            return (self._head(x, spec, partial(elementwise.yolo, dest, x, spec.num, spec.classes,
+                                                np.float32(spec.scale_x_y), np.float32(-0.5 * (spec.scale_x_y - 1)))),)
         if kind == REORG_STEP:
             return (partial(layout_kernels.reorg, dest.reshape(-1), x.reshape(-1), channels, sy1 - sy0, sx1 - sx0,
                             self.network[layer].stride),)
         if kind == REGION_STEP:
             spec = self.network[layer]
-            return (partial(layout_kernels.region, dest, x, spec.num, spec.coords, spec.classes, spec.softmax),)
+            return (self._head(x, spec, partial(layout_kernels.region, dest, x, spec.num, spec.coords, spec.classes,
+                                                spec.softmax)),)
         raise AssertionError(kind)
 
 

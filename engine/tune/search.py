@@ -120,7 +120,8 @@ class Evaluator:
 
     def whole_map(self, index: int) -> tuple[int, float]:
         steps = whole_map_steps(self.network, index, [0] * len(self.network[index].inputs), 0)
-        return self._held[index] + self.network[index].out_bytes, self.model.seconds(
+        made = 0 if index in self.network.in_place_heads else self.network[index].out_bytes
+        return self._held[index] + made, self.model.seconds(
             total_features(steps, self.lowering.table))
 
     def input_step(self) -> tuple[int, float]:
