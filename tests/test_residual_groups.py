@@ -80,3 +80,19 @@ def test_nano_groups_run_through_blocks_and_the_second_head_s_route(nano):
 def test_groups_that_cannot_run_say_why(nano, spec, message):
     with pytest.raises(PlanError, match=message):
         Plan(nano, parse_groups(spec))
+
+
+def test_heads_write_over_their_input_which_is_still_returned(nano):
+    """Nothing reads a [yolo] layer's input after it, so the head takes that buffer: one map fewer at the
+    head, and the input still comes back as a result (copied out before the head ran)."""
+    plan = Plan(nano, parse_groups("0-9:4x4:stream"))
+    params = random_params(nano, 2)
+    x = random_image(nano.input_shape, 2)
+    run = run_fused(plan, params, x)
+    ref = run_reference(nano, params, x)
+    assert set(nano.in_place_heads) == {69, 79}
+    for head in nano.heads:
+        assert run.program.maps[head.index] == run.program.maps[head.inputs[0]]
+        assert_close(run.head_inputs[head.inputs[0]], ref.head_inputs[head.inputs[0]])
+        assert_close(run.head_outputs[head.index], ref.head_outputs[head.index])
+    assert Predictor(nano).predict(plan).peak_bytes == run.peak_bytes
