@@ -121,7 +121,8 @@ def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[
     """Write the cfg, weights, ONNX graph, input and reference head the children read; return the plans."""
     from benchmarks.onnx_graph import onnx_model
     from engine.cli.args import build_parser
-    from engine.cli.pipeline import default_image, make_plan, search_grids
+    from engine.cli.pipeline import default_image
+    from engine.cli.planning import make_plan, search_grids
     from engine.lower.group import DEFAULT_SCRATCH_BYTES
     from engine.memory.predictor import Predictor
     from engine.memory.timeline import layer_by_layer_live_bytes

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.ir.plan import (DEFAULT_BAND_BYTES, Plan, PlanError, check_reuse, default_groups, parse_grid,
-                            parse_groups)
+from engine.cli.planning import make_plan, search_plan
+from engine.ir.plan import Plan
 from engine.memory.predictor import Predictor
 from engine.memory.timeline import layer_by_layer_live_bytes
 from engine.report.accounting import group_dict, group_macs, group_memory
@@ -215,67 +215,6 @@ def write_plots(folder: Path, plan: Plan, run, args, outputs) -> None:
     predicted = program_live_bytes(run.program.buffers, len(run.program.steps))
     plots.save(plots.live_timeline(run.live_bytes, predicted), folder / "timeline.png", outputs)
     plots.save(plots.arena_map(run.program, run.layout), folder / "arena.png", outputs)
-
-
-AUTO_BUDGET = ("--budget auto: the searched configurations for activation budgets from what the device leaves "
-               "down to the smallest feasible peak, replayed through the paging model; the least modelled latency "
-               "(compute + paging) wins")
-
-
-def search_grids(network: Network, max_grid: int) -> tuple[tuple[int, int], ...]:
-    """Grids up to max_grid x max_grid, bounded by the largest map a group can end on (no tile is empty)."""
-    from engine.ir.fusion import fusion
-    rule = fusion(network)
-    side = max((max(network[i].out_shape[1:]) for i in range(len(network)) if rule.can_tile[i]), default=1)
-    n = min(max_grid, side)
-    return tuple((r, c) for r in range(1, n + 1) for c in range(1, n + 1))
-
-
-def search_plan(args, network: Network, target):
-    """(the plan chosen, (its configuration, the budget searched, how it was chosen, the largest grid side)).
-    With --stream-weights the budget bounds the engine peak, and the weights modes and bands are searched
-    too (the band size of layers outside groups as well, unless --band-kib names it)."""
-    from engine.tune.costmodel import load_or_calibrate
-    from engine.tune.search import BAND_SIZES, Choice, Evaluator, search, search_streamed, smallest_feasible_peak
-    scratch = args.scratch_kib * 1024
-    predictor = Predictor(network, scratch)
-    bands = (args.band_kib * 1024,) if args.band_kib else BAND_SIZES
-    evaluator = Evaluator(predictor, load_or_calibrate(network, scratch), bands[0] if args.stream_weights else None)
-    grids = search_grids(network, args.max_grid)
-    if args.budget == "auto":
-        from engine.device.curves import DeviceModel
-        device, memory, baseline = target
-        best = DeviceModel(evaluator, device, baseline).best_searched(memory, grids)
-        held = 0 if args.stream_weights else predictor.weights_bytes
-        return best.plan, (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.plan)),
-                           memory - baseline - held, AUTO_BUDGET, grids[-1][0])
-    if args.stream_weights:
-        _, found = search_streamed(evaluator, args.budget, grids, bands)
-    else:
-        found = search(evaluator, args.budget, grids=grids)
-    if not found:
-        if args.stream_weights:
-            evaluator.band_bytes = bands[0]  # the smallest bands hold the least
-        low = smallest_feasible_peak(evaluator, grids=grids)
-        what = "engine peak (activations and streamed weights)" if args.stream_weights else "peak"
-        raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
-                        f"{what} is {low} B ({low / 2**20:.2f} MiB)")
-    how = "the fastest predicted configuration whose predicted peak fits"
-    return evaluator.plan(found[0].groups), (found[0], args.budget, how, grids[-1][0])
-
-
-def make_plan(args, network: Network) -> Plan:
-    """The plan the arguments name (their combinations were checked by ``check_combinations``)."""
-    if args.reference:
-        return Plan(network, ())
-    reuse = check_reuse(args.reuse)
-    weights = "group" if args.stream_weights else "resident"  # for groups that name no weights mode
-    if args.groups is not None:
-        groups = parse_groups(args.groups, reuse, weights)
-    else:
-        groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None, reuse, weights)
-    return Plan(network, groups, "streamed" if args.stream_weights else "resident",
-                (args.band_kib or DEFAULT_BAND_BYTES // 1024) * 1024)
 
 
 def execute(args, plan: Plan, params: Params | None, source, picture: np.ndarray, placement):

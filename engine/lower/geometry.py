@@ -7,7 +7,8 @@ appears only where a tile touches the map's border, never at a seam. Two views a
 - ``needed[j, r]``: the span of layer j's output that output part r needs (modes none, checkerboard);
 - ``bounds[j, r]`` and ``starts[j, r]`` (mode stream): at every layer the output is cut into cells by
   walking the cell ends back; part r computes layer j's cell bounds[j, r]..bounds[j, r + 1] and holds
-  starts[j, r]..bounds[j, r + 1] (what its next layer's cell reads).
+  starts[j, r]..bounds[j, r + 1]: what its readers' cells read, and what later parts read of cells before
+  its own (a shortcut's source is read by readers that lag by different amounts), which it passes on.
 """
 from __future__ import annotations
 
@@ -83,4 +84,6 @@ def axis_geometry(layers, parts, axis, base):
                     lo, hi = min(lo, i0), max(hi, i1)
             starts[j, r] = lo
             bounds[j, r + 1] = hi
+        for r in range(parts - 2, -1, -1):  # a part also holds what later parts read of earlier cells, which
+            starts[j, r] = min(starts[j, r], starts[j, r + 1])  # it passes on (readers that lag differently)
     return needed, bounds, starts

@@ -1,12 +1,16 @@
-"""Conv weights in the arena: a load step fills a weights buffer from the source (a band of input channels,
-with the layer's vectors folded into the epilogue), and a conv step reads its filters and epilogue back."""
+"""Conv weights: resident (prepared once, outside the arena), or in the arena: a load step fills a weights
+buffer from the source (a band of input channels, with the layer's vectors folded into the epilogue), and a
+conv step reads its filters and epilogue back."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from engine.lower.table import vector_floats
-from yolo.network import Conv
-from yolo.params import BN_EPSILONS
+from engine.ir.plan import PlanError
+from yolo.network import Conv, Network
+from yolo.params import BN_EPSILONS, Params
 
 
 def band_vectors(layer: Conv, c1: int) -> int:
@@ -47,3 +51,23 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
         else:
             view[n:2 * n] = 1.0
     source.read_filters(layer.index, c0, c1, view[vectors:])
+
+
+@dataclass(frozen=True)
+class ConvWeights:
+    w2d: np.ndarray   # (N, C/g*k*k) view of the filters
+    epilogue: tuple[np.ndarray, np.ndarray]  # per-channel multiplier and offset (BN and bias folded)
+
+
+def prepare_weights(network: Network, params: Params | None, layers) -> dict[int, ConvWeights]:
+    """Resident weights of ``layers`` (those no program step loads into the arena)."""
+    prepared = {}
+    for layer in network.layers:
+        if not isinstance(layer, Conv) or layer.index not in layers:
+            continue
+        if params is None:
+            raise PlanError(f"layer {layer.index}: resident weights need the parameters in memory")
+        p = params[layer.index]
+        prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)),
+                                            p.epilogue(layer.bn_rule))
+    return prepared

@@ -27,34 +27,14 @@ from engine.runtime.reference import HeadResults
 from engine.runtime.workers import crew, default_threads, single_threaded_blas
 from kernels import elementwise, layout as layout_kernels
 from kernels.elementwise import ACT_CODES
-from kernels.conv import conv_tile, depthwise_tile, shares
+from kernels.conv import conv_tile, shares
 from kernels.picture import fit_region
 from kernels.pool import maxpool_tile
-from yolo.network import Conv, Network
-from engine.runtime.conv_weights import load_weights, loaded_weights
+from engine.runtime.conv_weights import load_weights, loaded_weights, prepare_weights
+from engine.runtime.grouped import grouped_conv_calls
 from yolo.letterbox import Placement
 from yolo.params import Params
 from yolo.sources import ParamsSource
-
-
-@dataclass(frozen=True)
-class ConvWeights:
-    w2d: np.ndarray   # (N, C/g*k*k) view of the filters
-    epilogue: tuple[np.ndarray, np.ndarray]  # per-channel multiplier and offset (BN and bias folded)
-
-
-def prepare_weights(network: Network, params: Params | None, layers) -> dict[int, ConvWeights]:
-    """Resident weights of ``layers`` (those no program step loads into the arena)."""
-    prepared = {}
-    for layer in network.layers:
-        if not isinstance(layer, Conv) or layer.index not in layers:
-            continue
-        if params is None:
-            raise PlanError(f"layer {layer.index}: resident weights need the parameters in memory")
-        p = params[layer.index]
-        prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)),
-                                            p.epilogue(layer.bn_rule))
-    return prepared
 
 
 @dataclass(frozen=True, eq=False)
@@ -290,27 +270,6 @@ class FusedExecutor:
             return (self._head(x, spec, partial(layout_kernels.region, dest, x, spec.num, spec.coords, spec.classes,
                                                 spec.softmax)),)
         raise AssertionError(kind)
-
-
-def grouped_conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block,
-                       cols, acc, threads: int) -> tuple:
-    """A grouped conv step as calls, one per thread: a depthwise one directly (its channels shared), any other
-    group by group through ``conv_tile`` within the workspace sized for one group (its rows shared)."""
-    if out.shape[0] == x.shape[0] == spec.groups:
-        w = w2d.T if channel_major else w2d
-        parts = min(threads, out.shape[0])
-        return tuple(partial(depthwise_tile, out, x, top, left, w, mult, offset, act, spec.size, spec.stride,
-                             part, parts) for part in range(parts))
-    n, c = out.shape[0] // spec.groups, x.shape[0] // spec.groups
-    parts = shares(out.shape[1], band_rows, threads)
-    filters = (lambda g: w2d[:, g * n:(g + 1) * n]) if channel_major else (lambda g: w2d[g * n:(g + 1) * n])
-
-    def share(part: int) -> None:
-        for g in range(spec.groups):
-            conv_tile(out[g * n:(g + 1) * n], x[g * c:(g + 1) * c], top, left, filters(g), channel_major,
-                      mult[g * n:(g + 1) * n], offset[g * n:(g + 1) * n], act, spec.size, spec.stride, band_rows,
-                      block, True, True, cols, acc, part, parts)
-    return tuple(partial(share, part) for part in range(parts))
 
 
 def run_fused(plan: Plan, params: Params, image: np.ndarray, scratch_bytes: int = DEFAULT_SCRATCH_BYTES,
