@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from PIL import Image
 
+from kernels.picture import fit_region
 from yolo.errors import ImageError
-from yolo.letterbox import fitted_size, letterbox, load_image, resize
+from yolo.letterbox import Placement, fit, fitted_size, letterbox, load_image, resize
 from tests import naive
 
 
@@ -45,3 +47,21 @@ def test_load_image_rgb_float_and_errors(tmp_path):
         load_image(tmp_path / "bad.jpg")
     with pytest.raises(ImageError, match="no such file"):
         load_image(tmp_path / "none.jpg")
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), mode=st.sampled_from(["letterbox", "resize"]))
+def test_any_region_of_the_input_is_the_whole_inputs_bit_for_bit(data, mode):
+    """What the fused path relies on: a tile's input region made on its own equals that region of the whole
+    input; a uint8 picture with divisor 255 gives what its float32 decoding gives."""
+    ih, iw, nh, nw = (data.draw(st.integers(1, 40)) for _ in range(4))
+    pixels = np.random.default_rng(ih * 41 + iw).integers(0, 256, (3, ih, iw)).astype(np.uint8)
+    picture = pixels.astype(np.float32) / np.float32(255)
+    placement = Placement.of((iw, ih), (nw, nh), mode)
+    whole = fit(picture, nw, nh, placement)
+    y0, x0 = data.draw(st.integers(0, nh - 1)), data.draw(st.integers(0, nw - 1))
+    y1, x1 = data.draw(st.integers(y0 + 1, nh)), data.draw(st.integers(x0 + 1, nw))
+    region = np.empty((3, y1 - y0, x1 - x0), np.float32)
+    fit_region(pixels, np.float32(255), placement.width, placement.height, placement.left, placement.top, y0, x0,
+               region)
+    np.testing.assert_array_equal(region, whole[:, y0:y1, x0:x1])
