@@ -71,9 +71,6 @@ class Fusion:
                 return f"layer {i}'s output is read by layer {outside[0]} outside the group"
         return None
 
-    def is_group(self, first: int, last: int) -> bool:
-        return self.why_not(first, last) is None
-
     def ends(self, first: int) -> list[int]:
         """The layers a group starting at ``first`` may end on (none if ``first`` cannot be tiled)."""
         if not self.can_tile[first]:

@@ -40,7 +40,7 @@ def segments(network: Network, groups: tuple[Group, ...], outside=None) -> list[
     out, i = [], 0
     while i < len(network):
         layer = network[i]
-        if i in by_first or alone[i]:
+        if i in by_first or alone[i] or (i == 0 and input_tiled(network)):
             group = by_first.get(i) or (outside(i) if outside else Group(i, i, 1, 1))
             out.append(group)
             i = group.last + 1
@@ -53,10 +53,10 @@ def segments(network: Network, groups: tuple[Group, ...], outside=None) -> list[
     return out
 
 
-def input_tiled(order: list[Group | int]) -> bool:
-    """Whether a plan's first segment (``segments``) is a group, which then produces the network input region
-    by region from the picture: the whole input never exists."""
-    return isinstance(order[0], Group)
+def input_tiled(network: Network) -> bool:
+    """Whether the first layer runs in a group (in every plan, when it can be tiled), which then makes the
+    network input region by region from the picture: the whole input never exists."""
+    return fusion(network).can_tile[0]
 
 
 def whole_map_steps(network: Network, index: int, source_ids, dest_id: int) -> np.ndarray:
@@ -157,7 +157,7 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
 
     order = segments(network, plan.groups, plan.outside_group)
     in_place = set(network.in_place_heads)
-    if not input_tiled(order):
+    if not input_tiled(network):
         add_steps(input_step(network, add_map(INPUT, INPUT_BUFFER)))
     for seg in order:
         if isinstance(seg, int):

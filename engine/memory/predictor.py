@@ -3,9 +3,9 @@ configuration alone (no arrays, no kernels).
 
 A configuration's program is a sequence of segments: the input copy (unless the first group makes the
 input region by region), fused groups (layers outside every group are 1x1 one-layer groups) and
-whole-map layers. Inside a group only its own buffers (tiles, strips,
-workspaces) change, and its input map dies at a known step; feature maps live from their producer's
-segment to their last reader's. So the prediction composes per-group figures read from each group's
+whole-map layers. Inside a group only its own buffers (tiles, strips, workspaces) change, and its input
+map dies at a known step; feature maps live from their producer's segment to their last reader's. So the
+prediction composes per-group figures read from each group's
 lowered program (its own peak bytes and its own arena, cached) with the maps' lifetimes, and reproduces
 the executor's timeline and two-level arena layout to the byte.
 """
@@ -141,7 +141,7 @@ class Predictor:
             return segs, maps, live_maps, sources
         network = self.network
         segs = segments(network, groups, outside)
-        segs = segs if input_tiled(segs) else [INPUT] + segs
+        segs = segs if input_tiled(network) else [INPUT] + segs
         layers_of = [(s, s) if isinstance(s, int) else (s.first, s.last) for s in segs]
         seg_of_layer = {}
         for k, (a, b) in enumerate(layers_of):

@@ -19,7 +19,7 @@ from numba import njit
 
 from engine.ir.fusion import fusion
 from engine.ir.plan import REUSE_MODES, Group, Plan
-from engine.lower.program import input_step, segments, whole_map_steps
+from engine.lower.program import input_step, input_tiled, segments, whole_map_steps
 from engine.lower.table import B_BYTES, B_FIRST, B_LAST, GROUP_OWN
 from engine.lower.walk import lower_group
 from engine.memory.predictor import Predictor, group_peak
@@ -126,7 +126,7 @@ class Evaluator:
 
     def input_step(self) -> tuple[int, float]:
         """(peak, seconds) of the whole-input step that runs first unless the first layer is a group's."""
-        if fusion(self.network).alone[0]:
+        if input_tiled(self.network):
             return 0, 0.0
         steps = input_step(self.network, 0)
         return nbytes(self.network.input_shape), self.model.seconds(total_features(steps, self.lowering.table))
