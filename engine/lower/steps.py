@@ -56,18 +56,19 @@ def emit(steps, buffers, count, kind, layer, tile, src, sy0, sy1, sx0, sx1, dst,
 
 @njit(cache=True)
 def copy_region(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origin_x, dst, d_origin_y, d_origin_x,
-          y0, y1, x0, x1):
+                y0, y1, x0, x1):
     """A strip copied between two buffers; the region is absolute, each side given by its buffer's origin."""
     return emit(steps, buffers, count, COPY_STEP, layer, tile, src, y0 - s_origin_y, y1 - s_origin_y,
-                 x0 - s_origin_x, x1 - s_origin_x, dst, y0 - d_origin_y, y1 - d_origin_y, x0 - d_origin_x,
-                 x1 - d_origin_x, channels)
+                x0 - s_origin_x, x1 - s_origin_x, dst, y0 - d_origin_y, y1 - d_origin_y, x0 - d_origin_x,
+                x1 - d_origin_x, channels)
 
 
 @njit(cache=True)
 def save_strip(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origin_x, y0, y1, x0, x1):
     """A strip of the region [y0, y1) x [x0, x1) saved out of ``src`` for a later tile; returns its buffer."""
     strip = alloc_buffer(buffers, count, STRIP_BUFFER, channels, y1 - y0, x1 - x0, count[0], layer, y0, x0)
-    copy_region(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origin_x, strip, y0, x0, y0, y1, x0, x1)
+    copy_region(steps, buffers, count, layer, tile, channels, src, s_origin_y, s_origin_x, strip, y0, x0, y0, y1,
+                x0, x1)
     return strip
 
 
@@ -96,7 +97,7 @@ def read_second(steps, buffers, count, s, second, y0, x0):
 
 @njit(cache=True)
 def route_copy(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, taken,
-                c0):
+               c0):
     """One source of a route: its part of the channels (all of them, or its split part) of region
     [y0, y1) x [x0, x1), copied to the route's channels from ``c0``."""
     s = copy_region(steps, buffers, count, layer, tile, taken, src, oy, ox, dst, dy, dx, y0, y1, x0, x1)
@@ -123,7 +124,7 @@ def second_map(chain, j, j0, first_layer, source_layer, held, held_y, held_x):
 
 @njit(cache=True)
 def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, budget,
-             weights_mode, bands, kept, tile_input, second):
+            weights_mode, bands, kept, tile_input, second):
     """Layer j's output region [y0, y1) x [x0, x1) from the buffer ``src`` holding its input from (oy, ox).
     With ``tile_input``, the group's input map is the network input, which is not held whole: the region
     this step reads is first produced from the picture into a buffer of its own. ``second``: the buffer and
@@ -138,23 +139,23 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
     if tile_input and src == GROUP_SOURCE:
         src = alloc_buffer(buffers, count, INPUT_BUFFER, c_in, iy1 - iy0, ix1 - ix0, count[0], -1, iy0, ix0)
         made = emit(steps, buffers, count, INPUT_STEP, -1, tile, -1, iy0, iy1, ix0, ix1, src, 0, iy1 - iy0, 0,
-                     ix1 - ix0, c_in)
+                    ix1 - ix0, c_in)
         oy, ox = iy0, ix0
         if dst >= GROUP_OWN and buffers[dst, B_FIRST] == made:  # the output tile is first touched by the compute
             buffers[dst, B_FIRST] = made + 1
     if kind == TILE_ROUTE:  # its sources' channels side by side: a copy each
         c_first = c_in // chain[j, L_GROUPS]
         route_copy(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1,
-                    c_first, 0)
+                   c_first, 0)
         if chain[j, L_SRC2] >= 0:
             b2, o2y, o2x = second
             route_copy(steps, buffers, count, chain, j, layer, tile, b2, o2y, o2x, dst, dy, dx, y0, y1, x0, x1,
-                        chain[j, L_C_OUT] - c_first, c_first)
+                       chain[j, L_C_OUT] - c_first, c_first)
         return
     if kind != TILE_CONV:
         code = MAXPOOL_STEP if kind == TILE_MAXPOOL else SHORTCUT_STEP if kind == TILE_SHORTCUT else UPSAMPLE_STEP
         s = emit(steps, buffers, count, code, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
-                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c_in)
+                 dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, c_in)
         if kind == TILE_UPSAMPLE:  # where the region starts within its first input pixel
             top, left = y0 % chain[j, L_STRIDE], x0 % chain[j, L_STRIDE]
         steps[s, S_PAD_TOP], steps[s, S_PAD_LEFT] = top, left
@@ -176,7 +177,7 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
                 kept[j] = load_band(steps, buffers, count, chain, j, layer, tile, 0, c_in)
             w = kept[j]
         s = emit(steps, buffers, count, CONV_STEP, layer, tile, src, iy0 - oy, iy1 - oy, ix0 - ox, ix1 - ox,
-                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, (c1 - c0) * groups)
+                 dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, (c1 - c0) * groups)
         row = steps[s]
         row[S_PAD_TOP], row[S_PAD_LEFT], row[S_WEIGHTS], row[S_C0], row[S_C1] = top, left, w, c0, c1
         if w >= GROUP_OWN:

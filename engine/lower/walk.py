@@ -107,7 +107,8 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
             if j == last:
                 dst, doy, dox = GROUP_OUTPUT, 0, 0
             elif hy0 < hy1 and hx0 < hx1:
-                dst = alloc_buffer(buffers, count, TILE_BUFFER, channels, hy1 - hy0, hx1 - hx0, count[0], layer, hy0, hx0)
+                dst = alloc_buffer(buffers, count, TILE_BUFFER, channels, hy1 - hy0, hx1 - hx0, count[0], layer,
+                                   hy0, hx0)
                 doy, dox = hy0, hx0
             else:
                 dst, doy, dox = -1, 0, 0  # holds nothing of this layer: nothing below reads it
@@ -115,8 +116,8 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
             second = second_map(chain, j, j0, first_layer, source_layer, tiles, tiles_y, tiles_x)
             if mode == 0 or (mode == 1 and (dependent == 0 or j == last)):
                 compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                         ny[j, r, 0], ny[j, r, 1], nx[j, c, 0], nx[j, c, 1], budget, weights_mode, bands, kept,
-                         tile_input, second)
+                        ny[j, r, 0], ny[j, r, 1], nx[j, c, 0], nx[j, c, 1], budget, weights_mode, bands, kept,
+                        tile_input, second)
                 if mode == 1 and j < last:  # an independent tile saves what its dependent neighbours need
                     for side in range(4):
                         nr = r - 1 if side == 0 else (r + 1 if side == 1 else r)
@@ -126,36 +127,36 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
                         part = (1, 0, 3, 2)[side]  # which of the neighbour's fills this tile provides
                         if _checker_part(ny, nx, j, nr, nc, rows, cols, part, box):
                             strips[nr * cols + nc, j, part] = save_strip(steps, buffers, count, layer, t, channels, dst,
-                                                                    doy, dox, box[0], box[1], box[2], box[3])
+                                                                         doy, dox, box[0], box[1], box[2], box[3])
             elif mode == 1:  # a dependent tile: fills from its neighbours, then computes the middle
                 for part in range(4):
                     if _checker_part(ny, nx, j, r, c, rows, cols, part, box):
                         strip = strips[t, j, part]
                         copy_region(steps, buffers, count, layer, t, channels, strip, box[0], box[2], dst, doy, dox,
-                              box[0], box[1], box[2], box[3])
+                                    box[0], box[1], box[2], box[3])
                 if _checker_part(ny, nx, j, r, c, rows, cols, 4, box):
                     compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                             box[0], box[1], box[2], box[3], budget, weights_mode, bands, kept,
-                         tile_input, second)
+                            box[0], box[1], box[2], box[3], budget, weights_mode, bands, kept,
+                            tile_input, second)
             else:  # stream
                 cy0, cy1, cx0, cx1 = by[j, r], by[j, r + 1], bx[j, c], bx[j, c + 1]
                 if j < last:
                     if hy0 < hy1 and sx[j, c] < cx0:  # from the left neighbour's right strip
                         copy_region(steps, buffers, count, layer, t, channels, strips[t, j, 0], hy0, sx[j, c], dst, doy,
-                              dox, hy0, hy1, sx[j, c], cx0)
+                                    dox, hy0, hy1, sx[j, c], cx0)
                     if sy[j, r] < cy0 and cx0 < cx1:  # from the upper neighbour's down strip
                         copy_region(steps, buffers, count, layer, t, channels, strips[t, j, 1], sy[j, r], cx0, dst, doy,
-                              dox, sy[j, r], cy0, cx0, cx1)
+                                    dox, sy[j, r], cy0, cx0, cx1)
                 if cy0 < cy1 and cx0 < cx1:
                     compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
-                             cy0, cy1, cx0, cx1, budget, weights_mode, bands, kept,
-                         tile_input, second)
+                            cy0, cy1, cx0, cx1, budget, weights_mode, bands, kept,
+                            tile_input, second)
                 if j < last:
                     if c < cols - 1 and hy0 < hy1 and sx[j, c + 1] < bx[j, c + 1]:  # for the right neighbour
                         strips[t + 1, j, 0] = save_strip(steps, buffers, count, layer, t, channels, dst, doy, dox,
-                                                    hy0, hy1, sx[j, c + 1], bx[j, c + 1])
+                                                         hy0, hy1, sx[j, c + 1], bx[j, c + 1])
                     if r < rows - 1 and sy[j, r + 1] < by[j, r + 1] and cx0 < cx1:  # for the tile below
                         strips[t + cols, j, 1] = save_strip(steps, buffers, count, layer, t, channels, dst, doy, dox,
-                                                       sy[j, r + 1], by[j, r + 1], cx0, cx1)
+                                                            sy[j, r + 1], by[j, r + 1], cx0, cx1)
             held, hoy, hox = dst, doy, dox
     return count[0], count[1], count[2]
