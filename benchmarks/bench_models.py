@@ -47,7 +47,7 @@ def smallest_at_full_macs(network) -> tuple[int, Plan]:
     grids = tuple((r, c) for r in range(1, 9) for c in range(1, 9))
     low = smallest_feasible_peak(evaluator, grids=grids, modes=("stream",))
     found = search(evaluator, low, grids=grids, modes=("stream",))
-    return low, evaluator.plan(found[0].groups)
+    return low, evaluator.chosen(found[0])
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ def weights_of(draw, network, first, last):
     return mode, 1 if mode == "group" else draw(st.integers(1, min(3, fewest)))
 
 
-BLOCKS = ("conv", "residual", "residual", "split", "concat", "upsample", "maxpool")
+BLOCKS = ("conv", "residual", "residual", "split", "concat", "upsample", "maxpool", "head")
 
 
 def _conv_section(filters: int, size: int, stride: int, activation: str, groups: int = 1) -> str:
@@ -47,7 +47,8 @@ def _conv_section(filters: int, size: int, stride: int, activation: str, groups:
 @st.composite
 def residual_nets(draw, max_blocks: int = 5, sizes=(6, 20)):
     """Random MobileNetV2-like networks from cfg text: inverted residual blocks (1x1 expand, depthwise 3x3,
-    1x1 project, [shortcut] to the block's input), channel splits, two-source routes, upsampling, maxpool."""
+    1x1 project, [shortcut] to the block's input), channel splits, two-source routes, upsampling, maxpool,
+    and [yolo] heads on a branch (a 1x1 conv and the head; a route then goes back to the fork)."""
     from tests.helpers import network_from_text
     while True:
         channels = draw(st.integers(1, 3))
@@ -68,6 +69,9 @@ def residual_nets(draw, max_blocks: int = 5, sizes=(6, 20)):
                 text.append(f"[route]\nlayers=-1\ngroups=2\ngroup_id={draw(st.integers(0, 1))}\n")
             elif block == "concat":
                 text += [_conv_section(draw(st.integers(1, 4)), 3, 1, act), "[route]\nlayers=-1,-2\n"]
+            elif block == "head":  # 2 boxes of 1 class: 12 channels
+                text += [_conv_section(12, draw(st.sampled_from([1, 3])), 1, "linear"),
+                         "[yolo]\nmask=0,1\nanchors=2,3, 4,5\nclasses=1\nnum=2\n", "[route]\nlayers=-3\n"]
             elif block == "upsample":
                 text.append("[upsample]\nstride=2\n")
             else:

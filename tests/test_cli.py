@@ -187,7 +187,7 @@ FUSED_SCHEMA = {
     "config", "config.cfg", "config.size", "config.mode", "config.weights", "config.image", "config.groups",
     "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.groups[].weights",
     "config.groups[].bands", "config.scratch_bytes", "config.stream_weights", "config.band_bytes", "config.threads", "config.semantics",
-    "config.preprocess", "config.thresh",
+    "config.preprocess", "config.thresh", "config.order",
     "detections", "latency_s", "latencies_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
     "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
     "memory.engine_peak_bytes", "memory.predicted_engine_peak_bytes", "memory.weights_resident_peak_bytes",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine.ir.order import ORDERS
 from engine.ir.plan import DEFAULT_BAND_BYTES, REUSE_MODES
 from engine.lower.group import DEFAULT_SCRATCH_BYTES
 from engine.units import parse_size
@@ -41,6 +42,11 @@ whole-map between groups. --tiles RxC fuses the default span as one group (yolov
 0-16, yolov2-tiny: 0-8) on an R x C grid. --groups gives explicit groups with inclusive Darknet layer
 indices. Layers outside every group run layer by layer, inside the same arena. --reference runs the
 layer-by-layer NumPy reference instead.
+
+Order (--order): Darknet runs layers in index order. A head's branch (the layers from a fork to a [yolo]
+or [region] head before the last, which nothing else reads) may run after the rest of the network
+instead ("heads-last"): the values are the same, its output is not held while the rest runs, and the
+fork's map is held longer. Which is smaller depends on the network; --budget tries both.
 
 Reuse (--reuse, or per group: --groups "0-7:4x4:stream,8-16:2x2:none"): "none" recomputes the overlap
 between neighbouring tiles in every tile; "checkerboard" (DeepThings) runs every other tile in full and
@@ -145,8 +151,13 @@ def build_parser() -> ArgumentParser:
                          "L<i> (Darknet's index of the layer feeding the head), or a .npy for a one-head network")
     ap.add_argument("--tiles", metavar="RxC", help="fuse the default span as one group on an R x C grid (e.g. 3x3)")
     ap.add_argument("--groups", metavar="SPEC", help='explicit fused groups, e.g. "0-7:4x4,8-16:2x2" (inclusive layers)')
-    ap.add_argument("--reuse", default=DEFAULT_REUSE, metavar="|".join(REUSE_MODES),
-                    help=f"how tiles share overlapping work, for groups that name no mode (default {DEFAULT_REUSE})")
+    ap.add_argument("--order", choices=ORDERS,
+                    help="when heads' branches run: where Darknet runs them, or heads-last, after the rest of the "
+                         "network, so their outputs are not held meanwhile (same values; default darknet; "
+                         "--budget tries both unless this names one)")
+    ap.add_argument("--reuse", metavar="|".join(REUSE_MODES),
+                    help=f"how tiles share overlapping work, for groups that name no mode (default {DEFAULT_REUSE}); "
+                         f"with --budget, the only mode searched (stream: exactly the network's MACs)")
     ap.add_argument("--scratch-kib", type=positive_int, default=DEFAULT_SCRATCH_BYTES // 1024,
                     help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024})")
     ap.add_argument("--budget", type=budget_arg, metavar="SIZE|auto",

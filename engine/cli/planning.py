@@ -2,8 +2,9 @@
 memory budget (--budget, --budget auto)."""
 from __future__ import annotations
 
-from engine.ir.plan import (DEFAULT_BAND_BYTES, Plan, PlanError, check_reuse, default_groups, parse_grid,
-                            parse_groups)
+from engine.cli.args import DEFAULT_REUSE
+from engine.ir.plan import (DEFAULT_BAND_BYTES, REUSE_MODES, Plan, PlanError, check_reuse, default_groups,
+                            parse_grid, parse_groups)
 from engine.memory.predictor import Predictor
 from yolo.network import Network
 
@@ -33,37 +34,39 @@ def search_plan(args, network: Network, target):
     bands = (args.band_kib * 1024,) if args.band_kib else BAND_SIZES
     evaluator = Evaluator(predictor, load_or_calibrate(network, scratch), bands[0] if args.stream_weights else None)
     grids = search_grids(network, args.max_grid)
+    orders = (args.order,) if args.order else None
+    modes = (check_reuse(args.reuse),) if args.reuse else REUSE_MODES
     if args.budget == "auto":
         from engine.device.curves import DeviceModel
         device, memory, baseline = target
         best = DeviceModel(evaluator, device, baseline).best_searched(memory, grids)
         held = 0 if args.stream_weights else predictor.weights_bytes
-        return best.plan, (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.plan)),
+        return best.plan, (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.plan), best.plan.order),
                            memory - baseline - held, AUTO_BUDGET, grids[-1][0])
     if args.stream_weights:
-        _, found = search_streamed(evaluator, args.budget, grids, bands)
+        _, found = search_streamed(evaluator, args.budget, grids, bands, modes=modes, orders=orders)
     else:
-        found = search(evaluator, args.budget, grids=grids)
+        found = search(evaluator, args.budget, grids=grids, modes=modes, orders=orders)
     if not found:
         if args.stream_weights:
             evaluator.band_bytes = bands[0]  # the smallest bands hold the least
-        low = smallest_feasible_peak(evaluator, grids=grids)
+        low = smallest_feasible_peak(evaluator, grids=grids, modes=modes, orders=orders)
         what = "engine peak (activations and streamed weights)" if args.stream_weights else "peak"
         raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
                         f"{what} is {low} B ({low / 2**20:.2f} MiB)")
     how = "the fastest predicted configuration whose predicted peak fits"
-    return evaluator.plan(found[0].groups), (found[0], args.budget, how, grids[-1][0])
+    return evaluator.chosen(found[0]), (found[0], args.budget, how, grids[-1][0])
 
 
 def make_plan(args, network: Network) -> Plan:
     """The plan the arguments name (their combinations were checked by ``check_combinations``)."""
     if args.reference:
-        return Plan(network, ())
-    reuse = check_reuse(args.reuse)
+        return Plan(network, ())  # in Darknet's order
+    reuse = check_reuse(args.reuse or DEFAULT_REUSE)
     weights = "group" if args.stream_weights else "resident"  # for groups that name no weights mode
     if args.groups is not None:
         groups = parse_groups(args.groups, reuse, weights)
     else:
         groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None, reuse, weights)
     return Plan(network, groups, "streamed" if args.stream_weights else "resident",
-                (args.band_kib or DEFAULT_BAND_BYTES // 1024) * 1024)
+                (args.band_kib or DEFAULT_BAND_BYTES // 1024) * 1024, args.order or "darknet")

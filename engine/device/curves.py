@@ -69,7 +69,7 @@ class DeviceModel:
             program = build_program(plan, predictor.scratch_bytes, predictor.lowering)
             self._built[plan] = (program, plan_layout(program.buffers))
         paging = simulate(*self._built[plan], self.device, memory_bytes, self.runtime_bytes)
-        compute = self.evaluator.predicted_seconds(plan.groups, plan.outside_group)
+        compute = self.evaluator.predicted_seconds(plan.groups, plan.outside_group, plan.order)
         return Modelled(plan, compute, paging.seconds, paging.swap_ins, paging.file_reads)
 
     def best_searched(self, memory_bytes: int, grids=DEFAULT_GRIDS, rungs: int = 8) -> Modelled:
@@ -89,7 +89,7 @@ class DeviceModel:
             else:
                 found = search(evaluator, budget, grids=grids, top=1)
             if found:
-                picks.add(evaluator.plan(found[0].groups))
+                picks.add(evaluator.chosen(found[0]))
         return min((self.modelled(plan, memory_bytes) for plan in picks), key=lambda m: m.seconds)
 
     def curve(self, memories: list[int], grids=DEFAULT_GRIDS, streamed: "DeviceModel | None" = None

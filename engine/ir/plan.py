@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from engine.ir.fusion import fusion
+from engine.ir.order import ORDERS
 from yolo.errors import FusetileError
 from yolo.network import Conv, MaxPool, Network
 
@@ -51,8 +52,11 @@ class Plan:
     groups: tuple[Group, ...]
     weights: str = "resident"  # or "streamed": layers outside groups load their weights, in bands
     band_bytes: int = DEFAULT_BAND_BYTES
+    order: str = "darknet"  # one of ORDERS: whether heads' branches run where Darknet runs them or last
 
     def __post_init__(self):
+        if self.order not in ORDERS:
+            raise PlanError(f"order {self.order!r}: expected one of {', '.join(ORDERS)}")
         validate(self.network, self.groups)
         if self.weights not in ("resident", "streamed"):
             raise PlanError(f"weights {self.weights!r}: expected resident or streamed")
@@ -75,7 +79,8 @@ class Plan:
         return ",".join(str(g) for g in self.groups)
 
     def __repr__(self) -> str:
-        return f"Plan({self.network.name}, {self.spec or 'layer by layer'})"
+        shown = "" if self.order == "darknet" else f", {self.order}"
+        return f"Plan({self.network.name}, {self.spec or 'layer by layer'}{shown})"
 
 
 def validate(network: Network, groups: tuple[Group, ...]) -> None:

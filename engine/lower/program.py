@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.ir.fusion import fusion
+from engine.ir.order import run_order
 from engine.ir.plan import Group, Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering, step_lines
 from engine.lower.table import (SCRATCH_BUFFER, WEIGHTS_BUFFER, BUFFER_KINDS, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_SEGMENT, B_W, COPY_STEP,
@@ -32,21 +33,24 @@ def map_name(index: int) -> str:
     return "input" if index == INPUT else f"L{index}"
 
 
-def segments(network: Network, groups: tuple[Group, ...], outside=None) -> list[Group | int]:
-    """A plan in execution order: its groups (tileable layers outside every group become one-layer groups,
-    ``outside(i)``, 1x1 with resident weights by default) and the indices of whole-map layers."""
+def segments(network: Network, groups: tuple[Group, ...], outside=None, order: str = "darknet") -> list[Group | int]:
+    """A plan in execution order (``order``, one of ORDERS): its groups (tileable layers outside every group
+    become one-layer groups, ``outside(i)``, 1x1 with resident weights by default) and the indices of
+    whole-map layers."""
     by_first = {g.first: g for g in groups}
     alone = fusion(network).alone
-    out, i = [], 0
-    while i < len(network):
+    layers = run_order(network, order).layers
+    out, k = [], 0
+    while k < len(layers):
+        i = layers[k]
         layer = network[i]
         if i in by_first or alone[i] or (i == 0 and input_tiled(network)):
             group = by_first.get(i) or (outside(i) if outside else Group(i, i, 1, 1))
             out.append(group)
-            i = group.last + 1
+            k += group.last - group.first + 1
         elif isinstance(layer, (Route, *WHOLE_MAP_KINDS)):
             out.append(i)
-            i += 1
+            k += 1
         else:
             raise PlanError(f"layer {i} is a {layer.kind}: the fused executor runs conv, maxpool, route, reorg, "
                             f"shortcut, scale_channels, upsample, avgpool, region and yolo layers; use --reference")
@@ -155,7 +159,7 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
         steps.append(rows)
         count[0] += len(rows)
 
-    order = segments(network, plan.groups, plan.outside_group)
+    order = segments(network, plan.groups, plan.outside_group, plan.order)
     in_place = set(network.in_place_heads)
     if not input_tiled(network):
         add_steps(input_step(network, add_map(INPUT, INPUT_BUFFER)))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.ir.order import run_order
 from engine.ir.plan import Group, Plan
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import input_tiled, map_name, segments
@@ -105,13 +106,14 @@ class Predictor:
     def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
         return self.predict(groups, arena=False).peak_bytes
 
-    def predict(self, groups: tuple[Group, ...] | Plan, arena: bool = True) -> Prediction:
-        """``groups`` must form a valid plan (build a Plan to validate user input first); without
-        ``arena`` the arena bytes are left 0."""
+    def predict(self, groups: tuple[Group, ...] | Plan, arena: bool = True, order: str = "darknet") -> Prediction:
+        """``groups`` must form a valid plan (build a Plan to validate user input first; a Plan brings its
+        own order); without ``arena`` the arena bytes are left 0."""
         outside = None
         if isinstance(groups, Plan):
+            order = groups.order
             groups, outside = groups.groups, (groups.outside_group if groups.weights != "resident" else None)
-        segs, maps, live_maps, sources = self._structure(groups, outside)
+        segs, maps, live_maps, sources = self._structure(groups, outside, order)
         peaks, activations = [], []
         for k, seg in enumerate(segs):
             if not isinstance(seg, Group):
@@ -128,11 +130,11 @@ class Predictor:
         return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks),
                           max(activations), resident)
 
-    def _structure(self, groups: tuple[Group, ...], outside=None):
-        """What depends only on where groups start and end (cached): the segments, the feature maps with
-        their lifetimes in segments, the map bytes live in each segment and each group's input map.
-        ``outside``: the one-layer groups of layers outside every group (default: resident, 1x1)."""
-        key = (tuple((g.first, g.last) for g in groups), outside)
+    def _structure(self, groups: tuple[Group, ...], outside=None, order: str = "darknet"):
+        """What depends only on where groups start and end and on the run order (cached): the segments, the
+        feature maps with their lifetimes in segments, the map bytes live in each segment and each group's
+        input map. ``outside``: the one-layer groups of layers outside every group (default: resident, 1x1)."""
+        key = (tuple((g.first, g.last) for g in groups), outside, order)
         found = self._structures.get(key)
         if found is not None:
             shape_segs, maps, live_maps, sources = found
@@ -140,19 +142,19 @@ class Predictor:
             segs = [by_span.get((s.first, s.last), s) if isinstance(s, Group) else s for s in shape_segs]
             return segs, maps, live_maps, sources
         network = self.network
-        segs = segments(network, groups, outside)
+        segs = segments(network, groups, outside, order)
         segs = segs if input_tiled(network) else [INPUT] + segs
         layers_of = [(s, s) if isinstance(s, int) else (s.first, s.last) for s in segs]
         seg_of_layer = {}
         for k, (a, b) in enumerate(layers_of):
             for i in range(a, b + 1):
                 seg_of_layer[i] = k
-        last_use = network.last_use
+        last_reader = run_order(network, order).last_reader
         # feature maps: one per segment, live from their producer's segment to their last reader's
         maps = []
         for k, (_, b) in enumerate(layers_of):
             shape = network.input_shape if b == INPUT else network[b].out_shape
-            last = seg_of_layer.get(last_use[b], len(segs) - 1)  # the result stays live to the end
+            last = seg_of_layer.get(last_reader[b], len(segs) - 1)  # the result stays live to the end
             maps.append((map_name(b), nbytes(shape), k, max(k, last)))
         for head in network.in_place_heads:  # its output is its input's buffer, which then lives as long
             k, src = seg_of_layer[head], seg_of_layer.get(network[head].inputs[0], 0)

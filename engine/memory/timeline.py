@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.ir.order import run_order
 from engine.lower.table import B_BYTES, B_FIRST, B_LAST
 from yolo.network import INPUT, Network, nbytes
 
@@ -37,19 +38,21 @@ def program_live_bytes(buffers: np.ndarray, steps: int) -> np.ndarray:
     return live_bytes(buffers[:, B_BYTES], buffers[:, B_FIRST], buffers[:, B_LAST], steps)
 
 
-def layer_maps(network: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run layer by layer, every map as a buffer over layer steps: the input and each layer's output, live
-    from their producer to their last reader (the result to the last step)."""
+def layer_maps(network: Network, order: str = "darknet") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run layer by layer in ``order``, every map as a buffer over the positions layers run at: the input and
+    each layer's output, live from their producer to their last reader (the results to the last step)."""
     n = len(network)
-    last_use = network.last_use
+    run = run_order(network, order)
+    at, last_reader = run.position, run.last_reader
     sources = [INPUT, *range(n)]
     sizes = np.array([nbytes(network.shape_of(i)) for i in sources], np.int64)
-    first = np.array([max(i, 0) for i in sources], np.int64)
-    last = np.array([min(last_use[i], n - 1) for i in sources], np.int64)
+    first = np.array([max(at[i], 0) for i in sources], np.int64)
+    last = np.array([min(at[last_reader[i]], n - 1) for i in sources], np.int64)
     return sizes, first, last
 
 
-def layer_by_layer_live_bytes(network: Network) -> tuple[int, ...]:
-    """Live activation bytes during each layer run layer by layer (what the reference measures)."""
-    sizes, first, last = layer_maps(network)
+def layer_by_layer_live_bytes(network: Network, order: str = "darknet") -> tuple[int, ...]:
+    """Live activation bytes at each position of ``order`` run layer by layer (in Darknet's order: what the
+    reference measures)."""
+    sizes, first, last = layer_maps(network, order)
     return tuple(int(v) for v in live_bytes(sizes, first, last, len(network)))

@@ -17,6 +17,7 @@ def print_human(report: dict, thresh: float) -> None:
           f"{macs['overhead']:.3f}x executed)")
     groups = ", ".join(f"{a}-{b}:{n}x{m}:{g['reuse']}" for g in report["config"]["groups"]
                        for (a, b), (n, m) in [(g["layers"], g["grid"])]) or "none"
+    groups += "" if report["config"]["order"] == "darknet" else f", {report['config']['order']}"
     print(f"peak activation memory: {mem['measured_peak_bytes'] / 2**20:.2f} MiB measured "
           f"({cfg['mode']}, groups {groups}) vs {mem['layer_by_layer_peak_bytes'] / 2**20:.2f} MiB layer by layer; "
           f"weights {mem['weights_bytes'] / 2**20:.1f} MiB (not counted)")

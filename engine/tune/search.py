@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from engine.ir.fusion import fusion
+from engine.ir.order import orders_of, run_order
 from engine.ir.plan import REUSE_MODES, Group, Plan
 from engine.lower.program import input_step, input_tiled, segments, whole_map_steps
 from engine.lower.table import B_BYTES, B_FIRST, B_LAST, GROUP_OWN
@@ -38,6 +39,7 @@ class Choice:
     groups: tuple[Group, ...]   # 1x1 one-layer groups left out: they are what runs layer by layer anyway
     predicted_seconds: float
     predicted_peak_bytes: int
+    order: str = "darknet"      # the run order (one of ORDERS)
 
     @property
     def spec(self) -> str:
@@ -57,9 +59,16 @@ class Evaluator:
         self._facts: dict[Group, tuple[int, int, float]] = {}
         self._coefficients = np.array(model.coefficients)
         self._options: dict[tuple, tuple] = {}
-        # the maps live beside a group starting at layer a: what layer by layer holds then, less a's output
-        self._held = [live - self.network[a].out_bytes for a, live in
-                      enumerate(layer_by_layer_live_bytes(self.network))]
+        self._held: dict[str, list[int]] = {}
+
+    def held(self, order: str) -> list[int]:
+        """[a]: the map bytes live beside a group starting at layer a: what layer by layer in ``order`` holds
+        then, less a's output."""
+        found = self._held.get(order)
+        if found is None:
+            live, at = layer_by_layer_live_bytes(self.network, order), run_order(self.network, order).position
+            found = self._held[order] = [live[at[a]] - layer.out_bytes for a, layer in enumerate(self.network.layers)]
+        return found
 
     def facts(self, group: Group) -> tuple[int, int, float]:
         """(own peak bytes while the input map lives, after it dies, predicted seconds)."""
@@ -70,22 +79,23 @@ class Evaluator:
                                                         lowering.table, self._coefficients)
         return found
 
-    def group(self, group: Group) -> tuple[int, float]:
-        """(peak live bytes while the group runs, predicted seconds)."""
+    def group(self, group: Group, order: str = "darknet") -> tuple[int, float]:
+        """(peak live bytes while the group runs in ``order``, predicted seconds)."""
         network = self.network
         with_source, after_source, seconds = self.facts(group)
         source = network[group.first].inputs[0]
-        held = self._held[group.first] + nbytes(network[group.last].out_shape)
+        held = self.held(order)[group.first] + nbytes(network[group.last].out_shape)
         if group.first == 0:  # the group makes the input region by region: its own buffers hold it
             return held - nbytes(network.input_shape) + max(with_source, after_source), seconds
-        peak = group_peak(held, nbytes(network.shape_of(source)), network.last_use[source] <= group.last,
+        peak = group_peak(held, nbytes(network.shape_of(source)), run_order(network, order).dies_by(source, group.last),
                           with_source, after_source)
         return peak, seconds
 
-    def options(self, first: int, last: int, grids, modes) -> tuple[np.ndarray, np.ndarray, list[tuple[Group, ...]]]:
+    def options(self, first: int, last: int, grids, modes, order: str = "darknet"
+                ) -> tuple[np.ndarray, np.ndarray, list[tuple[Group, ...]]]:
         """Every group over layers first..last in the space, as arrays (peaks, seconds) and the groups a
         plan names for them (none for a 1x1 one-layer group, which is what runs anyway); cached."""
-        key = (first, last, tuple(grids), tuple(modes), self.band_bytes)
+        key = (first, last, tuple(grids), tuple(modes), self.band_bytes, order)
         found = self._options.get(key)
         if found is None:
             _, h, w = self.network[last].out_shape
@@ -96,7 +106,7 @@ class Evaluator:
             if first == last:  # as a 1x1 one-layer group, the layer runs as it would outside every group
                 groups = [g for g in groups if (g.rows, g.cols) != (1, 1)] + [self.outside(first)]
                 shown = [(g,) for g in groups[:-1]] + [()]
-            figures = [self.group(g) for g in groups]
+            figures = [self.group(g, order) for g in groups]
             found = self._options[key] = (np.array([f[0] for f in figures], np.int64),
                                           np.array([f[1] for f in figures]), shown)
         return found
@@ -112,16 +122,19 @@ class Evaluator:
         """How a layer outside every group runs: 1x1, its weights resident or streamed in bands."""
         return self.plan(()).outside_group(index)
 
-    def plan(self, groups: tuple[Group, ...]) -> Plan:
-        """The plan that runs ``groups`` with this evaluator's weights."""
+    def plan(self, groups: tuple[Group, ...], order: str = "darknet") -> Plan:
+        """The plan that runs ``groups`` in ``order`` with this evaluator's weights."""
         if self.band_bytes is None:
-            return Plan(self.network, groups)
-        return Plan(self.network, groups, "streamed", self.band_bytes)
+            return Plan(self.network, groups, order=order)
+        return Plan(self.network, groups, "streamed", self.band_bytes, order)
 
-    def whole_map(self, index: int) -> tuple[int, float]:
+    def chosen(self, choice: Choice) -> Plan:
+        return self.plan(choice.groups, choice.order)
+
+    def whole_map(self, index: int, order: str = "darknet") -> tuple[int, float]:
         steps = whole_map_steps(self.network, index, [0] * len(self.network[index].inputs), 0)
         made = 0 if index in self.network.in_place_heads else self.network[index].out_bytes
-        return self._held[index] + made, self.model.seconds(
+        return self.held(order)[index] + made, self.model.seconds(
             total_features(steps, self.lowering.table))
 
     def input_step(self) -> tuple[int, float]:
@@ -131,11 +144,11 @@ class Evaluator:
         steps = input_step(self.network, 0)
         return nbytes(self.network.input_shape), self.model.seconds(total_features(steps, self.lowering.table))
 
-    def predicted_seconds(self, groups: tuple[Group, ...], outside=None) -> float:
+    def predicted_seconds(self, groups: tuple[Group, ...], outside=None, order: str = "darknet") -> float:
         """``outside``: how layers outside groups run (default: with this evaluator's weights)."""
         total = self.input_step()[1]
-        for seg in segments(self.network, groups, outside or self.outside):
-            total += (self.whole_map(seg) if isinstance(seg, int) else self.group(seg))[1]
+        for seg in segments(self.network, groups, outside or self.outside, order):
+            total += (self.whole_map(seg, order) if isinstance(seg, int) else self.group(seg, order))[1]
         return total
 
 
@@ -150,63 +163,78 @@ def _group_figures(walk, steps, buffers, layers, coefficients):
 
 
 def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=REUSE_MODES,
-           top: int = 5) -> list[Choice]:
-    """The ``top`` feasible configurations in order of predicted latency ([] if none fits)."""
+           top: int = 5, orders=None) -> list[Choice]:
+    """The ``top`` feasible configurations in order of predicted latency ([] if none fits), over every run
+    order in ``orders`` (default: each the network has)."""
+    found = [choice for order in orders or orders_of(evaluator.network) for choice in _search(evaluator, budget_bytes, grids, modes, top, order)]
+    return sorted(found, key=lambda c: (c.predicted_seconds, c.predicted_peak_bytes, len(c.groups)))[:top]
+
+
+def _search(evaluator: Evaluator, budget_bytes: int, grids, modes, top: int, order: str) -> list[Choice]:
+    """Dynamic programming over the positions of one run order: a group is a run of consecutive layers."""
     network = evaluator.network
     n = len(network)
+    run, rule = run_order(network, order), fusion(network)
     peak0, cost0 = evaluator.input_step()
     if peak0 > budget_bytes:
         return []
-    # best[p]: up to ``top`` (seconds, peak, groups) ways to run layers 0..p-1
+    # best[k]: up to ``top`` (seconds, peak, groups) ways to run the layers at positions 0..k-1
     best: list[list[tuple[float, int, tuple[Group, ...]]]] = [[] for _ in range(n + 1)]
     best[0] = [(cost0, peak0, ())]
-    for p in range(n):
-        PROGRESS.step("search: layers", p, n)
-        if not best[p]:
+    for k, p in enumerate(run.layers):
+        PROGRESS.step("search: layers", k, n)
+        if not best[k]:
             continue
         options = []
-        if fusion(network).can_tile[p]:
-            for q in fusion(network).ends(p):
-                peaks, seconds, shown = evaluator.options(p, q, grids, modes)
+        if rule.can_tile[p]:
+            for q in rule.ends(p):
+                peaks, seconds, shown = evaluator.options(p, q, grids, modes, order)
                 fits = np.flatnonzero(peaks <= budget_bytes)
                 for i in fits[np.lexsort((peaks[fits], seconds[fits]))[:top]]:  # the fastest, then the smallest
-                    options.append((q + 1, float(seconds[i]), int(peaks[i]), shown[i]))
+                    options.append((k + q - p + 1, float(seconds[i]), int(peaks[i]), shown[i]))
         else:
-            peak, seconds = evaluator.whole_map(p)
+            peak, seconds = evaluator.whole_map(p, order)
             if peak <= budget_bytes:
-                options.append((p + 1, seconds, peak, ()))
-        for q, seconds, peak, shown in options:
-            merged = best[q] + [(c + seconds, max(pk, peak), gs + shown) for c, pk, gs in best[p]]
-            best[q] = heapq.nsmallest(top, merged, key=lambda t: (t[0], t[1], len(t[2])))
-    return [Choice(groups, seconds, peak) for seconds, peak, groups in best[n]]
+                options.append((k + 1, seconds, peak, ()))
+        for end, seconds, peak, shown in options:
+            merged = best[end] + [(c + seconds, max(pk, peak), gs + shown) for c, pk, gs in best[k]]
+            best[end] = heapq.nsmallest(top, merged, key=lambda t: (t[0], t[1], len(t[2])))
+    return [Choice(tuple(sorted(groups, key=lambda g: g.first)), seconds, peak, order)
+            for seconds, peak, groups in best[n]]
 
 
-def smallest_feasible_peak(evaluator: Evaluator, grids=DEFAULT_GRIDS, modes=REUSE_MODES) -> int:
-    """The least predicted peak any configuration in the space reaches (a min-max over cut points)."""
+def smallest_feasible_peak(evaluator: Evaluator, grids=DEFAULT_GRIDS, modes=REUSE_MODES, orders=None) -> int:
+    """The least predicted peak any configuration in the space reaches (a min-max over cut points, in the
+    best of ``orders``)."""
     network = evaluator.network
     n = len(network)
-    low = [float("inf")] * (n + 1)
-    low[0] = evaluator.input_step()[0]
-    for p in range(n):
-        if fusion(network).can_tile[p]:
-            for q in fusion(network).ends(p):
-                low[q + 1] = min(low[q + 1], max(low[p], int(evaluator.options(p, q, grids, modes)[0].min())))
-        else:
-            low[p + 1] = min(low[p + 1], max(low[p], evaluator.whole_map(p)[0]))
-    return int(low[n])
+    rule, lows = fusion(network), []
+    for order in orders or orders_of(network):
+        run = run_order(network, order)
+        low = [float("inf")] * (n + 1)
+        low[0] = evaluator.input_step()[0]
+        for k, p in enumerate(run.layers):
+            if rule.can_tile[p]:
+                for q in rule.ends(p):
+                    end = k + q - p + 1
+                    low[end] = min(low[end], max(low[k], int(evaluator.options(p, q, grids, modes, order)[0].min())))
+            else:
+                low[k + 1] = min(low[k + 1], max(low[k], evaluator.whole_map(p, order)[0]))
+        lows.append(low[n])
+    return int(min(lows))
 
 
 BAND_SIZES = tuple(1 << k for k in range(18, 25))  # 256 KiB .. 16 MiB: bands of layers outside groups
 
 
 def search_streamed(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, band_sizes=BAND_SIZES,
-                    top: int = 5) -> tuple[int, list[Choice]]:
+                    top: int = 5, modes=REUSE_MODES, orders=None) -> tuple[int, list[Choice]]:
     """The band size for layers outside groups and the ``top`` configurations under it: the size whose best
     configuration is predicted fastest (the groups' weights modes are searched with everything else)."""
     found = []
     for band in band_sizes:
         evaluator.band_bytes = band
-        choices = search(evaluator, budget_bytes, grids, top=top)
+        choices = search(evaluator, budget_bytes, grids, modes, top, orders)
         if choices:
             found.append((choices[0].predicted_seconds, band, choices))
     if not found:
