@@ -20,7 +20,8 @@ from yolo.region import detect
 from tests.helpers import random_image, sharpened_params
 from tests.strategies import stacks, weights_of
 
-TOL = 2e-5
+TOL = 1e-4  # of the output's largest magnitude: BLAS sums in another order than the reference, and random batch
+# norms can amplify that (a random stack at 2.3e-5 was found); a wrong region is off by the order of 1
 
 
 def assert_close(fused, ref):
