@@ -86,7 +86,7 @@ def main() -> None:
                   f" {without_input(default) / MIB:>5.2f} {low / MIB:>7.2f} MiB (1/{lbl / low:>4.1f})"
                   f" {without_input(smallest) / MIB:>5.2f}"
                   f"   {ms['opencv']:>9.1f} {ms['reference']:>10.1f} {ms['lbl']:>7.1f} {ms['default']:>8.1f}"
-                  f"   smallest: {smallest.spec[:80]}")
+                  f"   smallest ({smallest.order}): {smallest.spec[:80]}")
     print("ratios to OpenCV: the ms columns divided by OpenCV's, measured one after the other in this run")
 
 
