@@ -28,20 +28,23 @@ def tiny():
 
 
 def all_configurations(network):
-    """Every plan of the space, by brute force: each conv/maxpool run cut into groups in every way."""
+    """Every plan of the space, by brute force: each run of tileable layers cut into groups in every way (a
+    1x1 conv or maxpool alone is what runs outside every group)."""
+    rule = fusion(network)
+
     def from_layer(p):
         if p == len(network):
             yield ()
             return
-        if network[p].kind not in ("conv", "maxpool"):
+        if not rule.can_tile[p]:
             yield from from_layer(p + 1)
             return
-        for q in fusion(network).ends(p):
+        for q in rule.ends(p):
             _, h, w = network[q].out_shape
             for (r, c), mode in itertools.product(GRIDS, ("none", "checkerboard", "stream")):
                 if r > h or c > w or ((r, c) == (1, 1) and mode != "none"):
                     continue
-                group = () if (p == q and (r, c) == (1, 1)) else (Group(p, q, r, c, mode),)
+                group = () if (p == q and (r, c) == (1, 1) and rule.alone[p]) else (Group(p, q, r, c, mode),)
                 for rest in from_layer(q + 1):
                     yield group + rest
     return from_layer(0)
@@ -64,6 +67,38 @@ def test_search_finds_the_brute_force_optimum(tiny):
         Plan(network, found[0].groups)  # a valid plan
     assert smallest_feasible_peak(evaluator, grids=GRIDS) == peaks[0]
     assert search(evaluator, peaks[0] - 1, grids=GRIDS) == []
+
+
+TWO_HEADS = """[net]\nwidth=16\nheight=16\nchannels=3
+[convolutional]\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky
+[convolutional]\nfilters=24\nsize=1\nstride=1\npad=1\nactivation=linear
+[yolo]\nmask=0,1\nanchors=2,3, 4,5\nclasses=7\nnum=2
+[route]\nlayers=-3
+[convolutional]\nfilters=12\nsize=3\nstride=2\npad=1\nactivation=linear
+[yolo]\nmask=0,1\nanchors=2,3, 4,5\nclasses=1\nnum=2
+"""
+
+
+def test_search_over_run_orders_finds_the_brute_force_optimum():
+    """A head's branch (1-2) may run last: the search's optimum over both orders is the brute force's, and
+    what it reports for its pick is what the predictor says of the plan it makes."""
+    from engine.ir.order import orders_of
+    from tests.helpers import network_from_text
+    network = network_from_text(TWO_HEADS)
+    assert orders_of(network) == ("darknet", "heads-last")
+    evaluator = Evaluator(Predictor(network, 1 << 12), MODEL)
+    predictor = evaluator.predictor
+    configs = [(evaluator.predicted_seconds(groups, None, order), predictor.predict(groups, False, order).peak_bytes)
+               for groups in all_configurations(network) for order in orders_of(network)]
+    peaks = sorted({peak for _, peak in configs})
+    assert smallest_feasible_peak(evaluator, grids=GRIDS) == peaks[0]
+    for budget in [peaks[0], peaks[len(peaks) // 2], peaks[-1]]:
+        found = search(evaluator, budget, grids=GRIDS)
+        assert found[0].predicted_seconds == pytest.approx(min(s for s, peak in configs if peak <= budget), rel=1e-12)
+        for choice in found:
+            assert choice.predicted_peak_bytes == predictor.predict(evaluator.chosen(choice)).peak_bytes <= budget
+    lows = {order: smallest_feasible_peak(evaluator, grids=GRIDS, orders=(order,)) for order in orders_of(network)}
+    assert lows["heads-last"] != lows["darknet"]  # the order matters here
 
 
 def test_more_budget_is_never_slower(tiny):
@@ -142,7 +177,7 @@ def test_streamed_search_bounds_the_engine_peak_exactly_and_prices_the_reads(tin
         band, found = search_streamed(evaluator, budget, GRIDS, band_sizes=(1 << 9, 1 << 10, 1 << 12), top=3)
         assert found and band in (1 << 9, 1 << 10, 1 << 12)
         for choice in found:
-            plan = evaluator.plan(choice.groups)
+            plan = evaluator.chosen(choice)
             assert plan.weights == "streamed" and plan.band_bytes == band
             run = FusedExecutor(plan, params, predictor.scratch_bytes).run(x)
             assert run.engine_peak_bytes == predictor.predict(plan).engine_peak_bytes == choice.predicted_peak_bytes
@@ -153,5 +188,5 @@ def test_streamed_search_bounds_the_engine_peak_exactly_and_prices_the_reads(tin
                                  for name, c in zip(FEATURES, MODEL.coefficients)))
     pricing = Evaluator(predictor, dear_reads, 1 << 10)
     _, found = search_streamed(pricing, low * 4, GRIDS, top=1)
-    run = FusedExecutor(pricing.plan(found[0].groups), params, predictor.scratch_bytes).run(x)
+    run = FusedExecutor(pricing.chosen(found[0]), params, predictor.scratch_bytes).run(x)
     assert run.weights_read_bytes == predictor.weights_bytes  # each weight read once when reads are dear

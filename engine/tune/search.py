@@ -103,7 +103,7 @@ class Evaluator:
             groups = [Group(first, last, r, c, m, *weights) for r, c in grids if r <= h and c <= w
                       for m in (("none",) if (r, c) == (1, 1) else modes) for weights in held]
             shown = [(g,) for g in groups]
-            if first == last:  # as a 1x1 one-layer group, the layer runs as it would outside every group
+            if first == last and fusion(self.network).alone[first]:  # 1x1: as it runs outside every group
                 groups = [g for g in groups if (g.rows, g.cols) != (1, 1)] + [self.outside(first)]
                 shown = [(g,) for g in groups[:-1]] + [()]
             figures = [self.group(g, order) for g in groups]
