@@ -30,7 +30,7 @@ def head_branches(network: Network) -> tuple[range, ...]:
         if end == len(network) - 1 or readers[end]:
             continue
         start = end
-        while start > 1 and network[start].inputs == (start - 1,) and readers[start - 1] == (start,):  # fork: a layer
+        while start > 1 and network[start].inputs == (start - 1,) and readers[start - 1] == (start,):
             start -= 1
         found.append(range(start, end + 1))
     return tuple(found)
@@ -46,8 +46,9 @@ class RunOrder:
         """Layer indices in the order they run."""
         if self.name == "darknet":
             return tuple(range(len(self.network)))
-        later = [i for branch in head_branches(self.network) for i in branch]
-        return tuple(i for i in range(len(self.network)) if i not in set(later)) + tuple(later)
+        later = tuple(i for branch in head_branches(self.network) for i in branch)
+        moved = set(later)
+        return tuple(i for i in range(len(self.network)) if i not in moved) + later
 
     @cached_property
     def position(self) -> dict[int, int]:
