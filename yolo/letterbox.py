@@ -58,7 +58,7 @@ def load_image(path: str | Path, network_size: tuple[int, int] | None = None) ->
                                  f"scale)")
             return to_chw(ImageOps.exif_transpose(im))
     except FileNotFoundError:
-        raise ImageError(f"image {str(path)!r}: no such file") from None
+        raise _missing(path) from None
     except IsADirectoryError:
         raise ImageError(f"image {str(path)!r}: a folder, not an image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
@@ -71,8 +71,14 @@ def decoded_size(path: str | Path, network_size: tuple[int, int]) -> tuple[int, 
     try:
         with opened(path, network_size) as im:
             return im.width, im.height
+    except FileNotFoundError:  # said first: the memory guard asks this before any long work
+        raise _missing(path) from None
     except Exception:  # load_image reports it
         return 0, 0
+
+
+def _missing(path) -> ImageError:
+    return ImageError(f"image {str(path)!r}: no such file")
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -207,6 +207,9 @@ def check_combinations(args) -> None:
         raise FusetileError(f"--budget searches the plan: drop {' and '.join(chosen)}, or drop --budget")
     if len(chosen) > 1:
         raise FusetileError(f"{' and '.join(chosen)} both given: each chooses the plan; use one")
+    if args.order is not None and args.reference:
+        raise FusetileError(f"--order {args.order} orders the fused path; --reference runs in Darknet's order: "
+                            f"drop one")
     if args.device_memory is not None and args.device is None:
         raise FusetileError("--device-memory needs --device (rpi3, rpi4-usb-ssd or zram)")
     if args.device is not None and not args.device.strip():

@@ -36,6 +36,13 @@ def check_writable(path: str | None, what: str) -> None:
         raise FusetileError(f"{what} {path!r}: folder {Path(path).absolute().parent} does not exist")
 
 
+def check_weights_path(args) -> None:
+    """A missing weights file is said before any long work (search, runtime baseline)."""
+    if args.weights is not None and not Path(args.weights).is_file():
+        found = "a folder, not a weights file" if Path(args.weights).is_dir() else "no such file"
+        raise FusetileError(f"--weights {args.weights!r}: {found}")
+
+
 def load_params(args, network: Network, plan: Plan):
     """(parameters in memory, or None; the source load steps read from, or None). With streamed weights
     and a file, the file is opened and read layer by layer as the run needs it, never whole."""
@@ -47,9 +54,6 @@ def load_params(args, network: Network, plan: Plan):
         print(f"warning: no --weights given: using deterministic random weights (seed {args.seed}); "
               f"detections are meaningless", file=sys.stderr)
         return random_params(network, args.seed), None
-    if not Path(args.weights).is_file():
-        found = "a folder, not a weights file" if Path(args.weights).is_dir() else "no such file"
-        raise FusetileError(f"--weights {args.weights!r}: {found}")
     if args.stream_weights and not args.reference and not any(g.weights == "resident" for g in plan.groups):
         from yolo.sources import open_source
         return None, open_source(args.weights, network)
@@ -65,6 +69,7 @@ def run(args) -> dict:
     from yolo.yolo_head import detect_all
 
     check_output_paths(args)
+    check_weights_path(args)
     target = device_target(args) if args.device or args.device_memory else None
     network = load_network(args.cfg, args.size)
     if not network.heads:
