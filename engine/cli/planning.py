@@ -41,7 +41,8 @@ def search_plan(args, network: Network, target):
         device, memory, baseline = target
         best = DeviceModel(evaluator, device, baseline).best_searched(memory, grids)
         held = 0 if args.stream_weights else predictor.weights_bytes
-        return best.plan, (Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.plan), best.plan.order),
+        chosen = Choice(best.groups, best.compute_seconds, predictor.predict_peak(best.plan), best.plan.order)
+        return best.plan, (chosen,
                            memory - baseline - held, AUTO_BUDGET, grids[-1][0])
     if args.stream_weights:
         _, found = search_streamed(evaluator, args.budget, grids, bands, modes=modes, orders=orders)

@@ -166,7 +166,8 @@ def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=R
            top: int = 5, orders=None) -> list[Choice]:
     """The ``top`` feasible configurations in order of predicted latency ([] if none fits), over every run
     order in ``orders`` (default: each the network has)."""
-    found = [choice for order in orders or orders_of(evaluator.network) for choice in _search(evaluator, budget_bytes, grids, modes, top, order)]
+    found = [choice for order in orders or orders_of(evaluator.network)
+             for choice in _search(evaluator, budget_bytes, grids, modes, top, order)]
     return sorted(found, key=lambda c: (c.predicted_seconds, c.predicted_peak_bytes, len(c.groups)))[:top]
 
 
