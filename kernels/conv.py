@@ -59,8 +59,11 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
                     for ox in range(first):
                         cols[at + ox] = ZERO
                     shift = kx - pad_left
-                    for ox in range(first, stop):
-                        cols[at + ox] = x[c, iy, ox * stride + shift]
+                    if stride == 1:  # a contiguous run: a copy that vectorizes
+                        cols[at + first:at + stop] = x[c, iy, first + shift:stop + shift]
+                    else:
+                        for ox in range(first, stop):
+                            cols[at + ox] = x[c, iy, ox * stride + shift]
                     for ox in range(stop, out_w):
                         cols[at + ox] = ZERO
 
@@ -197,6 +200,13 @@ def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, 
             gemm(n_out, px, (c_hi - c_lo) * kk, a, w2d.strides[0] // F32, channel_major, b, ldb, acc.ctypes.data, px,
                  0.0 if c_lo == 0 else 1.0)
         _finish(out, acc, mult, offset, act, row0, rows, first, last)
+
+
+def by_filters(filters: int, band_pixels: int, block_channels: int, workers: int) -> bool:
+    """Whether a step's threads share its filters rather than its rows: when the filters outnumber the
+    pixels of a band (so the weights are most of what a GEMM reads) and each thread still gets a filter and
+    a channel of the block."""
+    return workers > 1 and filters >= max(workers, band_pixels) and block_channels >= workers
 
 
 def shares(out_rows: int, band_rows: int, workers: int) -> int:

@@ -33,6 +33,8 @@ def fit_region(picture, divisor, fitted_w, fitted_h, left, top, y0, x0, out):
     ih, iw = picture.shape[1], picture.shape[2]
     w_scale = np.float32(iw - 1) / np.float32(fitted_w - 1) if fitted_w > 1 else np.float32(0)
     h_scale = np.float32(ih - 1) / np.float32(fitted_h - 1) if fitted_h > 1 else np.float32(0)
+    if fitted_w == iw and fitted_h == ih:  # unscaled: the taps weigh 1 and 0, so the values are the pixels
+        return _place_region(picture, divisor, left, top, y0, x0, out)
     for c in range(out.shape[0]):
         for y in range(out.shape[1]):
             ry = y0 + y - top
@@ -53,3 +55,23 @@ def fit_region(picture, divisor, fitted_w, fitted_h, left, top, y0, x0, out):
                 if second:
                     value = value + dy * _column_pass(picture, c, below, rx, w_scale, fitted_w, divisor)
                 out[c, y, x] = value
+
+
+@njit(cache=True)
+def _place_region(picture, divisor, left, top, y0, x0, out):
+    """``fit_region`` of a picture placed at its own size: each row a copy (divided), grey around it."""
+    ih, iw = picture.shape[1], picture.shape[2]
+    width = out.shape[2]
+    first = min(width, max(0, left - x0))         # the output columns over the picture
+    stop = max(first, min(width, left + iw - x0))
+    for c in range(out.shape[0]):
+        for y in range(out.shape[1]):
+            row, ry = out[c, y], y0 + y - top
+            if ry < 0 or ry >= ih:
+                row[:] = GREY
+                continue
+            row[:first] = GREY
+            source = picture[c, ry, first + x0 - left:stop + x0 - left]
+            for x in range(stop - first):
+                row[first + x] = np.float32(source[x]) / divisor
+            row[stop:] = GREY

@@ -8,7 +8,9 @@ from engine.runtime import reference_ops as ops
 from yolo.params import ConvParams
 from kernels import layout
 from kernels.elementwise import ACT_CODES
-from kernels.conv import conv_tile, shares, workspace_sizes
+from engine.runtime.conv_calls import conv_calls
+from kernels.conv import by_filters, conv_tile, shares, workspace_sizes
+from yolo.layers import Conv
 from kernels.pool import maxpool_tile
 
 
@@ -79,6 +81,44 @@ def test_conv_shares_run_at_once_within_one_workspace(parts):
         thread.join()
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
     assert shares(expect.shape[1], 1, parts) == 1 and shares(1, rows, parts) == 1  # too few rows: one share
+
+
+
+@pytest.mark.parametrize("threads, filters, channel_major, k", [(2, 41, False, 3), (3, 40, True, 3), (2, 64, False, 1)])
+def test_conv_threads_share_the_filters_of_a_weight_heavy_step(threads, filters, channel_major, k):
+    """A step whose filters outnumber a band's pixels splits by filters, each thread in its slices of the
+    one workspace; in two calls over halves of the input channels (streamed bands: partial sums, then the
+    epilogue) it gives the reference's result."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 5, 6)).astype(np.float32)
+    p = ConvParams(rng.standard_normal(filters).astype(np.float32),
+                   rng.standard_normal((filters, 12, k, k)).astype(np.float32))
+    expect = ops.conv_layer(x, p, 1, k // 2, 1, "leaky")
+    rows, block, *sizes = workspace_sizes(6, k, filters, 5, 6, 6000)
+    assert by_filters(filters, min(rows, 5) * 6, block, threads) and not by_filters(filters, 5 * 6, 1, threads)
+    cols, acc = (np.empty(n, np.float32) for n in sizes)
+    out = np.full_like(expect, np.nan)
+    w2d = p.weights.reshape(filters, -1)
+    spec = Conv(0, (-1,), (12, 5, 6), (filters, 5, 6), filters=filters, size=k, padding=k // 2, activation="leaky")
+    for lo, hi in [(0, 6), (6, 12)]:  # the input channels in two bands, as streamed weights go
+        w = w2d[:, lo * k * k:hi * k * k]
+        calls = conv_calls(spec, out, x[lo:hi], k // 2, k // 2, np.ascontiguousarray(w.T) if channel_major else w,
+                           channel_major, *p.epilogue(), ACT_CODES["leaky"], rows, block, lo == 0, hi == 12, cols,
+                           acc, threads)
+        assert len(calls) == threads
+        if lo == 0:  # each call alone writes only its own part of the workspaces, so that they may run at once
+            touched = []
+            for call in calls:
+                cols[:], acc[:] = np.nan, np.nan
+                call()
+                touched.append(np.flatnonzero(~np.isnan(np.concatenate([cols, acc]))))
+            assert sum(map(len, touched)) == len(np.unique(np.concatenate(touched)))
+        workers = [threading.Thread(target=call) for call in calls]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 
 def test_maxpool_tile_matches_reference_on_a_view():

@@ -65,3 +65,22 @@ def test_any_region_of_the_input_is_the_whole_inputs_bit_for_bit(data, mode):
     fit_region(pixels, np.float32(255), placement.width, placement.height, placement.left, placement.top, y0, x0,
                region)
     np.testing.assert_array_equal(region, whole[:, y0:y1, x0:x1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_picture_placed_at_its_own_size_is_darknets_resize_to_that_size(data):
+    """The unscaled input (benchmarks feed one; so does any picture of the network's size) takes a copying
+    path: bit for bit Darknet's scalar resize to its own size, on the grey canvas, in any region."""
+    ih, iw = data.draw(st.integers(2, 30)), data.draw(st.integers(2, 30))  # naive.resize needs two pixels
+    top, left = data.draw(st.integers(-3, 6)), data.draw(st.integers(-3, 6))
+    nh, nw = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 40))
+    pixels = np.random.default_rng(ih * 31 + iw).integers(0, 256, (3, ih, iw)).astype(np.uint8)
+    darknet = naive.resize(pixels.astype(np.float32) / np.float32(255), iw, ih)
+    canvas = np.full((3, 50, 50), 0.5, np.float32)  # the picture at (top, left) + 6, wherever it lands
+    canvas[:, 6 + top:6 + top + ih, 6 + left:6 + left + iw] = darknet
+    y0, x0 = data.draw(st.integers(0, nh - 1)), data.draw(st.integers(0, nw - 1))
+    y1, x1 = data.draw(st.integers(y0 + 1, nh)), data.draw(st.integers(x0 + 1, nw))
+    region = np.empty((3, y1 - y0, x1 - x0), np.float32)
+    fit_region(pixels, np.float32(255), iw, ih, left, top, y0, x0, region)
+    np.testing.assert_array_equal(region, canvas[:, 6 + y0:6 + y1, 6 + x0:6 + x1])

@@ -27,11 +27,10 @@ from engine.runtime.reference import HeadResults
 from engine.runtime.workers import crew, default_threads, single_threaded_blas
 from kernels import elementwise, layout as layout_kernels
 from kernels.elementwise import ACT_CODES
-from kernels.conv import conv_tile, shares
 from kernels.picture import fit_region
 from kernels.pool import maxpool_tile
 from engine.runtime.conv_weights import load_weights, loaded_weights, prepare_weights
-from engine.runtime.grouped import grouped_conv_calls
+from engine.runtime.conv_calls import conv_calls, grouped_calls
 from yolo.letterbox import Placement
 from yolo.params import Params
 from yolo.sources import ParamsSource
@@ -233,14 +232,12 @@ class FusedExecutor:
                 w, channel_major = self.weights[layer], False
                 w2d, (mult, offset) = w.w2d[:, f0 * kk:f1 * kk], w.epilogue
             out, act = dest[:, y0:y1, x0:x1], ACT_CODES[spec.activation]
-            if spec.groups > 1:
-                return grouped_conv_calls(spec, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows,
-                                          block, arena.views[scratch], arena.views[scratch + 1], self.threads)
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
-            parts = shares(y1 - y0, band_rows, self.threads)
-            return tuple(partial(conv_tile, out, x[f0:f1], top, left, w2d, channel_major, mult, offset, act,
-                                 spec.size, spec.stride, band_rows, block, first, last, cols, acc, part, parts)
-                         for part in range(parts))
+            if spec.groups > 1:
+                return grouped_calls(spec, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block,
+                                     cols, acc, self.threads)
+            return conv_calls(spec, out, x[f0:f1], top, left, w2d, channel_major, mult, offset, act, band_rows, block,
+                              first, last, cols, acc, self.threads)
         if kind == MAXPOOL_STEP:
             spec = self.network[layer]
             cuts = np.linspace(0, x.shape[0], min(self.threads, x.shape[0]) + 1).astype(int)

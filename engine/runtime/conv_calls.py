@@ -1,0 +1,47 @@
+"""A conv step as calls, one per thread (the executor binds them once, on arena views cut once)."""
+from __future__ import annotations
+
+from functools import partial
+
+from kernels.conv import by_filters, conv_tile, depthwise_tile, shares
+from yolo.network import Conv
+
+
+def conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block, first, last,
+               cols, acc, threads: int) -> tuple:
+    """The threads share the step's filters when its weights outweigh a band's pixels (each thread then
+    reads half the weights, once per band: yolov2's 13x13 layers ran 1.2x faster so), else its output rows.
+    Either split works within the workspace sized for one thread."""
+    filters, rows, width = out.shape
+    if by_filters(filters, min(band_rows, rows) * width, block, threads):
+        share, px = -(-filters // threads), min(band_rows, rows) * width
+        room = cols.size // threads
+        cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
+        return tuple(partial(conv_tile, out[a:b], x, top, left, w2d[:, a:b] if channel_major else w2d[a:b],
+                             channel_major, mult[a:b], offset[a:b], act, spec.size, spec.stride, band_rows,
+                             block // threads, first, last, cols[t * room:(t + 1) * room], acc[a * px:b * px], 0, 1)
+                     for t, (a, b) in enumerate(cuts))
+    parts = shares(rows, band_rows, threads)
+    return tuple(partial(conv_tile, out, x, top, left, w2d, channel_major, mult, offset, act, spec.size, spec.stride,
+                         band_rows, block, first, last, cols, acc, part, parts) for part in range(parts))
+
+
+def grouped_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block, cols, acc,
+                  threads: int) -> tuple:
+    """A depthwise conv directly (its channels shared), any other group by group through ``conv_tile``
+    within the workspace sized for one group (its rows shared)."""
+    if out.shape[0] == x.shape[0] == spec.groups:
+        w = w2d.T if channel_major else w2d
+        parts = min(threads, out.shape[0])
+        return tuple(partial(depthwise_tile, out, x, top, left, w, mult, offset, act, spec.size, spec.stride,
+                             part, parts) for part in range(parts))
+    n, c = out.shape[0] // spec.groups, x.shape[0] // spec.groups
+    parts = shares(out.shape[1], band_rows, threads)
+    filters = (lambda g: w2d[:, g * n:(g + 1) * n]) if channel_major else (lambda g: w2d[g * n:(g + 1) * n])
+
+    def share(part: int) -> None:
+        for g in range(spec.groups):
+            conv_tile(out[g * n:(g + 1) * n], x[g * c:(g + 1) * c], top, left, filters(g), channel_major,
+                      mult[g * n:(g + 1) * n], offset[g * n:(g + 1) * n], act, spec.size, spec.stride, band_rows,
+                      block, True, True, cols, acc, part, parts)
+    return tuple(partial(share, part) for part in range(parts))
