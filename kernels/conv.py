@@ -9,8 +9,9 @@ element is packed once however the weights are split. A 1x1 stride-1 convolution
 contiguous multiplies the input in place, without packing. Nothing here allocates: ``cols`` (packed
 input) and ``acc`` (GEMM result) are flat float32 arena views; ``workspace_sizes`` says how large.
 
-A call may compute one share of the output rows, so that threads (``engine.runtime.workers``) run the
-shares of a step at once, each with single-threaded BLAS: Numba's own threads spinning beside OpenBLAS's
+A call may compute one share of the output rows (or the caller gives it a slice of the filters and of the
+workspaces: ``by_filters``), so that threads (``engine.runtime.workers``) run the shares of a step at once,
+each with single-threaded BLAS: Numba's own threads spinning beside OpenBLAS's
 slowed a yolov2 run 7x on two cores.
 """
 from __future__ import annotations
