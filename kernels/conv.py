@@ -203,10 +203,11 @@ def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, 
         _finish(out, acc, mult, offset, act, row0, rows, first, last)
 
 
-def by_filters(filters: int, band_pixels: int, block_channels: int, workers: int) -> bool:
+@njit(cache=True)
+def by_filters(filters, band_pixels, block_channels, workers):
     """Whether a step's threads share its filters rather than its rows: when the filters outnumber the
     pixels of a band (so the weights are most of what a GEMM reads) and each thread still gets a filter and
-    a channel of the block."""
+    a channel of the block. Compiled: the cost model's features ask it too."""
     return workers > 1 and filters >= max(workers, band_pixels) and block_channels >= workers
 
 

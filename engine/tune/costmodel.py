@@ -17,6 +17,7 @@ import numpy as np
 from engine.cache import cache_dir, versions_key
 from yolo.letterbox import Placement
 from yolo.network import Network
+from engine.runtime.workers import default_threads
 from engine.tune.features import FEATURES, FEATURES_VERSION, features_of
 
 CALIBRATION_PLANS = ("", "0-7:4x4:stream,8-16:2x2:stream", "0-7:4x4:none,8-16:2x2:checkerboard",
@@ -30,6 +31,7 @@ STREAMED_CALIBRATION_PLANS = (("", 1 << 20), ("0-7:4x4:stream:group,8-16:2x2:str
 @dataclass(frozen=True)
 class CostModel:
     coefficients: tuple[float, ...]  # seconds per unit of each feature
+    threads: int = 1                 # the threads each step runs on, as calibrated (the features depend on it)
 
     def seconds(self, features: np.ndarray) -> float:
         return float(np.dot(features, self.coefficients))
@@ -70,10 +72,10 @@ def calibrate(network: Network, scratch_bytes: int, repeats: int = 3) -> CostMod
         samples = time_steps(executors, image, repeats)
         source.close()
     table = layer_table(network)
-    x = np.concatenate([features_of(e.program.steps, table) for e in executors])
+    x = np.concatenate([features_of(e.program.steps, table, e.threads) for e in executors])
     y = np.concatenate([np.median(times, axis=0) for times in samples])
     scale = np.maximum(x.max(axis=0), 1.0)  # fit on comparable columns
-    return CostModel(tuple(nonnegative_fit(x / scale, y) / scale))
+    return CostModel(tuple(nonnegative_fit(x / scale, y) / scale), executors[0].threads)
 
 
 def time_steps(executors, image: np.ndarray, repeats: int) -> list[np.ndarray]:
@@ -97,13 +99,15 @@ def load_or_calibrate(network: Network, scratch_bytes: int) -> CostModel:
     path = cache_dir() / f"costmodel-{cache_key(network, scratch_bytes)}.json"
     if path.is_file():
         data = json.loads(path.read_text())
-        if data.get("features") == list(FEATURES) and data.get("version") == FEATURES_VERSION:
-            return CostModel(tuple(data["coefficients"]))
+        if (data.get("features") == list(FEATURES) and data.get("version") == FEATURES_VERSION
+                and data.get("threads") == default_threads()):
+            return CostModel(tuple(data["coefficients"]), data["threads"])
     from engine.report.progress import PROGRESS
     PROGRESS.note(f"calibrating the cost model for {network.name} on this machine (once; about 15 s) ...")
     model = calibrate(network, scratch_bytes)
     path.parent.mkdir(parents=True, exist_ok=True)
     from yolo.files import atomic_write_bytes
-    record = {"features": list(FEATURES), "version": FEATURES_VERSION, "coefficients": model.coefficients}
+    record = {"features": list(FEATURES), "version": FEATURES_VERSION, "coefficients": model.coefficients,
+              "threads": model.threads}
     atomic_write_bytes(path, json.dumps(record).encode())
     return model

@@ -5,17 +5,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels.conv import by_filters
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
                                 S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, is_depthwise)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs")
-FEATURES_VERSION = 12  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 13  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
-def step_features(steps, layers, out):
-    """out[s] = the work counts of step s, in FEATURES' order."""
+def step_features(steps, layers, workers, out):
+    """out[s] = the work counts of step s, in FEATURES' order, for a run on ``workers`` threads (the weights
+    each thread reads: all of them when threads share a step's rows, its slice when they share filters)."""
     out[:] = 0.0
     for s in range(steps.shape[0]):
         row = steps[s]
@@ -31,6 +33,9 @@ def step_features(steps, layers, out):
             out[s, 0] = row[S_MACS]
             out[s, 1] = bands * -(-c // row[S_BLOCK])
             out[s, 2] = filters * (c // layers[row[S_LAYER], L_GROUPS]) * kk * bands
+            if layers[row[S_LAYER], L_GROUPS] == 1 and by_filters(filters, min(row[S_BAND_ROWS], oh) * ow,
+                                                                 row[S_BLOCK], workers):
+                out[s, 2] /= workers
             out[s, 3] = c * kk * oh * ow
             out[s, 4] = filters * oh * ow
             out[s, 5] = 1
@@ -47,14 +52,14 @@ def step_features(steps, layers, out):
 
 
 @njit(cache=True)
-def total_features(steps, layers):
+def total_features(steps, layers, workers):
     out = np.empty((steps.shape[0], len(FEATURES)))
-    step_features(steps, layers, out)
+    step_features(steps, layers, workers, out)
     return out.sum(axis=0)
 
 
-def features_of(steps: np.ndarray, layers: np.ndarray) -> np.ndarray:
-    """(steps, FEATURES) work counts of each step."""
+def features_of(steps: np.ndarray, layers: np.ndarray, workers: int) -> np.ndarray:
+    """(steps, FEATURES) work counts of each step on ``workers`` threads."""
     out = np.empty((len(steps), len(FEATURES)))
-    step_features(steps, layers, out)
+    step_features(steps, layers, workers, out)
     return out

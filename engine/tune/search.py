@@ -76,7 +76,7 @@ class Evaluator:
         if found is None:
             lowering = self.lowering
             found = self._facts[group] = _group_figures(lowering.walk_arguments(group), *lowering.work_for(group),
-                                                        lowering.table, self._coefficients)
+                                                        lowering.table, self._coefficients, self.model.threads)
         return found
 
     def group(self, group: Group, order: str = "darknet") -> tuple[int, float]:
@@ -135,14 +135,15 @@ class Evaluator:
         steps = whole_map_steps(self.network, index, [0] * len(self.network[index].inputs), 0)
         made = 0 if index in self.network.in_place_heads else self.network[index].out_bytes
         return self.held(order)[index] + made, self.model.seconds(
-            total_features(steps, self.lowering.table))
+            total_features(steps, self.lowering.table, self.model.threads))
 
     def input_step(self) -> tuple[int, float]:
         """(peak, seconds) of the whole-input step that runs first unless the first layer is a group's."""
         if input_tiled(self.network):
             return 0, 0.0
         steps = input_step(self.network, 0)
-        return nbytes(self.network.input_shape), self.model.seconds(total_features(steps, self.lowering.table))
+        return nbytes(self.network.input_shape), self.model.seconds(
+            total_features(steps, self.lowering.table, self.model.threads))
 
     def predicted_seconds(self, groups: tuple[Group, ...], outside=None, order: str = "darknet") -> float:
         """``outside``: how layers outside groups run (default: with this evaluator's weights)."""
@@ -153,13 +154,13 @@ class Evaluator:
 
 
 @njit(cache=True)
-def _group_figures(walk, steps, buffers, layers, coefficients):
+def _group_figures(walk, steps, buffers, layers, coefficients, workers):
     """One group lowered into ``steps`` and ``buffers``, read at once: (own peak bytes while its input map
     lives, after, predicted seconds). One compiled call: the search asks this of every group in its space."""
     n_steps, n_buffers, source_last = lower_group(*walk, steps, buffers)
     own = buffers[GROUP_OWN:n_buffers]
     before, after = split_peaks(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST], n_steps, source_last)
-    return before, after, float(np.dot(total_features(steps[:n_steps], layers), coefficients))
+    return before, after, float(np.dot(total_features(steps[:n_steps], layers, workers), coefficients))
 
 
 def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=REUSE_MODES,
