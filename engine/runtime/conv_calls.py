@@ -13,9 +13,9 @@ def conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, 
     reads half the weights, once per band: yolov2's 13x13 layers ran 1.2x faster so), else its output rows.
     Either split works within the workspace sized for one thread."""
     filters, rows, width = out.shape
-    if by_filters(filters, min(band_rows, rows) * width, block, threads):
-        share, px = -(-filters // threads), min(band_rows, rows) * width
-        room = cols.size // threads
+    px = min(band_rows, rows) * width  # a band's pixels
+    if by_filters(filters, px, block, threads):
+        share, room = -(-filters // threads), cols.size // threads
         cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
         return tuple(partial(conv_tile, out[a:b], x, top, left, w2d[:, a:b] if channel_major else w2d[a:b],
                              channel_major, mult[a:b], offset[a:b], act, spec.size, spec.stride, band_rows,
