@@ -31,10 +31,10 @@ def fit_region(picture, divisor, fitted_w, fitted_h, left, top, y0, x0, out):
     """out[c, y, x] = the network input at (y0 + y, x0 + x): the picture (C, H, W; values divided by
     ``divisor``) resized to fitted_w x fitted_h and placed with its corner at (top, left), grey elsewhere."""
     ih, iw = picture.shape[1], picture.shape[2]
-    w_scale = np.float32(iw - 1) / np.float32(fitted_w - 1) if fitted_w > 1 else np.float32(0)
-    h_scale = np.float32(ih - 1) / np.float32(fitted_h - 1) if fitted_h > 1 else np.float32(0)
     if fitted_w == iw and fitted_h == ih:  # unscaled: the taps weigh 1 and 0, so the values are the pixels
         return _place_region(picture, divisor, left, top, y0, x0, out)
+    w_scale = np.float32(iw - 1) / np.float32(fitted_w - 1) if fitted_w > 1 else np.float32(0)
+    h_scale = np.float32(ih - 1) / np.float32(fitted_h - 1) if fitted_h > 1 else np.float32(0)
     for c in range(out.shape[0]):
         for y in range(out.shape[1]):
             ry = y0 + y - top

@@ -83,7 +83,6 @@ def test_conv_shares_run_at_once_within_one_workspace(parts):
     assert shares(expect.shape[1], 1, parts) == 1 and shares(1, rows, parts) == 1  # too few rows: one share
 
 
-
 @pytest.mark.parametrize("threads, filters, channel_major, k", [(2, 41, False, 3), (3, 40, True, 3), (2, 64, False, 1)])
 def test_conv_threads_share_the_filters_of_a_weight_heavy_step(threads, filters, channel_major, k):
     """A step whose filters outnumber a band's pixels splits by filters, each thread in its slices of the
