@@ -8,7 +8,9 @@ from engine.runtime import reference_ops as ops
 from yolo.params import ConvParams
 from kernels import layout
 from kernels.elementwise import ACT_CODES
-from engine.runtime.conv_calls import conv_calls
+from engine.lower.table import winograd_layer
+from engine.runtime.conv_calls import conv_calls, winograd_calls
+from kernels.winograd import transform_filters, winograd_sizes
 from kernels.conv import by_filters, conv_tile, shares, workspace_sizes
 from yolo.layers import Conv
 from kernels.pool import maxpool_tile
@@ -142,3 +144,46 @@ def test_reorg_region_and_route_kernels():
     cat = np.zeros((7, 3, 4), np.float32)
     layout.copy_channels(cat, r[:3], 4)
     np.testing.assert_array_equal(cat[4:], r[:3])
+
+
+@pytest.mark.parametrize("shape, pads, budget, threads", [((5, 7, 11, 13), (1, 1), 1 << 20, 1),
+                                                          ((5, 7, 11, 13), (1, 1), 3000, 1),
+                                                          ((6, 8, 10, 9), (0, 1), 20000, 2),
+                                                          ((6, 8, 17, 15), (1, 0), 20000, 3),
+                                                          ((6, 48, 5, 6), (1, 1), 1 << 20, 2),
+                                                          ((3, 4, 1, 1), (1, 1), 1000, 1)])
+def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
+    """F(2x2, 3x3) on tiles of odd and even sizes with any border pads (a fused tile's), into a strided
+    destination, in bands and channel blocks, its tile rows or filters shared by threads at once."""
+    channels, filters, h, w = shape
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((channels, h, w)).astype(np.float32)
+    p = ConvParams(rng.standard_normal(filters).astype(np.float32),
+                   rng.standard_normal((filters, channels, 3, 3)).astype(np.float32),
+                   rng.uniform(0.5, 1.5, filters).astype(np.float32), rng.normal(0, 0.1, filters).astype(np.float32),
+                   rng.uniform(0.5, 2, filters).astype(np.float32))
+    top, left = pads  # the padding the tile sees above and left; below and right it is one
+    expect = ops.conv_layer(np.pad(x, ((0, 0), (top, 1), (left, 1))), p, 1, 0, 1, "leaky")
+    out = np.full((filters + 2, *expect.shape[1:]), np.nan, np.float32)[1:-1]
+    rows, block, *sizes = winograd_sizes(channels, filters, *expect.shape[1:], budget)
+    v, m = (np.full(n, np.nan, np.float32) for n in sizes)
+    calls = winograd_calls(out, x, top, left, transform_filters(p.weights), *p.epilogue(), ACT_CODES["leaky"], rows,
+                           block, v, m, threads)
+    assert len(calls) == threads
+    running = [threading.Thread(target=call) for call in calls]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_layers_are_those_it_speeds_up():
+    """3x3 stride-1 convs of one group whose bands hold enough tiles under the budget; not the first layer
+    (3 channels), not a 13-wide map at 1 MiB."""
+    spec = lambda c, n, hw, **kw: Conv(0, (-1,), (c, hw, hw), (n, hw, hw), filters=n, size=kw.get("size", 3),
+                                      padding=1, activation="leaky", stride=1, groups=kw.get("groups", 1))
+    assert winograd_layer(spec(32, 64, 208), 1 << 20) and winograd_layer(spec(128, 256, 52), 1 << 20)
+    assert not winograd_layer(spec(3, 32, 416), 1 << 20) and not winograd_layer(spec(1024, 1024, 13), 1 << 20)
+    assert not winograd_layer(spec(32, 64, 208, size=1), 1 << 20)
+    assert not winograd_layer(spec(64, 64, 208, groups=2), 1 << 20)

@@ -8,7 +8,7 @@ import numpy as np
 from engine.ir.fusion import fusion
 from engine.ir.plan import REUSE_MODES, WEIGHT_MODES, Group
 from engine.lower.geometry import axis_geometry
-from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_KIND, GROUP_OUTPUT, GROUP_SOURCE, STEP_COLUMNS,
+from engine.lower.table import (L_WINOGRAD, winograd_layer, BUFFER_COLUMNS, BUFFER_KINDS, B_KIND, GROUP_OUTPUT, GROUP_SOURCE, STEP_COLUMNS,
                                 STEP_KINDS, S_DST, S_KIND, S_LAYER, S_MACS, S_SRC, S_TILE, layer_table)
 from engine.lower.walk import capacity, lower_group
 from yolo.network import Network
@@ -61,6 +61,7 @@ class Lowering:
     def __init__(self, network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES):
         self.network, self.scratch_bytes = network, scratch_bytes
         self.table = layer_table(network)
+        self.table[:, L_WINOGRAD] = [winograd_layer(layer, scratch_bytes) for layer in network.layers]
         self.fusion = fusion(network)
         self._geometry: dict[tuple[int, int, int], tuple] = {}
         self._grids: dict[tuple[int, int, int], tuple] = {}

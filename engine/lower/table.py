@@ -8,16 +8,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels.winograd import winograd_sizes
 from yolo.network import Conv, MaxPool, Network, Route, Shortcut, Upsample
 
 # --- the layer table: one row per network layer ------------------------------------------------------
 (L_KIND, L_C_IN, L_C_OUT, L_SIZE, L_STRIDE, L_LEAD, L_IN_H, L_IN_W, L_OUT_H, L_OUT_W, L_BN, L_GROUPS,
- L_SRC2, L_PART) = range(14)
-LAYER_COLUMNS = 14
+ L_SRC2, L_PART, L_WINOGRAD) = range(15)
+LAYER_COLUMNS = 15
 # L_KIND of the layers a group may tile; 0 for every other layer. A shortcut and a two-source route read a
 # second map (L_SRC2: the Darknet index of the layer read besides the previous one; -1 for other layers) at
 # the region they write; an upsample's region reads the input region under it. A route's L_GROUPS and
-# L_PART are its channel split (groups, group_id).
+# L_PART are its channel split (groups, group_id). L_WINOGRAD: the conv's steps with resident weights run
+# Winograd's F(2x2, 3x3) (``winograd_layer``; set by the lowering, which knows the workspace budget).
 TILE_CONV, TILE_MAXPOOL, TILE_SHORTCUT, TILE_UPSAMPLE, TILE_ROUTE = 1, 2, 3, 4, 5
 TILE_KINDS = {Conv: TILE_CONV, MaxPool: TILE_MAXPOOL, Shortcut: TILE_SHORTCUT, Upsample: TILE_UPSAMPLE,
               Route: TILE_ROUTE}
@@ -42,21 +44,40 @@ def layer_table(network: Network) -> np.ndarray:
                      getattr(layer, "stride", 1), leading_pad(layer), in_h, in_w, out_h, out_w,
                      int(getattr(layer, "batch_normalize", False)), getattr(layer, "groups", 1),
                      layer.inputs[1] if isinstance(layer, (Shortcut, Route)) and len(layer.inputs) == 2 else -1,
-                     getattr(layer, "group_id", 0)))
+                     getattr(layer, "group_id", 0), 0))
     return np.array(rows, np.int64).reshape(len(rows), LAYER_COLUMNS)
+
+
+WINOGRAD_MIN_CHANNELS = 8  # fewer input channels make each of the 16 GEMMs too thin to gain
+WINOGRAD_MIN_TILES = 24    # 2x2 tiles per band of the whole map: below, the 16 GEMMs ran slower than one
+
+
+def winograd_layer(layer, budget_bytes: int) -> bool:
+    """Whether a conv runs by Winograd's F(2x2, 3x3) (where its weights are resident): 3x3, stride 1, one
+    group, enough input channels, and bands of the whole map wide enough under the workspace budget. On
+    yolov2-416 at 1 MiB that is the 208- to 52-wide layers, 1.7x faster each; the 26- and 13-wide ones,
+    whose 16 GEMMs would be thin, and whose weights (16/9 as many once transformed) are most of the
+    network's, stay on the GEMM."""
+    if not isinstance(layer, Conv) or (layer.size, layer.stride, layer.groups) != (3, 1, 1):
+        return False
+    channels, out_h, out_w = layer.in_shape[0], layer.out_shape[1], layer.out_shape[2]
+    rows, block, _, _ = winograd_sizes(channels, layer.filters, out_h, out_w, budget_bytes)
+    return channels >= WINOGRAD_MIN_CHANNELS and min(rows // 2, (out_h + 1) // 2) * ((out_w + 1) // 2) >= WINOGRAD_MIN_TILES
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
- S_C1, S_SRC2, S_S2Y0, S_S2X0) = range(28)
-STEP_COLUMNS = 28
+ S_C1, S_SRC2, S_S2Y0, S_S2X0, S_WINOGRAD) = range(29)
+STEP_COLUMNS = 29
 # S_KIND codes
 (INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP, SHORTCUT_STEP, SCALE_STEP,
  UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP) = range(12)
 STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "shortcut", "scale", "upsample",
               "avgpool", "yolo")
 # S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result and partial sums follow it.
+# S_WINOGRAD: 1 if a conv step runs Winograd's F(2x2, 3x3) (its scratch buffers then hold transformed input
+# and the 16 GEMMs' results, S_BAND_ROWS and S_BLOCK as ``winograd_sizes`` gives them), else 0.
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way); a copy with
 # S_C0 < S_C1 takes only those channels of its source (a route's channel split).

@@ -19,7 +19,8 @@ from engine.ir.order import run_order
 from engine.ir.plan import Group, Plan
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import input_tiled, map_name, segments
-from engine.lower.table import B_BYTES, B_FIRST, B_KIND, B_LAST, GROUP_OWN, WEIGHTS_BUFFER
+from engine.lower.table import B_BYTES, B_FIRST, B_KIND, B_LAST, GROUP_OWN, L_WINOGRAD, WEIGHTS_BUFFER
+from kernels.winograd import POSITIONS
 from engine.memory.planner import align, greedy_by_size
 from engine.memory.timeline import live_bytes, split_peaks
 from yolo.network import FLOAT_BYTES, INPUT, Conv, Network, nbytes
@@ -103,6 +104,14 @@ class Predictor:
             found = self._own_arena[group] = greedy_by_size(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST])[1]
         return found
 
+    def resident_bytes(self, index: int, bands: int) -> int:
+        """What the executor holds for a resident conv layer: its parameters, or its filters transformed for
+        Winograd (16 floats for each 9), and the epilogue's two vectors."""
+        layer = self.network[index]
+        held = (POSITIONS * layer.filters * layer.in_shape[0] * FLOAT_BYTES
+                if self.lowering.table[index, L_WINOGRAD] and bands == 1 else conv_weights_bytes(layer))
+        return held + 2 * FLOAT_BYTES * layer.filters
+
     def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
         return self.predict(groups, arena=False).peak_bytes
 
@@ -124,8 +133,8 @@ class Predictor:
             for weights, out in ((True, peaks), (False, activations)):
                 with_source, after_source = self.own_peaks(seg, weights)
                 out.append(group_peak(int(live_maps[k]), source_bytes, source_last == k, with_source, after_source))
-        resident = sum(conv_weights_bytes(self.network[i]) + 2 * FLOAT_BYTES * self.network[i].filters
-                       for seg in segs if isinstance(seg, Group) and seg.weights == "resident"
+        resident = sum(self.resident_bytes(i, seg.bands) for seg in segs
+                       if isinstance(seg, Group) and seg.weights == "resident"
                        for i in seg.layers if isinstance(self.network[i], Conv))
         return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks),
                           max(activations), resident)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import partial
 
 from kernels.conv import by_filters, conv_tile, depthwise_tile, shares
+from kernels.winograd import POSITIONS, winograd_by_filters, winograd_tile
 from yolo.network import Conv
 
 
@@ -45,3 +46,21 @@ def grouped_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offse
                       mult[g * n:(g + 1) * n], offset[g * n:(g + 1) * n], act, spec.size, spec.stride, band_rows,
                       block, True, True, cols, acc, part, parts)
     return tuple(partial(share, part) for part in range(parts))
+
+
+def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, block, v, m, threads: int) -> tuple:
+    """A Winograd step's calls: its filters shared between the threads (``winograd_by_filters``; each thread
+    transforms its own copy of the input within its slice of the workspace), else its tile rows."""
+    filters, rows, width = out.shape
+    tile_rows = min(band_rows, rows + 1) // 2  # a band's
+    tiles = tile_rows * ((width + 1) // 2)
+    if winograd_by_filters(filters, tile_rows, tiles, block, threads):
+        share, room = -(-filters // threads), v.size // threads
+        cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
+        return tuple(partial(winograd_tile, out[a:b], x, top, left, u[:, a:b], mult[a:b], offset[a:b], act, band_rows,
+                             block // threads, v[t * room:(t + 1) * room], m[POSITIONS * a * tiles:POSITIONS * b * tiles],
+                             0, 1)
+                     for t, (a, b) in enumerate(cuts))
+    parts = shares((rows + 1) // 2, band_rows // 2, threads)
+    return tuple(partial(winograd_tile, out, x, top, left, u, mult, offset, act, band_rows, block, v, m, part, parts)
+                 for part in range(parts))

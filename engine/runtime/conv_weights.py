@@ -9,6 +9,7 @@ import numpy as np
 
 from engine.lower.table import vector_floats
 from engine.ir.plan import PlanError
+from kernels.winograd import transform_filters
 from yolo.network import Conv, Network
 from yolo.params import BN_EPSILONS, Params
 
@@ -55,12 +56,15 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
 
 @dataclass(frozen=True)
 class ConvWeights:
-    w2d: np.ndarray   # (N, C/g*k*k) view of the filters
+    filters: np.ndarray  # (N, C/g*k*k) view of the filters, or (16, N, C) transformed for Winograd's steps
     epilogue: tuple[np.ndarray, np.ndarray]  # per-channel multiplier and offset (BN and bias folded)
+    held_bytes: int      # what this engine holds for the layer outside the arena
 
 
-def prepare_weights(network: Network, params: Params | None, layers) -> dict[int, ConvWeights]:
-    """Resident weights of ``layers`` (those no program step loads into the arena)."""
+def prepare_weights(network: Network, params: Params | None, layers, winograd) -> dict[int, ConvWeights]:
+    """Resident weights of ``layers`` (those no program step loads into the arena); those of the layers in
+    ``winograd`` transformed (``transform_filters``), and then only those are held: the parameters as
+    loaded stay with their owner, as streamed layers' do."""
     prepared = {}
     for layer in network.layers:
         if not isinstance(layer, Conv) or layer.index not in layers:
@@ -68,6 +72,11 @@ def prepare_weights(network: Network, params: Params | None, layers) -> dict[int
         if params is None:
             raise PlanError(f"layer {layer.index}: resident weights need the parameters in memory")
         p = params[layer.index]
-        prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)),
-                                            p.epilogue(layer.bn_rule))
+        epilogue = p.epilogue(layer.bn_rule)
+        if layer.index in winograd:
+            u = transform_filters(p.weights)
+            prepared[layer.index] = ConvWeights(u, epilogue, u.nbytes + epilogue[0].nbytes + epilogue[1].nbytes)
+        else:
+            prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)), epilogue,
+                                                p.nbytes + epilogue[0].nbytes + epilogue[1].nbytes)
     return prepared

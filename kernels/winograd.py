@@ -1,0 +1,180 @@
+"""3x3 stride-1 convolution by Winograd's F(2x2, 3x3): 16 multiplications per 2x2 output tile and input
+channel instead of 36, which no GEMM of the im2col matrix can match.
+
+Each 4x4 input patch (2x2 tiles overlap by two pixels) is transformed by B^T d B into 16 values; for each of
+the 16 positions one GEMM multiplies the transformed filters U (16, N, C), made once from the weights by
+G g G^T, by the transformed patches; A^T m A turns each tile's 16 sums back into its 2x2 outputs, and the
+epilogue (BN, activation) follows as for the GEMM path. As there, the GEMM runs in BLAS, blocked over bands
+of output rows and input channels within flat float32 workspaces (``winograd_sizes``), and a call may compute
+one share of the rows or, given slices, of the filters. Nothing here allocates.
+
+Tiles past an odd edge compute a row or column that is not stored; input outside ``x`` reads as zero (the
+padding), which only such discarded outputs see beyond the padding.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from kernels.blas import gemm
+from kernels.conv import F32, ZERO, _finish_row, by_filters
+
+POSITIONS = 16  # values of a transformed 4x4 patch
+
+
+def transform_filters(weights: np.ndarray) -> np.ndarray:
+    """U = G g G^T of every (filter, channel) 3x3 kernel: (16, N, C) float32, position major, so that each
+    position's (N, C) matrix is one GEMM operand."""
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+    u = np.einsum("ik,nckl,jl->ijnc", g, weights.astype(np.float32), g, optimize=True)
+    return np.ascontiguousarray(u.reshape(POSITIONS, *weights.shape[:2]), np.float32)
+
+
+@njit(cache=True)
+def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
+    """(band rows (even), block channels, float32 elements of the transformed input and of the GEMM
+    results): half the budget for the results of all filters, the rest for transformed input; at least one
+    tile row and one channel."""
+    tiles_w = (out_w + 1) // 2
+    tile_rows = max(1, min((out_h + 1) // 2, (budget_bytes // 2) // (POSITIONS * filters * tiles_w * F32)))
+    tiles = tile_rows * tiles_w
+    block = max(1, min(channels, (budget_bytes - POSITIONS * filters * tiles * F32) // (POSITIONS * tiles * F32)))
+    return 2 * tile_rows, block, POSITIONS * block * tiles, POSITIONS * filters * tiles
+
+
+@njit(cache=True)
+def winograd_by_filters(filters, band_tile_rows, band_tiles, block_channels, workers):
+    """Whether a Winograd step's threads share its filters (each transforming the band's input itself)
+    rather than its tile rows: when the filters outnumber a band's tiles, as for GEMM steps, or when a band
+    has fewer tile rows than threads (yolov2's 208-wide layer at 1 MiB: one)."""
+    return by_filters(filters, band_tiles, block_channels, workers) or (
+        band_tile_rows < workers and by_filters(filters, 0, block_channels, workers))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _at(x, c, y, col):
+    _, h, w = x.shape
+    return x[c, y, col] if 0 <= y < h and 0 <= col < w else ZERO
+
+
+@njit(cache=True, nogil=True)
+def _transform_input(v, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_lo, c_hi):
+    """v[p, c - c_lo, t] = (B^T d B)[p] of the 4x4 patch under tile t of channel c, for the tile rows
+    starting at output row ``row0``."""
+    _, h, w = x.shape
+    tiles = tile_rows * tiles_w
+    plane = (c_hi - c_lo) * tiles  # elements between positions
+    inner_lo = min(tiles_w, -(-pad_left // 2))  # tiles whose four columns are inside x
+    inner_hi = max(inner_lo, min(tiles_w, (w - 4 + pad_left) // 2 + 1))
+    for c in range(c_lo, c_hi):
+        for ty in range(tile_rows):
+            top = row0 + 2 * ty - pad_top
+            base = (c - c_lo) * tiles + ty * tiles_w
+            rows_inside = top >= 0 and top + 3 < h
+            for tx in range(tiles_w):
+                if rows_inside and inner_lo <= tx < inner_hi:
+                    continue
+                left = 2 * tx - pad_left
+                _store_patch(v, base + tx, plane,
+                             _at(x, c, top, left), _at(x, c, top, left + 1), _at(x, c, top, left + 2),
+                             _at(x, c, top, left + 3), _at(x, c, top + 1, left), _at(x, c, top + 1, left + 1),
+                             _at(x, c, top + 1, left + 2), _at(x, c, top + 1, left + 3), _at(x, c, top + 2, left),
+                             _at(x, c, top + 2, left + 1), _at(x, c, top + 2, left + 2),
+                             _at(x, c, top + 2, left + 3), _at(x, c, top + 3, left), _at(x, c, top + 3, left + 1),
+                             _at(x, c, top + 3, left + 2), _at(x, c, top + 3, left + 3))
+            if rows_inside:  # the interior: no bounds to check
+                r0, r1, r2, r3 = x[c, top], x[c, top + 1], x[c, top + 2], x[c, top + 3]
+                for tx in range(inner_lo, inner_hi):
+                    j = 2 * tx - pad_left
+                    _store_patch(v, base + tx, plane, r0[j], r0[j + 1], r0[j + 2], r0[j + 3], r1[j], r1[j + 1],
+                                 r1[j + 2], r1[j + 3], r2[j], r2[j + 1], r2[j + 2], r2[j + 3], r3[j], r3[j + 1],
+                                 r3[j + 2], r3[j + 3])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store_patch(v, at, plane, d00, d01, d02, d03, d10, d11, d12, d13, d20, d21, d22, d23, d30, d31, d32, d33):
+    """B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: rows first, then columns."""
+    a0, a1, a2, a3 = d00 - d20, d01 - d21, d02 - d22, d03 - d23
+    b0, b1, b2, b3 = d10 + d20, d11 + d21, d12 + d22, d13 + d23
+    e0, e1, e2, e3 = d20 - d10, d21 - d11, d22 - d12, d23 - d13
+    f0, f1, f2, f3 = d10 - d30, d11 - d31, d12 - d32, d13 - d33
+    v[at] = a0 - a2
+    v[at + plane] = a1 + a2
+    v[at + 2 * plane] = a2 - a1
+    v[at + 3 * plane] = a1 - a3
+    v[at + 4 * plane] = b0 - b2
+    v[at + 5 * plane] = b1 + b2
+    v[at + 6 * plane] = b2 - b1
+    v[at + 7 * plane] = b1 - b3
+    v[at + 8 * plane] = e0 - e2
+    v[at + 9 * plane] = e1 + e2
+    v[at + 10 * plane] = e2 - e1
+    v[at + 11 * plane] = e1 - e3
+    v[at + 12 * plane] = f0 - f2
+    v[at + 13 * plane] = f1 + f2
+    v[at + 14 * plane] = f2 - f1
+    v[at + 15 * plane] = f1 - f3
+
+
+@njit(cache=True, nogil=True)
+def _transform_output(out, m, mult, offset, act, row0, rows, tiles_w):
+    """Rows [row0, row0 + rows) of ``out`` from the GEMM results m (16, N, tiles): A^T m A, A^T = [[1, 1, 1, 0],
+    [0, 1, -1, -1]] (rows combined in place into m's first and last rows of positions, then columns), then
+    the epilogue row by row. Every loop runs over the tiles of a row: each vectorizes."""
+    n_out, _, out_w = out.shape
+    tile_rows = (rows + 1) // 2
+    tiles = tile_rows * tiles_w
+    plane = n_out * tiles
+    pairs = out_w // 2  # tiles whose two columns are both stored
+    for n in range(n_out):
+        for ty in range(tile_rows):
+            at = n * tiles + ty * tiles_w
+            y = row0 + 2 * ty
+            for j in range(4):
+                m0, m1 = m[j * plane + at:], m[(4 + j) * plane + at:]
+                m2, m3 = m[(8 + j) * plane + at:], m[(12 + j) * plane + at:]
+                for tx in range(tiles_w):
+                    m3[tx] = m1[tx] - m2[tx] - m3[tx]
+                    m0[tx] = m0[tx] + m1[tx] + m2[tx]
+            for a in range(2 if y + 1 < row0 + rows else 1):
+                first = 12 * a * plane + at
+                s0, s1 = m[first:], m[first + plane:]
+                s2, s3 = m[first + 2 * plane:], m[first + 3 * plane:]
+                dst = out[n, y + a]
+                for tx in range(pairs):
+                    dst[2 * tx] = s0[tx] + s1[tx] + s2[tx]
+                    dst[2 * tx + 1] = s1[tx] - s2[tx] - s3[tx]
+                if pairs < tiles_w:
+                    dst[2 * pairs] = s0[pairs] + s1[pairs] + s2[pairs]
+                _finish_row(dst, dst, 0, mult[n], offset[n], False, act)
+
+
+@njit(cache=True, nogil=True)
+def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, block_channels, v, m, part, parts):
+    """out (N, OH, OW) <- conv3x3(x (C, H, W) with border pads), stride 1, from transformed filters u (16, N, C)
+    (any row stride: a slice of the filters), BN + activation fused. ``x`` and ``out`` may be strided views.
+
+    The tile rows split into ``parts`` contiguous shares; this call computes share ``part`` in bands of
+    ``band_rows // 2 // parts`` tile rows within the ``part``-th slice of each workspace."""
+    n_out, out_h, out_w = out.shape
+    channels = x.shape[0]
+    tiles_w = (out_w + 1) // 2
+    all_tile_rows = (out_h + 1) // 2
+    share = -(-all_tile_rows // parts)
+    begin, end = min(all_tile_rows, part * share), min(all_tile_rows, (part + 1) * share)
+    band_tiles = max(1, band_rows // 2 // parts)
+    v = v[part * (v.size // parts):(part + 1) * (v.size // parts)]
+    m = m[part * (m.size // parts):(part + 1) * (m.size // parts)]
+    lda = u.strides[1] // F32
+    for ty0 in range(begin, end, band_tiles):
+        tile_rows = min(band_tiles, end - ty0)
+        tiles = tile_rows * tiles_w
+        row0 = 2 * ty0
+        for c_lo in range(0, channels, block_channels):
+            c_hi = min(channels, c_lo + block_channels)
+            _transform_input(v, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_lo, c_hi)
+            for p in range(POSITIONS):
+                gemm(n_out, tiles, c_hi - c_lo, u.ctypes.data + p * u.strides[0] + c_lo * F32, lda, False,
+                     v.ctypes.data + p * (c_hi - c_lo) * tiles * F32, tiles,
+                     m.ctypes.data + p * n_out * tiles * F32, tiles, 0.0 if c_lo == 0 else 1.0)
+        _transform_output(out, m, mult, offset, act, row0, min(2 * tile_rows, out_h - row0), tiles_w)
