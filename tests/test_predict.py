@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from engine.lower.program import build_program
 from engine.lower.group import DEFAULT_SCRATCH_BYTES
-from engine.lower.table import B_FIRST, B_LAST, S_KIND, S_LAYER, S_SEGMENT, S_WINOGRAD, STEP_KINDS
+from engine.lower.table import B_FIRST, B_LAST, S_KIND, S_LAYER, S_SEGMENT, S_WINOGRAD, STEP_KINDS, WINOGRAD_RUN
 from engine.runtime.reference import run_reference
 from engine.memory.planner import plan_layout
 from engine.memory.timeline import program_live_bytes
@@ -95,14 +95,14 @@ def test_random_stack_predictions_are_exact_and_match_the_executor(data):
 
 @pytest.mark.parametrize("groups", [(), (Group(0, 5, 2, 2, "stream"),)])
 def test_winograd_layers_resident_weights_are_predicted(groups):
-    """yolov2-tiny's 208- to 26-wide 3x3 layers run Winograd and hold their filters transformed (16 floats
-    for 9): the predictor says what the executor holds, and the output is the reference's."""
+    """yolov2-tiny's 208- to 26-wide 3x3 layers run Winograd and hold their filters transformed as well (16
+    floats for 9): the predictor says what the executor holds, and the output is the reference's."""
     network = NETWORKS["yolov2-tiny.cfg"]
     plan, params = Plan(network, groups), random_params(network, 0)
     image = random_image(network.input_shape)
     run = run_fused(plan, params, image)
-    winograd = set(run.program.steps[run.program.steps[:, S_WINOGRAD] == 1, S_LAYER].tolist())
-    assert winograd == {2, 4, 6, 8}
+    winograd = set(run.program.steps[run.program.steps[:, S_WINOGRAD] > 0, S_LAYER].tolist())
+    assert winograd == {2, 4, 6, 8} and (run.program.steps[:, S_WINOGRAD] == WINOGRAD_RUN).any()
     assert predictor(network, DEFAULT_SCRATCH_BYTES).predict(plan).resident_weights_bytes == run.resident_weights_bytes
     assert run.resident_weights_bytes > weights_bytes(network)
     np.testing.assert_allclose(run.output, run_reference(network, params, image).output, rtol=1e-3, atol=1e-3)

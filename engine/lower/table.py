@@ -48,8 +48,9 @@ def layer_table(network: Network) -> np.ndarray:
     return np.array(rows, np.int64).reshape(len(rows), LAYER_COLUMNS)
 
 
+WINOGRAD_RUN, WINOGRAD_HELD = 1, 2  # S_WINOGRAD values
 WINOGRAD_MIN_CHANNELS = 8  # fewer input channels make each of the 16 GEMMs too thin to gain
-WINOGRAD_MIN_TILES = 24    # 2x2 tiles per band of the whole map: below, the 16 GEMMs ran slower than one
+WINOGRAD_MIN_TILES = 24    # 2x2 tiles per band: below, the 16 GEMMs ran slower than one
 
 
 def winograd_layer(layer, budget_bytes: int) -> bool:
@@ -76,8 +77,10 @@ STEP_COLUMNS = 29
 STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "shortcut", "scale", "upsample",
               "avgpool", "yolo")
 # S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result and partial sums follow it.
-# S_WINOGRAD: 1 if a conv step runs Winograd's F(2x2, 3x3) (its scratch buffers then hold transformed input
-# and the 16 GEMMs' results, S_BAND_ROWS and S_BLOCK as ``winograd_sizes`` gives them), else 0.
+# S_WINOGRAD: WINOGRAD_RUN if a conv step runs Winograd's F(2x2, 3x3) (its scratch buffers then hold
+# transformed input and the 16 GEMMs' results, S_BAND_ROWS and S_BLOCK as ``winograd_sizes`` gives them);
+# WINOGRAD_HELD if its layer's filters are held transformed (as well as plain) but this step's bands hold
+# too few tiles for Winograd to gain, so it runs the GEMM; 0 for every other step.
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way); a copy with
 # S_C0 < S_C1 takes only those channels of its source (a route's channel split).

@@ -105,12 +105,12 @@ class Predictor:
         return found
 
     def resident_bytes(self, index: int, bands: int) -> int:
-        """What the executor holds for a resident conv layer: its parameters, or its filters transformed for
-        Winograd (16 floats for each 9), and the epilogue's two vectors."""
+        """What the executor holds for a resident conv layer: its parameters, its filters transformed for
+        Winograd (16 floats for each 9) if it has Winograd steps, and the epilogue's two vectors."""
         layer = self.network[index]
-        held = (POSITIONS * layer.filters * layer.in_shape[0] * FLOAT_BYTES
-                if self.lowering.table[index, L_WINOGRAD] and bands == 1 else conv_weights_bytes(layer))
-        return held + 2 * FLOAT_BYTES * layer.filters
+        transformed = (POSITIONS * layer.filters * layer.in_shape[0] * FLOAT_BYTES
+                       if self.lowering.table[index, L_WINOGRAD] and bands == 1 else 0)
+        return conv_weights_bytes(layer) + transformed + 2 * FLOAT_BYTES * layer.filters
 
     def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
         return self.predict(groups, arena=False).peak_bytes

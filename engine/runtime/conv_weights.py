@@ -56,15 +56,15 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
 
 @dataclass(frozen=True)
 class ConvWeights:
-    filters: np.ndarray  # (N, C/g*k*k) view of the filters, or (16, N, C) transformed for Winograd's steps
+    w2d: np.ndarray      # (N, C/g*k*k) view of the filters
     epilogue: tuple[np.ndarray, np.ndarray]  # per-channel multiplier and offset (BN and bias folded)
+    transformed: np.ndarray | None  # (16, N, C) for Winograd's steps (``transform_filters``), if the layer has any
     held_bytes: int      # what this engine holds for the layer outside the arena
 
 
 def prepare_weights(network: Network, params: Params | None, layers, winograd) -> dict[int, ConvWeights]:
     """Resident weights of ``layers`` (those no program step loads into the arena); those of the layers in
-    ``winograd`` transformed (``transform_filters``), and then only those are held: the parameters as
-    loaded stay with their owner, as streamed layers' do."""
+    ``winograd`` transformed as well: their tiles too narrow for Winograd run the GEMM."""
     prepared = {}
     for layer in network.layers:
         if not isinstance(layer, Conv) or layer.index not in layers:
@@ -73,10 +73,8 @@ def prepare_weights(network: Network, params: Params | None, layers, winograd) -
             raise PlanError(f"layer {layer.index}: resident weights need the parameters in memory")
         p = params[layer.index]
         epilogue = p.epilogue(layer.bn_rule)
-        if layer.index in winograd:
-            u = transform_filters(p.weights)
-            prepared[layer.index] = ConvWeights(u, epilogue, u.nbytes + epilogue[0].nbytes + epilogue[1].nbytes)
-        else:
-            prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)), epilogue,
-                                                p.nbytes + epilogue[0].nbytes + epilogue[1].nbytes)
+        u = transform_filters(p.weights) if layer.index in winograd else None
+        prepared[layer.index] = ConvWeights(np.ascontiguousarray(p.weights.reshape(layer.filters, -1)), epilogue, u,
+                                            p.nbytes + epilogue[0].nbytes + epilogue[1].nbytes
+                                            + (u.nbytes if u is not None else 0))
     return prepared

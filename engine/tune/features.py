@@ -8,11 +8,11 @@ from numba import njit
 from kernels.conv import by_filters
 from kernels.winograd import POSITIONS, winograd_by_filters
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
-                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_WINOGRAD, is_depthwise)
+                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_WINOGRAD, WINOGRAD_RUN, is_depthwise)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed")
-FEATURES_VERSION = 14  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 15  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
@@ -28,7 +28,7 @@ def step_features(steps, layers, workers, out):
             out[s, 12] = row[S_MACS]
             out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
             out[s, 5] = 1
-        elif kind == CONV_STEP and row[S_WINOGRAD]:  # 16 GEMMs per band and channel block, two transforms
+        elif kind == CONV_STEP and row[S_WINOGRAD] == WINOGRAD_RUN:  # 16 GEMMs per band and channel block, two transforms
             filters, tiles_w = layers[row[S_LAYER], L_C_OUT], (ow + 1) // 2
             band_rows = min(row[S_BAND_ROWS] // 2, (oh + 1) // 2)
             tiles, band_tiles = (oh + 1) // 2 * tiles_w, band_rows * tiles_w
