@@ -43,6 +43,13 @@ def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
 
 
 @njit(cache=True)
+def band_tiles(band_rows, out_h, out_w):
+    """(tile rows, tiles) of one band of a Winograd step: what each of its 16 GEMMs multiplies."""
+    tile_rows = min(band_rows // 2, (out_h + 1) // 2)
+    return tile_rows, tile_rows * ((out_w + 1) // 2)
+
+
+@njit(cache=True)
 def winograd_by_filters(filters, band_tile_rows, band_tiles, block_channels, workers):
     """Whether a Winograd step's threads share its filters (each transforming the band's input itself)
     rather than its tile rows: when the filters outnumber a band's tiles, as for GEMM steps, or when a band

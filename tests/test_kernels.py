@@ -1,5 +1,6 @@
 """Rung 2: Numba kernels vs the NumPy reference operations, on padded and strided views."""
 import threading
+from functools import partial
 
 import numpy as np
 import pytest
@@ -16,14 +17,29 @@ from yolo.layers import Conv
 from kernels.pool import maxpool_tile
 
 
+def run_at_once(calls) -> None:
+    """Each call on its own thread, all at once."""
+    threads = [threading.Thread(target=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def bn_params(rng, filters: int, channels: int, k: int) -> ConvParams:
+    """Random filters, biases and batch-norm vectors (a variance away from zero)."""
+    f32 = np.float32
+    return ConvParams(rng.standard_normal(filters).astype(f32), rng.standard_normal((filters, channels, k, k)).astype(f32),
+                      rng.uniform(0.5, 1.5, filters).astype(f32), rng.normal(0, 0.1, filters).astype(f32),
+                      rng.uniform(0.5, 2, filters).astype(f32))
+
+
 @pytest.mark.parametrize("k, stride, act, budget", [(3, 1, "leaky", 1 << 20), (3, 2, "linear", 2000),
                                                     (1, 1, "logistic", 1 << 20), (1, 2, "relu", 600)])
 def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 11, 13)).astype(np.float32)
-    p = ConvParams(rng.standard_normal(7).astype(np.float32), rng.standard_normal((7, 5, k, k)).astype(np.float32),
-                   rng.uniform(0.5, 1.5, 7).astype(np.float32), rng.normal(0, 0.1, 7).astype(np.float32),
-                   rng.uniform(0.5, 2, 7).astype(np.float32))
+    p = bn_params(rng, 7, 5, k)
     pad = k // 2
     expect = ops.conv_layer(x, p, stride, pad, 1, act)
     out = np.full((9, *expect.shape[1:]), np.nan, np.float32)[1:8]  # strided destination
@@ -76,11 +92,7 @@ def test_conv_shares_run_at_once_within_one_workspace(parts):
     out = np.full_like(expect, np.nan)
     args = (out, x, 1, 1, p.weights.reshape(8, -1), False, *p.epilogue(), ACT_CODES["leaky"], 3, 1, rows, block, True,
             True, cols, acc)
-    threads = [threading.Thread(target=conv_tile, args=(*args, part, parts)) for part in range(parts)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once([partial(conv_tile, *args, part, parts) for part in range(parts)])
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
     assert shares(expect.shape[1], 1, parts) == 1 and shares(1, rows, parts) == 1  # too few rows: one share
 
@@ -114,11 +126,7 @@ def test_conv_threads_share_the_filters_of_a_weight_heavy_step(threads, filters,
                 call()
                 touched.append(np.flatnonzero(~np.isnan(np.concatenate([cols, acc]))))
             assert sum(map(len, touched)) == len(np.unique(np.concatenate(touched)))
-        workers = [threading.Thread(target=call) for call in calls]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        run_at_once(calls)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 
@@ -158,10 +166,7 @@ def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     channels, filters, h, w = shape
     rng = np.random.default_rng(6)
     x = rng.standard_normal((channels, h, w)).astype(np.float32)
-    p = ConvParams(rng.standard_normal(filters).astype(np.float32),
-                   rng.standard_normal((filters, channels, 3, 3)).astype(np.float32),
-                   rng.uniform(0.5, 1.5, filters).astype(np.float32), rng.normal(0, 0.1, filters).astype(np.float32),
-                   rng.uniform(0.5, 2, filters).astype(np.float32))
+    p = bn_params(rng, filters, channels, 3)
     top, left = pads  # the padding the tile sees above and left; below and right it is one
     expect = ops.conv_layer(np.pad(x, ((0, 0), (top, 1), (left, 1))), p, 1, 0, 1, "leaky")
     out = np.full((filters + 2, *expect.shape[1:]), np.nan, np.float32)[1:-1]
@@ -170,11 +175,7 @@ def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     calls = winograd_calls(out, x, top, left, transform_filters(p.weights), *p.epilogue(), ACT_CODES["leaky"], rows,
                            block, v, m, threads)
     assert len(calls) == threads
-    running = [threading.Thread(target=call) for call in calls]
-    for thread in running:
-        thread.start()
-    for thread in running:
-        thread.join()
+    run_at_once(calls)
     np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-4)
 
 

@@ -9,12 +9,12 @@ from numba import njit
 from engine.lower.geometry import input_span
 from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LAYER, B_SEGMENT, B_W, B_X0, B_Y0,
                                 CONV_STEP, COPY_STEP, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER, INPUT_STEP, L_BN, L_C_IN,
-                                L_C_OUT, L_GROUPS, L_KIND, L_PART, L_WINOGRAD, S_WINOGRAD, WINOGRAD_HELD, WINOGRAD_MIN_TILES, WINOGRAD_RUN, L_SIZE, L_SRC2, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
+                                L_C_OUT, L_GROUPS, L_KIND, L_PART, L_SIZE, L_SRC2, L_STRIDE, L_WINOGRAD, LOAD_STEP, MAXPOOL_STEP,
                                 SCRATCH_BUFFER, SHORTCUT_STEP, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_C0, S_C1,
                                 S_CHANNELS, S_DC0, S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP,
-                                S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS, TILE_CONV,
+                                S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS, S_WINOGRAD, TILE_CONV,
                                 TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP, WEIGHTS_BUFFER,
-                                is_depthwise, vector_floats)
+                                WINOGRAD_HELD, WINOGRAD_RUN, is_depthwise, vector_floats, winograd_gains)
 from kernels.conv import workspace_sizes
 from kernels.winograd import winograd_sizes
 
@@ -186,9 +186,8 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
         rows, block, cols, acc = workspace_sizes(c1 - c0, k, c_out // groups, oh, ow, budget)
         if chain[j, L_WINOGRAD] and w < 0 and bands == 1:  # Winograd where this step's bands hold enough tiles
             row[S_WINOGRAD] = WINOGRAD_HELD
-            sizes = winograd_sizes(c1 - c0, c_out, oh, ow, budget)
-            if min(sizes[0] // 2, (oh + 1) // 2) * ((ow + 1) // 2) >= WINOGRAD_MIN_TILES:
-                rows, block, cols, acc = sizes
+            if winograd_gains(c1 - c0, c_out, oh, ow, budget):
+                rows, block, cols, acc = winograd_sizes(c1 - c0, c_out, oh, ow, budget)
                 row[S_WINOGRAD] = WINOGRAD_RUN
         if is_depthwise(chain, j):
             cols, acc = 0, 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.winograd import winograd_sizes
+from kernels.winograd import band_tiles, winograd_sizes
 from yolo.network import Conv, MaxPool, Network, Route, Shortcut, Upsample
 
 # --- the layer table: one row per network layer ------------------------------------------------------
@@ -18,8 +18,9 @@ LAYER_COLUMNS = 15
 # L_KIND of the layers a group may tile; 0 for every other layer. A shortcut and a two-source route read a
 # second map (L_SRC2: the Darknet index of the layer read besides the previous one; -1 for other layers) at
 # the region they write; an upsample's region reads the input region under it. A route's L_GROUPS and
-# L_PART are its channel split (groups, group_id). L_WINOGRAD: the conv's steps with resident weights run
-# Winograd's F(2x2, 3x3) (``winograd_layer``; set by the lowering, which knows the workspace budget).
+# L_PART are its channel split (groups, group_id). L_WINOGRAD: the conv's filters are held transformed
+# for Winograd's F(2x2, 3x3) where they are resident, and its steps whose bands hold enough tiles run it
+# (``winograd_layer``; set by the lowering, which knows the workspace budget).
 TILE_CONV, TILE_MAXPOOL, TILE_SHORTCUT, TILE_UPSAMPLE, TILE_ROUTE = 1, 2, 3, 4, 5
 TILE_KINDS = {Conv: TILE_CONV, MaxPool: TILE_MAXPOOL, Shortcut: TILE_SHORTCUT, Upsample: TILE_UPSAMPLE,
               Route: TILE_ROUTE}
@@ -54,7 +55,7 @@ WINOGRAD_MIN_TILES = 24    # 2x2 tiles per band: below, the 16 GEMMs ran slower 
 
 
 def winograd_layer(layer, budget_bytes: int) -> bool:
-    """Whether a conv runs by Winograd's F(2x2, 3x3) (where its weights are resident): 3x3, stride 1, one
+    """Whether a conv may run by Winograd's F(2x2, 3x3) (where its weights are resident): 3x3, stride 1, one
     group, enough input channels, and bands of the whole map wide enough under the workspace budget. On
     yolov2-416 at 1 MiB that is the 208- to 52-wide layers, 1.7x faster each; the 26- and 13-wide ones,
     whose 16 GEMMs would be thin, and whose weights (16/9 as many once transformed) are most of the
@@ -62,8 +63,15 @@ def winograd_layer(layer, budget_bytes: int) -> bool:
     if not isinstance(layer, Conv) or (layer.size, layer.stride, layer.groups) != (3, 1, 1):
         return False
     channels, out_h, out_w = layer.in_shape[0], layer.out_shape[1], layer.out_shape[2]
-    rows, block, _, _ = winograd_sizes(channels, layer.filters, out_h, out_w, budget_bytes)
-    return channels >= WINOGRAD_MIN_CHANNELS and min(rows // 2, (out_h + 1) // 2) * ((out_w + 1) // 2) >= WINOGRAD_MIN_TILES
+    return channels >= WINOGRAD_MIN_CHANNELS and winograd_gains(channels, layer.filters, out_h, out_w, budget_bytes)
+
+
+@njit(cache=True)
+def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
+    """Whether a conv output region's Winograd bands hold enough tiles under the budget (the lowering asks
+    it of each step of a ``winograd_layer``, which asks it of the whole map)."""
+    rows = winograd_sizes(channels, filters, out_h, out_w, budget_bytes)[0]
+    return band_tiles(rows, out_h, out_w)[1] >= WINOGRAD_MIN_TILES
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------

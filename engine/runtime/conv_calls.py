@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import partial
 
 from kernels.conv import by_filters, conv_tile, depthwise_tile, shares
-from kernels.winograd import POSITIONS, winograd_by_filters, winograd_tile
+from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters, winograd_tile
 from yolo.network import Conv
 
 
@@ -52,8 +52,7 @@ def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, block, v,
     """A Winograd step's calls: its filters shared between the threads (``winograd_by_filters``; each thread
     transforms its own copy of the input within its slice of the workspace), else its tile rows."""
     filters, rows, width = out.shape
-    tile_rows = min(band_rows, rows + 1) // 2  # a band's
-    tiles = tile_rows * ((width + 1) // 2)
+    tile_rows, tiles = band_tiles(band_rows, rows, width)
     if winograd_by_filters(filters, tile_rows, tiles, block, threads):
         share, room = -(-filters // threads), v.size // threads
         cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from kernels.conv import by_filters
-from kernels.winograd import POSITIONS, winograd_by_filters
+from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
                                 S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_WINOGRAD, WINOGRAD_RUN, is_depthwise)
 
@@ -29,15 +29,14 @@ def step_features(steps, layers, workers, out):
             out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
             out[s, 5] = 1
         elif kind == CONV_STEP and row[S_WINOGRAD] == WINOGRAD_RUN:  # 16 GEMMs per band and channel block, two transforms
-            filters, tiles_w = layers[row[S_LAYER], L_C_OUT], (ow + 1) // 2
-            band_rows = min(row[S_BAND_ROWS] // 2, (oh + 1) // 2)
-            tiles, band_tiles = (oh + 1) // 2 * tiles_w, band_rows * tiles_w
-            bands = -(-tiles // band_tiles)
+            filters, tiles = layers[row[S_LAYER], L_C_OUT], (oh + 1) // 2 * ((ow + 1) // 2)
+            band_rows, per_band = band_tiles(row[S_BAND_ROWS], oh, ow)
+            bands = -(-tiles // per_band)
             out[s, 1] = POSITIONS * bands * -(-c // row[S_BLOCK])
             out[s, 2] = POSITIONS * filters * c * bands
             out[s, 13] = POSITIONS * filters * c * tiles
             out[s, 14] = POSITIONS * (c + filters) * tiles
-            if winograd_by_filters(filters, band_rows, band_tiles, row[S_BLOCK], workers):
+            if winograd_by_filters(filters, band_rows, per_band, row[S_BLOCK], workers):
                 out[s, 2] /= workers
                 out[s, 14] += (workers - 1) * POSITIONS * c * tiles  # each thread transforms the input
             out[s, 4] = filters * oh * ow
