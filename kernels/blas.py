@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import llvmlite.binding as llvm
 from llvmlite import ir
-from numba import njit, types
+from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
 
@@ -42,3 +42,17 @@ def gemm(m, n, k, a, lda, a_transposed, b, ldb, c, ldc, beta):
     _sgemm(_on_stack(NO_TRANSPOSE), _on_stack(TRANSPOSE if a_transposed else NO_TRANSPOSE), _on_stack(n),
            _on_stack(m), _on_stack(k), _on_stack(1.0), b, _on_stack(ldb), a, _on_stack(lda), _on_stack(beta), c,
            _on_stack(ldc))
+
+
+@intrinsic
+def _float_pointer(typingctx, address):
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], ir.FloatType().as_pointer())
+    return types.CPointer(types.float32)(types.intp), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def floats_at(address, n):
+    """The ``n`` float32 at ``address`` as a contiguous 1D array (no allocation): a strided view's plane that
+    the caller knows is contiguous, copied as one run."""
+    return carray(_float_pointer(address), n)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import gemm
+from kernels.blas import floats_at, gemm
 from kernels.elementwise import activate
 
 LEAKY = np.float32(0.1)
@@ -43,6 +43,7 @@ def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes):
 def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi):
     _, h, w = x.shape
     px = rows * out_w
+    flat = stride == 1 and out_w == w and x.strides[2] == F32 and x.strides[1] == w * F32
     for c in range(c_lo, c_hi):
         for ky in range(size):
             for kx in range(size):
@@ -50,7 +51,24 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
                 # output columns whose input column ox*stride + kx - pad_left lies inside [0, w)
                 first = max(0, -(-(pad_left - kx) // stride))
                 stop = min(out_w, (w - 1 + pad_left - kx) // stride + 1)
+                r_lo = r_hi = 0
+                if flat and first < stop:  # the rows inside the map: one run of the channel's plane, shifted
+                    r_lo = min(rows, max(0, pad_top - ky - row0))
+                    r_hi = max(r_lo, min(rows, h + pad_top - ky - row0))
+                    if r_hi > r_lo:
+                        start = (row0 + r_lo + ky - pad_top) * w + kx - pad_left  # under (r_lo, 0)
+                        n = (r_hi - r_lo) * w
+                        plane = floats_at(x.ctypes.data + c * x.strides[0], h * w)
+                        run = cols[base + r_lo * w:base + r_hi * w]
+                        run[first:n - w + stop] = plane[start + first:start + n - w + stop]
+                        for r in range(r_hi - r_lo):  # columns that read a neighbouring row: padding
+                            for ox in range(first):
+                                run[r * w + ox] = ZERO
+                            for ox in range(stop, w):
+                                run[r * w + ox] = ZERO
                 for r in range(rows):
+                    if r_lo <= r < r_hi:
+                        continue
                     iy = (row0 + r) * stride + ky - pad_top
                     at = base + r * out_w
                     if iy < 0 or iy >= h or first >= stop:

@@ -10,6 +10,12 @@ one share of the rows or, given slices, of the filters. Nothing here allocates.
 
 Tiles past an odd edge compute a row or column that is not stored; input outside ``x`` reads as zero (the
 padding), which only such discarded outputs see beyond the padding.
+
+The 16 position planes of each workspace are written (input transform) and read (output transform) at
+once. When a plane's bytes are a multiple of 4 KiB (128 channels of 104 tiles: yolov2's 52-wide layers)
+all 16 addresses fall on the same cache set and evict each other: the input transform ran 3x slower. So
+planes are spaced by a stride of an odd number of cache lines (``plane_stride``), within a little slack
+the workspace sizes include.
 """
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ from kernels.blas import gemm
 from kernels.conv import F32, ZERO, _finish_row, by_filters
 
 POSITIONS = 16  # values of a transformed 4x4 patch
+LINE = 16       # float32 per 64-byte cache line
+SLACK = POSITIONS * 2 * LINE * 4  # floats each workspace holds beyond its planes: the padding of four shares
+SPACED_BUDGET = 1 << 18  # bytes: smaller workspaces have planes too small to collide, and no slack
 
 
 def transform_filters(weights: np.ndarray) -> np.ndarray:
@@ -34,12 +43,26 @@ def transform_filters(weights: np.ndarray) -> np.ndarray:
 def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
     """(band rows (even), block channels, float32 elements of the transformed input and of the GEMM
     results): half the budget for the results of all filters, the rest for transformed input; at least one
-    tile row and one channel."""
+    tile row and one channel. Under budgets large enough for planes of many KiB, each holds SLACK floats
+    more, for its planes' spacing."""
+    slack = SLACK if budget_bytes >= SPACED_BUDGET else 0
+    budget_bytes -= 2 * slack * F32
     tiles_w = (out_w + 1) // 2
     tile_rows = max(1, min((out_h + 1) // 2, (budget_bytes // 2) // (POSITIONS * filters * tiles_w * F32)))
     tiles = tile_rows * tiles_w
     block = max(1, min(channels, (budget_bytes - POSITIONS * filters * tiles * F32) // (POSITIONS * tiles * F32)))
-    return 2 * tile_rows, block, POSITIONS * block * tiles, POSITIONS * filters * tiles
+    return 2 * tile_rows, block, POSITIONS * block * tiles + slack, POSITIONS * filters * tiles + slack
+
+
+@njit(cache=True, nogil=True)
+def plane_stride(plane, room):
+    """Floats between the starts of two position planes of ``plane`` floats each, in a workspace (slice) of
+    ``room``: the smallest stride of an odd number of cache lines, so that the 16 planes start on 16
+    different cache sets, if the room holds it; else ``plane`` (unpadded)."""
+    stride = -(-plane // LINE) * LINE
+    if stride // LINE % 2 == 0:
+        stride += LINE
+    return stride if POSITIONS * stride <= room else plane
 
 
 @njit(cache=True)
@@ -65,12 +88,11 @@ def _at(x, c, y, col):
 
 
 @njit(cache=True, nogil=True)
-def _transform_input(v, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_lo, c_hi):
-    """v[p, c - c_lo, t] = (B^T d B)[p] of the 4x4 patch under tile t of channel c, for the tile rows
-    starting at output row ``row0``."""
+def _transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_lo, c_hi):
+    """v[p * plane + (c - c_lo) * tiles + t] = (B^T d B)[p] of the 4x4 patch under tile t of channel c, for the
+    tile rows starting at output row ``row0``."""
     _, h, w = x.shape
     tiles = tile_rows * tiles_w
-    plane = (c_hi - c_lo) * tiles  # elements between positions
     inner_lo = min(tiles_w, -(-pad_left // 2))  # tiles whose four columns are inside x
     inner_hi = max(inner_lo, min(tiles_w, (w - 4 + pad_left) // 2 + 1))
     for c in range(c_lo, c_hi):
@@ -124,14 +146,13 @@ def _store_patch(v, at, plane, d00, d01, d02, d03, d10, d11, d12, d13, d20, d21,
 
 
 @njit(cache=True, nogil=True)
-def _transform_output(out, m, mult, offset, act, row0, rows, tiles_w):
-    """Rows [row0, row0 + rows) of ``out`` from the GEMM results m (16, N, tiles): A^T m A, A^T = [[1, 1, 1, 0],
+def _transform_output(out, m, plane, mult, offset, act, row0, rows, tiles_w):
+    """Rows [row0, row0 + rows) of ``out`` from the GEMM results m[p * plane + n * tiles + t]: A^T m A, A^T = [[1, 1, 1, 0],
     [0, 1, -1, -1]] (rows combined in place into m's first and last rows of positions, then columns), then
     the epilogue row by row. Every loop runs over the tiles of a row: each vectorizes."""
     n_out, _, out_w = out.shape
     tile_rows = (rows + 1) // 2
     tiles = tile_rows * tiles_w
-    plane = n_out * tiles
     pairs = out_w // 2  # tiles whose two columns are both stored
     for n in range(n_out):
         for ty in range(tile_rows):
@@ -177,11 +198,13 @@ def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, bl
         tile_rows = min(band_tiles, end - ty0)
         tiles = tile_rows * tiles_w
         row0 = 2 * ty0
+        m_plane = plane_stride(n_out * tiles, m.size)
         for c_lo in range(0, channels, block_channels):
             c_hi = min(channels, c_lo + block_channels)
-            _transform_input(v, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_lo, c_hi)
+            v_plane = plane_stride((c_hi - c_lo) * tiles, v.size)
+            _transform_input(v, v_plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_lo, c_hi)
             for p in range(POSITIONS):
                 gemm(n_out, tiles, c_hi - c_lo, u.ctypes.data + p * u.strides[0] + c_lo * F32, lda, False,
-                     v.ctypes.data + p * (c_hi - c_lo) * tiles * F32, tiles,
-                     m.ctypes.data + p * n_out * tiles * F32, tiles, 0.0 if c_lo == 0 else 1.0)
-        _transform_output(out, m, mult, offset, act, row0, min(2 * tile_rows, out_h - row0), tiles_w)
+                     v.ctypes.data + p * v_plane * F32, tiles, m.ctypes.data + p * m_plane * F32, tiles,
+                     0.0 if c_lo == 0 else 1.0)
+        _transform_output(out, m, m_plane, mult, offset, act, row0, min(2 * tile_rows, out_h - row0), tiles_w)

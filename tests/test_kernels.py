@@ -11,7 +11,7 @@ from kernels import layout
 from kernels.elementwise import ACT_CODES
 from engine.lower.table import winograd_layer
 from engine.runtime.conv_calls import conv_calls, winograd_calls
-from kernels.winograd import transform_filters, winograd_sizes
+from kernels.winograd import LINE, POSITIONS, SLACK, plane_stride, transform_filters, winograd_sizes
 from kernels.conv import by_filters, conv_tile, shares, workspace_sizes
 from yolo.layers import Conv
 from kernels.pool import maxpool_tile
@@ -34,9 +34,12 @@ def bn_params(rng, filters: int, channels: int, k: int) -> ConvParams:
                       rng.uniform(0.5, 2, filters).astype(f32))
 
 
-@pytest.mark.parametrize("k, stride, act, budget", [(3, 1, "leaky", 1 << 20), (3, 2, "linear", 2000),
+@pytest.mark.parametrize("k, stride, act, budget", [(3, 1, "leaky", 1 << 20), (3, 1, "leaky", 3000),
+                                                    (5, 1, "linear", 5000), (3, 2, "linear", 2000),
                                                     (1, 1, "logistic", 1 << 20), (1, 2, "relu", 600)])
 def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
+    """Whole maps (packed a channel's plane at a time, borders zeroed), in bands of rows and blocks of
+    channels, and strided."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 11, 13)).astype(np.float32)
     p = bn_params(rng, 7, 5, k)
@@ -177,6 +180,17 @@ def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     assert len(calls) == threads
     run_at_once(calls)
     np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("plane", [16, 1000, 1024, 13312, 26624, 200704])
+def test_winograd_planes_start_on_distinct_cache_sets(plane):
+    """Spaced planes: no overlap, at most 31 floats of padding, and the 16 starts fall on 16 different 64-byte
+    lines of a 4 KiB page (a plane of a multiple of 4 KiB unspaced puts them all on one); without the room,
+    unspaced."""
+    stride = plane_stride(plane, POSITIONS * plane + SLACK // 4)
+    assert plane <= stride < plane + 2 * LINE
+    assert len({p * stride * 4 % 4096 // 64 for p in range(POSITIONS)}) == POSITIONS
+    assert plane_stride(plane, POSITIONS * plane) == plane
 
 
 def test_winograd_layers_are_those_it_speeds_up():

@@ -56,9 +56,10 @@ def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, block, v,
     if winograd_by_filters(filters, tile_rows, tiles, block, threads):
         share, room = -(-filters // threads), v.size // threads
         cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
+        spare = (m.size - POSITIONS * filters * tiles) // len(cuts)  # each share's part of the planes' slack
         return tuple(partial(winograd_tile, out[a:b], x, top, left, u[:, a:b], mult[a:b], offset[a:b], act, band_rows,
-                             block // threads, v[t * room:(t + 1) * room], m[POSITIONS * a * tiles:POSITIONS * b * tiles],
-                             0, 1)
+                             block // threads, v[t * room:(t + 1) * room],
+                             m[POSITIONS * a * tiles + t * spare:POSITIONS * b * tiles + (t + 1) * spare], 0, 1)
                      for t, (a, b) in enumerate(cuts))
     parts = shares((rows + 1) // 2, band_rows // 2, threads)
     return tuple(partial(winograd_tile, out, x, top, left, u, mult, offset, act, band_rows, block, v, m, part, parts)
