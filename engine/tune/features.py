@@ -12,7 +12,7 @@ from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_SIZE, LOAD_STEP,
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed")
-FEATURES_VERSION = 15  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 16  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
