@@ -62,7 +62,8 @@ is the peak of live feature maps when running layer by layer (no workspace). Wei
 reported separately ("weights_bytes"). "predicted_process_bytes" estimates the whole process as
 "runtime_baseline_bytes" (the interpreter and libraries, measured once per machine in a child process
 that runs every kernel on a toy network, kernels already compiled) + the arena + the weights held in
-memory (all of them unless streamed from a file) + the decoded picture and its copies;
+memory (all of them unless streamed from a file) and what the engine derives from them (Winograd's
+transformed filters, the epilogue's vectors) + the decoded picture and its copies;
 "measured_process_peak_bytes" is this process's resident high-water mark (--plot adds matplotlib).
 
 Device model (--device, --device-memory): A MODEL, NOT A MEASUREMENT. The run's schedule (every step

@@ -69,7 +69,7 @@ class ProcessBytes:
     before anything large exists; the report sets it beside the measured resident peak)."""
     baseline: int   # the interpreter and libraries, measured (engine.runtime.baseline)
     arena: int      # the arena (fused) or the reference's feature maps and im2col
-    weights: int    # weights held in memory: all of them, unless streamed from a file
+    weights: int    # weights held in memory (all of them, unless streamed from a file) and derived from them
     picture: int    # the decoded picture (float32), its letterboxed copy and the picture drawn
 
     @property
@@ -84,8 +84,11 @@ def process_bytes(network, plan, args, picture_size: tuple[int, int]) -> Process
     h5 = args.weights is not None and Path(args.weights).is_file() and is_hdf5(args.weights)
     streamed_from_file = (args.stream_weights and not args.reference and args.weights is not None
                           and not any(g.weights == "resident" for g in plan.groups))
-    arena = (reference_bytes(network) if args.reference else
-             Predictor(network, args.scratch_kib * 1024).predict(plan).arena_bytes)
+    if args.reference:
+        arena, derived = reference_bytes(network), 0
+    else:
+        prediction = Predictor(network, args.scratch_kib * 1024).predict(plan)
+        arena, derived = prediction.arena_bytes, prediction.derived_weights_bytes
     width, height = picture_size
-    return ProcessBytes(runtime_baseline_bytes(h5), arena, 0 if streamed_from_file else weights_bytes(network),
-                        width * height * 3 * 4 * 3)
+    return ProcessBytes(runtime_baseline_bytes(h5), arena,
+                        (0 if streamed_from_file else weights_bytes(network)) + derived, width * height * 3 * 4 * 3)

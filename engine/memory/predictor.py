@@ -33,15 +33,13 @@ class Prediction:
     weights_bytes: int       # all the network's weights (as stored)
     segment_peaks: tuple[int, ...]  # per segment of the program, in order (the input copy first, if any)
     activation_peak_bytes: int = 0  # the arena's peak without its weights buffers
-    resident_weights_bytes: int = 0  # weights held outside the arena (parameters and their epilogue vectors)
+    resident_weights_bytes: int = 0  # weights held outside the arena (parameters and what is derived from them)
+    derived_weights_bytes: int = 0   # of which derived: Winograd's transformed filters and epilogue vectors
 
     @property
     def engine_peak_bytes(self) -> int:
         return self.peak_bytes + self.resident_weights_bytes
 
-    def process_bytes(self, baseline_bytes: int) -> int:
-        """An estimate of the whole process: weights + arena + interpreter and libraries (``baseline``)."""
-        return self.weights_bytes + self.arena_bytes + baseline_bytes
 
 
 def group_peak(maps_live: int, source_bytes: int, source_dies: bool, with_source: int, after_source: int) -> int:
@@ -105,12 +103,17 @@ class Predictor:
         return found
 
     def resident_bytes(self, index: int, bands: int) -> int:
-        """What the executor holds for a resident conv layer: its parameters, its filters transformed for
-        Winograd (16 floats for each 9) if it has Winograd steps, and the epilogue's two vectors."""
+        """What the executor holds for a resident conv layer: its parameters and what it derives from them."""
+        return conv_weights_bytes(self.network[index]) + self.derived_bytes(index, bands)
+
+    def derived_bytes(self, index: int, bands: int) -> int:
+        """What the executor makes of a resident conv layer's parameters and holds beside them: its filters
+        transformed for Winograd (16 floats for each 9) if it has Winograd steps, and the epilogue's two
+        vectors."""
         layer = self.network[index]
         transformed = (POSITIONS * layer.filters * layer.in_shape[0] * FLOAT_BYTES
                        if self.lowering.table[index, L_WINOGRAD] and bands == 1 else 0)
-        return conv_weights_bytes(layer) + transformed + 2 * FLOAT_BYTES * layer.filters
+        return transformed + 2 * FLOAT_BYTES * layer.filters
 
     def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
         return self.predict(groups, arena=False).peak_bytes
@@ -133,11 +136,12 @@ class Predictor:
             for weights, out in ((True, peaks), (False, activations)):
                 with_source, after_source = self.own_peaks(seg, weights)
                 out.append(group_peak(int(live_maps[k]), source_bytes, source_last == k, with_source, after_source))
-        resident = sum(self.resident_bytes(i, seg.bands) for seg in segs
-                       if isinstance(seg, Group) and seg.weights == "resident"
-                       for i in seg.layers if isinstance(self.network[i], Conv))
+        convs = [(i, seg.bands) for seg in segs if isinstance(seg, Group) and seg.weights == "resident"
+                 for i in seg.layers if isinstance(self.network[i], Conv)]
+        derived = sum(self.derived_bytes(i, bands) for i, bands in convs)
+        resident = derived + sum(conv_weights_bytes(self.network[i]) for i, _ in convs)
         return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks),
-                          max(activations), resident)
+                          max(activations), resident, derived)
 
     def _structure(self, groups: tuple[Group, ...], outside=None, order: str = "darknet"):
         """What depends only on where groups start and end and on the run order (cached): the segments, the
