@@ -128,27 +128,21 @@ def _transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c
 
 @njit(cache=True, nogil=True, inline="always")
 def _store_patch(v, at, plane, d00, d01, d02, d03, d10, d11, d12, d13, d20, d21, d22, d23, d30, d31, d32, d33):
-    """B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: rows first, then columns."""
-    a0, a1, a2, a3 = d00 - d20, d01 - d21, d02 - d22, d03 - d23
-    b0, b1, b2, b3 = d10 + d20, d11 + d21, d12 + d22, d13 + d23
-    e0, e1, e2, e3 = d20 - d10, d21 - d11, d22 - d12, d23 - d13
-    f0, f1, f2, f3 = d10 - d30, d11 - d31, d12 - d32, d13 - d33
-    v[at] = a0 - a2
-    v[at + plane] = a1 + a2
-    v[at + 2 * plane] = a2 - a1
-    v[at + 3 * plane] = a1 - a3
-    v[at + 4 * plane] = b0 - b2
-    v[at + 5 * plane] = b1 + b2
-    v[at + 6 * plane] = b2 - b1
-    v[at + 7 * plane] = b1 - b3
-    v[at + 8 * plane] = e0 - e2
-    v[at + 9 * plane] = e1 + e2
-    v[at + 10 * plane] = e2 - e1
-    v[at + 11 * plane] = e1 - e3
-    v[at + 12 * plane] = f0 - f2
-    v[at + 13 * plane] = f1 + f2
-    v[at + 14 * plane] = f2 - f1
-    v[at + 15 * plane] = f1 - f3
+    """B^T d B, B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: rows first (B^T d), then
+    each row's columns (``_store_row``), positions 4i to 4i + 3 from row i."""
+    _store_row(v, at, plane, d00 - d20, d01 - d21, d02 - d22, d03 - d23)
+    _store_row(v, at + 4 * plane, plane, d10 + d20, d11 + d21, d12 + d22, d13 + d23)
+    _store_row(v, at + 8 * plane, plane, d20 - d10, d21 - d11, d22 - d12, d23 - d13)
+    _store_row(v, at + 12 * plane, plane, d10 - d30, d11 - d31, d12 - d32, d13 - d33)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store_row(v, at, plane, r0, r1, r2, r3):
+    """One row r of B^T d times B: its four values, a plane apart."""
+    v[at] = r0 - r2
+    v[at + plane] = r1 + r2
+    v[at + 2 * plane] = r2 - r1
+    v[at + 3 * plane] = r1 - r3
 
 
 @njit(cache=True, nogil=True)
