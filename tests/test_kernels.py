@@ -9,8 +9,8 @@ from engine.runtime import reference_ops as ops
 from yolo.params import ConvParams
 from kernels import layout
 from kernels.elementwise import ACT_CODES
-from engine.lower.table import winograd_layer
-from engine.runtime.conv_calls import conv_calls, winograd_calls
+from engine.lower.table import is_direct, layer_table, winograd_layer
+from engine.runtime.conv_calls import conv_calls, direct_calls, winograd_calls
 from kernels.winograd import LINE, POSITIONS, SLACK, plane_stride, transform_filters, winograd_sizes
 from kernels.conv import by_filters, conv_tile, shares, workspace_sizes
 from yolo.layers import Conv
@@ -63,6 +63,45 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
         conv_tile(out, x[c0:c1], pad, pad, band, channel_major, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
                   c0 == 0, c1 == 5, cols, acc, 0, 1)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("stride, act, threads", [(1, "leaky", 2), (2, "linear", 3), (1, "logistic", 1)])
+def test_thin_conv_runs_directly_like_the_reference(stride, act, threads):
+    """A 3x3 conv of a picture's few channels, without a workspace: its filters shared between threads, whole
+    or in bands of input channels (filter major or channel major), into a strided destination."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 12, 13)).astype(np.float32)
+    p = bn_params(rng, 7, 3, 3)
+    expect = ops.conv_layer(x, p, stride, 1, 1, act)
+    spec = Conv(0, (-1,), x.shape, (7, *expect.shape[1:]), filters=7, size=3, stride=stride, padding=1,
+                activation=act)
+    out = np.full((9, *expect.shape[1:]), np.nan, np.float32)[1:8]
+    w = p.weights.reshape(7, 3, 9)
+    for c0, c1, channel_major in [(0, 3, False), (0, 1, True), (1, 3, False)]:
+        band = w[:, c0:c1].reshape(7, -1)
+        band = np.ascontiguousarray(band.T).T if channel_major else band  # a transposed view, as loads give
+        calls = direct_calls(spec, out, x[c0:c1], 1, 1, band, *p.epilogue(), ACT_CODES[act], c0 == 0, c1 == 3,
+                             threads)
+        assert len(calls) == threads
+        run_at_once(calls)
+        if c1 == 3:
+            np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+            out[:] = np.nan
+
+
+def test_direct_convs_are_the_thin_and_the_depthwise():
+    """yolov2's first conv (3 channels in) runs directly, its others by GEMM; MobileNetV2's stride-2 first
+    conv and its depthwise ones directly."""
+    from yolo.cfg import load_network
+    for cfg, expect in [("yolov2-tiny.cfg", {0}), ("MobileNetV2-YOLOv3-Nano-coco.cfg", None)]:
+        net = load_network(cfg)
+        table = layer_table(net)
+        direct = {j for j in range(len(net)) if isinstance(net[j], Conv) and is_direct(table, j)}
+        if expect is None:
+            expect = {j for j, layer in enumerate(net) if isinstance(layer, Conv)
+                      and (layer.groups > 1 or layer.in_shape[0] <= 4 and layer.size == 3)}
+            assert 0 in expect and len(expect) > 10
+        assert direct == expect
 
 
 def test_a_1x1_conv_multiplies_contiguous_input_in_place():

@@ -12,9 +12,9 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 L_C_OUT, L_GROUPS, L_KIND, L_PART, L_SIZE, L_SRC2, L_STRIDE, L_WINOGRAD, LOAD_STEP, MAXPOOL_STEP,
                                 SCRATCH_BUFFER, SHORTCUT_STEP, STRIP_BUFFER, S_BAND_ROWS, S_BLOCK, S_C0, S_C1,
                                 S_CHANNELS, S_DC0, S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAD_LEFT, S_PAD_TOP,
-                                S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS, S_WINOGRAD, TILE_CONV,
+                                S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS, S_METHOD, TILE_CONV,
                                 TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP, WEIGHTS_BUFFER,
-                                WINOGRAD_HELD, WINOGRAD_RUN, is_depthwise, vector_floats, winograd_gains)
+                                DIRECT_RUN, WINOGRAD_HELD, WINOGRAD_RUN, is_direct, vector_floats, winograd_gains)
 from kernels.conv import workspace_sizes
 from kernels.winograd import winograd_sizes
 
@@ -133,7 +133,7 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
     A conv runs in ``bands`` steps over bands of its filters' input channels, accumulating into the region
     (each after the load of its weights in PER_TILE mode); in PER_GROUP mode the layer's weights are loaded
     at its first step and ``kept[j]`` names them. A grouped conv has one band (the lowering is asked for
-    no more) and workspaces for one group at a time; a depthwise one needs none."""
+    no more) and workspaces for one group at a time; a direct one (``is_direct``) needs none."""
     iy0, iy1, top = input_span(chain, j, y0, y1, 0)
     ix0, ix1, left = input_span(chain, j, x0, x1, 1)
     c_in, kind = chain[j, L_C_IN], chain[j, L_KIND]
@@ -185,12 +185,12 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
             buffers[w, B_LAST] = s
         rows, block, cols, acc = workspace_sizes(c1 - c0, k, c_out // groups, oh, ow, budget)
         if chain[j, L_WINOGRAD] and w < 0 and bands == 1:  # Winograd where this step's bands hold enough tiles
-            row[S_WINOGRAD] = WINOGRAD_HELD
+            row[S_METHOD] = WINOGRAD_HELD
             if winograd_gains(c1 - c0, c_out, oh, ow, budget):
                 rows, block, cols, acc = winograd_sizes(c1 - c0, c_out, oh, ow, budget)
-                row[S_WINOGRAD] = WINOGRAD_RUN
-        if is_depthwise(chain, j):
-            cols, acc = 0, 0
+                row[S_METHOD] = WINOGRAD_RUN
+        if is_direct(chain, j):
+            row[S_METHOD], cols, acc = DIRECT_RUN, 0, 0
         row[S_SCRATCH] = alloc_buffer(buffers, count, SCRATCH_BUFFER, cols, 1, 1, s, layer)
         alloc_buffer(buffers, count, SCRATCH_BUFFER, acc, 1, 1, s, layer)
         row[S_BAND_ROWS], row[S_BLOCK], row[S_MACS] = rows, block, c_out * oh * ow * (c1 - c0) * k * k

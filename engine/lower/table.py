@@ -49,7 +49,8 @@ def layer_table(network: Network) -> np.ndarray:
     return np.array(rows, np.int64).reshape(len(rows), LAYER_COLUMNS)
 
 
-WINOGRAD_RUN, WINOGRAD_HELD = 1, 2  # S_WINOGRAD values
+GEMM_RUN, WINOGRAD_RUN, WINOGRAD_HELD, DIRECT_RUN = 0, 1, 2, 3  # S_METHOD values
+THIN_CHANNELS = 4  # at most this many input channels: a 3x3 conv runs directly (``kernels.conv.thin_tile``)
 WINOGRAD_MIN_CHANNELS = 8  # fewer input channels make each of the 16 GEMMs too thin to gain
 WINOGRAD_MIN_TILES = 24    # 2x2 tiles per band: below, the 16 GEMMs ran slower than one
 
@@ -77,7 +78,7 @@ def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
- S_C1, S_SRC2, S_S2Y0, S_S2X0, S_WINOGRAD) = range(29)
+ S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD) = range(29)
 STEP_COLUMNS = 29
 # S_KIND codes
 (INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP, SHORTCUT_STEP, SCALE_STEP,
@@ -85,10 +86,11 @@ STEP_COLUMNS = 29
 STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "shortcut", "scale", "upsample",
               "avgpool", "yolo")
 # S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result and partial sums follow it.
-# S_WINOGRAD: WINOGRAD_RUN if a conv step runs Winograd's F(2x2, 3x3) (its scratch buffers then hold
-# transformed input and the 16 GEMMs' results, S_BAND_ROWS and S_BLOCK as ``winograd_sizes`` gives them);
-# WINOGRAD_HELD if its layer's filters are held transformed (as well as plain) but this step's bands hold
-# too few tiles for Winograd to gain, so it runs the GEMM; 0 for every other step.
+# S_METHOD: how a conv step computes. GEMM_RUN: im2col bands times the filters (0 for every other step);
+# WINOGRAD_RUN: Winograd's F(2x2, 3x3) (its scratch buffers then hold transformed input and the 16 GEMMs'
+# results, S_BAND_ROWS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM, though its
+# layer's filters are held transformed (as well as plain) because other steps' bands hold enough tiles;
+# DIRECT_RUN: directly, without a workspace (a depthwise conv, or a thin one: ``is_direct``).
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way); a copy with
 # S_C0 < S_C1 takes only those channels of its source (a route's channel split).
@@ -111,6 +113,15 @@ BUFFER_KINDS = ("input", "map", "tile", "strip", "scratch", "weights")
 def is_depthwise(layers, j):
     """A conv with one filter per input channel: computed directly, without a workspace."""
     return layers[j, L_GROUPS] > 1 and layers[j, L_GROUPS] == layers[j, L_C_IN] == layers[j, L_C_OUT]
+
+
+@njit(cache=True)
+def is_direct(layers, j):
+    """A conv computed directly, without a workspace: depthwise, or 3x3 (stride 1 or 2) over at most
+    THIN_CHANNELS input channels in one group (the picture's), whose GEMM would be too thin to run fast."""
+    thin = (layers[j, L_GROUPS] == 1 and layers[j, L_C_IN] <= THIN_CHANNELS and layers[j, L_SIZE] == 3
+            and (layers[j, L_STRIDE] == 1 or layers[j, L_STRIDE] == 2))
+    return thin or is_depthwise(layers, j)
 
 
 @njit(cache=True)

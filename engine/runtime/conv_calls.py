@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from kernels.conv import by_filters, conv_tile, depthwise_tile, shares
+from kernels.conv import by_filters, conv_tile, depthwise_tile, shares, thin_tile
 from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters, winograd_tile
 from yolo.network import Conv
 
@@ -27,15 +27,21 @@ def conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, 
                          band_rows, block, first, last, cols, acc, part, parts) for part in range(parts))
 
 
-def grouped_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block, cols, acc,
-                  threads: int) -> tuple:
-    """A depthwise conv directly (its channels shared), any other group by group through ``conv_tile``
-    within the workspace sized for one group (its rows shared)."""
-    if out.shape[0] == x.shape[0] == spec.groups:
-        w = w2d.T if channel_major else w2d
-        parts = min(threads, out.shape[0])
+def direct_calls(spec: Conv, out, x, top, left, w, mult, offset, act, first, last, threads: int) -> tuple:
+    """A conv without a workspace (``engine.lower.table.is_direct``), its filters shared: depthwise (w: one
+    row of taps per channel), or thin (w: (N, C*9), C the channels of ``x``)."""
+    parts = min(threads, out.shape[0])
+    if spec.groups > 1:
         return tuple(partial(depthwise_tile, out, x, top, left, w, mult, offset, act, spec.size, spec.stride,
                              part, parts) for part in range(parts))
+    return tuple(partial(thin_tile, out, x, top, left, w, mult, offset, act, spec.stride, first, last, part, parts)
+                 for part in range(parts))
+
+
+def grouped_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block, cols, acc,
+                  threads: int) -> tuple:
+    """A grouped conv group by group through ``conv_tile`` within the workspace sized for one group (its
+    rows shared)."""
     n, c = out.shape[0] // spec.groups, x.shape[0] // spec.groups
     parts = shares(out.shape[1], band_rows, threads)
     filters = (lambda g: w2d[:, g * n:(g + 1) * n]) if channel_major else (lambda g: w2d[g * n:(g + 1) * n])

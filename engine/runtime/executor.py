@@ -16,7 +16,7 @@ import numpy as np
 from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import Program, build_program
-from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, S_WINOGRAD, WINOGRAD_RUN,
+from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, S_METHOD, DIRECT_RUN, WINOGRAD_HELD, WINOGRAD_RUN,
                                 B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
                                 S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP, SCALE_STEP,
@@ -30,7 +30,7 @@ from kernels.elementwise import ACT_CODES
 from kernels.picture import fit_region
 from kernels.pool import maxpool_tile
 from engine.runtime.conv_weights import load_weights, loaded_weights, prepare_weights
-from engine.runtime.conv_calls import conv_calls, grouped_calls, winograd_calls
+from engine.runtime.conv_calls import conv_calls, direct_calls, grouped_calls, winograd_calls
 from yolo.letterbox import Placement
 from yolo.params import Params
 from yolo.sources import ParamsSource
@@ -94,7 +94,7 @@ class FusedExecutor:
         steps = self.program.steps
         convs = steps[steps[:, S_KIND] == CONV_STEP]
         self.weights = prepare_weights(self.network, params, set(convs[convs[:, S_WEIGHTS] < 0, S_LAYER].tolist()),
-                                       set(convs[convs[:, S_WINOGRAD] > 0, S_LAYER].tolist()))
+                                       set(convs[np.isin(convs[:, S_METHOD], (WINOGRAD_RUN, WINOGRAD_HELD)), S_LAYER].tolist()))
         # resident weights: the parameters as loaded (or transformed), and the epilogue vectors prepared from them
         self.resident_bytes = sum(w.held_bytes for w in self.weights.values())
         self.source = source if source is not None else (ParamsSource(params) if params is not None else None)
@@ -233,9 +233,12 @@ class FusedExecutor:
                 w2d, (mult, offset) = w.w2d[:, f0 * kk:f1 * kk], w.epilogue
             out, act = dest[:, y0:y1, x0:x1], ACT_CODES[spec.activation]
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
-            if row[S_WINOGRAD] == WINOGRAD_RUN:
+            if row[S_METHOD] == WINOGRAD_RUN:
                 return winograd_calls(out, x, top, left, self.weights[layer].transformed, mult, offset, act, band_rows,
                                       block, cols, acc, self.threads)
+            if row[S_METHOD] == DIRECT_RUN:
+                return direct_calls(spec, out, x if spec.groups > 1 else x[f0:f1], top, left,
+                                    w2d.T if channel_major else w2d, mult, offset, act, first, last, self.threads)
             if spec.groups > 1:
                 return grouped_calls(spec, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block,
                                      cols, acc, self.threads)

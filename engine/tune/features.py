@@ -8,11 +8,11 @@ from numba import njit
 from kernels.conv import by_filters
 from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
-                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_WINOGRAD, WINOGRAD_RUN, is_depthwise)
+                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD, DIRECT_RUN, WINOGRAD_RUN)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
-            "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed")
-FEATURES_VERSION = 16  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+            "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed", "thin_macs")
+FEATURES_VERSION = 17  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
@@ -24,11 +24,11 @@ def step_features(steps, layers, workers, out):
         row = steps[s]
         oh, ow = row[S_DY0 + 1] - row[S_DY0], row[S_DX0 + 1] - row[S_DX0]
         kind, c = row[S_KIND], row[S_CHANNELS]
-        if kind == CONV_STEP and is_depthwise(layers, row[S_LAYER]):  # direct: no packing, no GEMM
-            out[s, 12] = row[S_MACS]
+        if kind == CONV_STEP and row[S_METHOD] == DIRECT_RUN:  # no packing, no GEMM
+            out[s, 12 if layers[row[S_LAYER], L_GROUPS] > 1 else 15] = row[S_MACS]
             out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
             out[s, 5] = 1
-        elif kind == CONV_STEP and row[S_WINOGRAD] == WINOGRAD_RUN:  # 16 GEMMs per band and channel block, two transforms
+        elif kind == CONV_STEP and row[S_METHOD] == WINOGRAD_RUN:  # 16 GEMMs per band and channel block, two transforms
             filters, tiles = layers[row[S_LAYER], L_C_OUT], (oh + 1) // 2 * ((ow + 1) // 2)
             band_rows, per_band = band_tiles(row[S_BAND_ROWS], oh, ow)
             bands = -(-tiles // per_band)
