@@ -29,8 +29,8 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     assert set(report) >= {"config", "detections", "latency_s", "memory", "macs"}
     assert report["config"]["size"] == [160, 160] and report["config"]["mode"] == "fused"
     held = {"weights": "resident", "bands": 1}
-    assert report["config"]["groups"] == [{"layers": [0, 5], "grid": [4, 4], "reuse": "stream"} | held,
-                                          {"layers": [6, 8], "grid": [2, 2], "reuse": "stream"} | held]
+    assert report["config"]["groups"] == [{"layers": [0, 5], "grid": [8, 1], "reuse": "stream"} | held,
+                                          {"layers": [6, 8], "grid": [4, 1], "reuse": "stream"} | held]
     assert report["config"]["stream_weights"] is False and report["config"]["band_bytes"] is None
     assert report["config"]["weights"].endswith("w.weights") and report["config"]["cfg"] == "yolov2-tiny.cfg"
     assert report["memory"]["layer_by_layer_peak_bytes"] == (16 * 160 * 160 + 16 * 80 * 80) * 4

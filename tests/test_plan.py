@@ -12,10 +12,10 @@ def yolov2():
 def test_parse_groups_and_defaults(yolov2):
     assert parse_groups("0-7:4x4, 8-16:2x3") == (Group(0, 7, 4, 4), Group(8, 16, 2, 3))
     assert parse_groups("") == ()
-    assert default_groups(yolov2) == (Group(0, 7, 4, 4), Group(8, 16, 2, 2))
+    assert default_groups(yolov2) == (Group(0, 7, 8, 1), Group(8, 16, 4, 1))
     assert default_groups(yolov2, (3, 3)) == (Group(0, 16, 3, 3),)
     tiny = load_network("yolov2-tiny.cfg")
-    assert default_groups(tiny) == (Group(0, 5, 4, 4), Group(6, 8, 2, 2))
+    assert default_groups(tiny) == (Group(0, 5, 8, 1), Group(6, 8, 4, 1))
     assert Plan(yolov2, parse_groups("0-16:5x5")).spec == "0-16:5x5:none"
 
 
