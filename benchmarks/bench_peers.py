@@ -16,7 +16,7 @@ tensor's largest magnitude, at most 1e-4). ``--under-load`` keeps one busy proce
 The peers read the network as ONNX built from the same description (``benchmarks.onnx_graph``), except
 OpenCV, which reads the cfg and Darknet weights itself. fusetile runs: the NumPy reference, the fused
 executor layer by layer, the default plan of ``engine.run`` and the plan the search finds fastest under
-1/8 of the layer-by-layer peak.
+1/8 of the layer-by-layer peak (its conv workspace budget searched as well, as ``engine.run --budget`` does).
 """
 from __future__ import annotations
 
@@ -80,13 +80,15 @@ def make_runner(name: str, folder: Path, threads: int):
                 return run_reference(network, params, x).head
         return reference
     from engine.ir.plan import Plan, parse_groups
+    from engine.lower.group import DEFAULT_SCRATCH_BYTES
     from engine.runtime.executor import FusedExecutor
-    spec = setup["plans"][name]
+    spec, _, workspace = setup["plans"][name].partition(" @")  # "<groups> @512 KiB": a conv workspace budget
     groups = parse_groups(spec, "stream") if spec != "none" else ()
+    scratch = int(workspace.split()[0]) * 1024 if workspace else DEFAULT_SCRATCH_BYTES
     if name.endswith(", 1 thread"):
-        executor = FusedExecutor(Plan(network, groups), params, threads=1)
+        executor = FusedExecutor(Plan(network, groups), params, scratch, threads=1)
         return lambda: blas_run(executor, x, threads)
-    executor = FusedExecutor(Plan(network, groups), params, threads=threads)
+    executor = FusedExecutor(Plan(network, groups), params, scratch, threads=threads)
     return lambda: executor.run(x).head
 
 
@@ -124,11 +126,10 @@ def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[
     from engine.cli.pipeline import default_image
     from engine.cli.planning import make_plan, search_grids
     from engine.lower.group import DEFAULT_SCRATCH_BYTES
-    from engine.memory.predictor import Predictor
     from engine.memory.timeline import layer_by_layer_live_bytes
     from engine.runtime.reference import run_reference
     from engine.tune.costmodel import load_or_calibrate
-    from engine.tune.search import Evaluator, search, smallest_feasible_peak
+    from engine.tune.search import search_workspaces, smallest_feasible_peak
     from yolo.cfg import cfg_text_at_size, load_network
     from yolo.letterbox import letterbox, load_image
     from yolo.params import random_params
@@ -144,12 +145,12 @@ def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[
     np.save(folder / "head.npy", run_reference(network, params, x).head)
     default = make_plan(build_parser().parse_args([cfg]), network)
     budget = max(layer_by_layer_live_bytes(network)) // 8
-    evaluator = Evaluator(Predictor(network, DEFAULT_SCRATCH_BYTES), load_or_calibrate(network, DEFAULT_SCRATCH_BYTES))
     grids = search_grids(network, 8)
-    found = search(evaluator, budget, grids=grids)
+    evaluator, found = search_workspaces(network, load_or_calibrate(network, DEFAULT_SCRATCH_BYTES), budget,
+                                         grids=grids)
     plans = {"layer by layer": "none", "default plan": default.spec}
-    if found:
-        plans["fastest under 1/8 peak"] = found[0].spec
+    if found:  # with the conv workspace searched along (engine.run --budget does the same)
+        plans["fastest under 1/8 peak"] = found[0].spec + f" @{evaluator.predictor.scratch_bytes // 1024} KiB"
     else:
         low = smallest_feasible_peak(evaluator, grids=grids)
         print(f"no configuration peaks under 1/8 of layer by layer ({budget} B); the smallest feasible peak is "

@@ -12,7 +12,7 @@ from engine.ir.plan import Group, Plan
 from engine.memory.predictor import Predictor
 from engine.cli.main import main
 from engine.ir.fusion import fusion
-from engine.tune.search import Evaluator, search, smallest_feasible_peak
+from engine.tune.search import WORKSPACES, Evaluator, search, search_workspaces, smallest_feasible_peak
 from yolo.cfg import load_network
 from tests.helpers import random_stack
 
@@ -109,6 +109,21 @@ def test_more_budget_is_never_slower(tiny):
     assert all(a >= b for a, b in zip(times, times[1:]))
 
 
+def test_workspace_search_takes_the_fastest_workspace(tiny):
+    """Each workspace budget lowers the convs differently (bands, blocks, scratch bytes); the search keeps
+    the workspace whose best configuration is predicted fastest, and its configurations fit."""
+    network, evaluator = tiny
+    budget = 2 * smallest_feasible_peak(evaluator, grids=GRIDS)
+    workspaces = (1 << 10, 1 << 12, 1 << 14)
+    chosen, found = search_workspaces(network, MODEL, budget, workspaces, grids=GRIDS)
+    each = {w: search(Evaluator(Predictor(network, w), MODEL), budget, grids=GRIDS) for w in workspaces}
+    fastest = min((f[0].predicted_seconds, w) for w, f in each.items() if f)
+    assert (found[0].predicted_seconds, chosen.predictor.scratch_bytes) == fastest
+    assert len({f[0].predicted_seconds for f in each.values() if f}) > 1  # the workspace matters here
+    assert all(c.predicted_peak_bytes <= budget for c in found)
+    assert search_workspaces(network, MODEL, 1, workspaces, grids=GRIDS)[1] == []
+
+
 def test_calibration_is_cached_per_machine_and_network(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSETILE_CACHE", str(tmp_path))
     network = load_network("yolov2-tiny.cfg", 64)
@@ -129,6 +144,9 @@ def test_cli_budget_searches_and_runs(tmp_path, capsys, monkeypatch):
     report = json.loads(capsys.readouterr().out)
     assert report["config"]["budget_bytes"] == 400 * 1024
     assert report["memory"]["measured_peak_bytes"] == report["config"]["search"]["predicted_peak_bytes"] <= 400 * 1024
+    assert report["config"]["scratch_bytes"] in WORKSPACES  # searched with the plan, unless given:
+    assert main(common + ["--budget", "400KiB", "--scratch-kib", "96"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["scratch_bytes"] == 96 * 1024
     assert main(common + ["--budget", "1KB", "--quiet"]) == 2  # a slow search's progress note is not the error
     err = capsys.readouterr().err.strip()
     assert "no configuration fits; the smallest feasible predicted peak is" in err and len(err.splitlines()) == 1

@@ -10,6 +10,7 @@ import numpy as np
 
 from engine.cli.planning import make_plan, search_plan
 from engine.ir.plan import Plan
+from engine.lower.group import DEFAULT_SCRATCH_BYTES
 from engine.memory.predictor import Predictor
 from engine.memory.timeline import layer_by_layer_live_bytes
 from engine.report.accounting import group_dict, group_macs, group_memory
@@ -78,8 +79,10 @@ def run(args) -> dict:
     preprocess = args.preprocess or network.default_preprocess
     thresh = args.thresh if args.thresh is not None else DEFAULT_THRESH[network.fork]
     searched = None
+    workspace_searched = args.scratch_kib is None and args.budget not in (None, "auto") and not args.stream_weights
+    args.scratch_kib = args.scratch_kib or DEFAULT_SCRATCH_BYTES // 1024
     if args.budget is not None:
-        plan, searched = search_plan(args, network, target)
+        plan, searched = search_plan(args, network, target, workspace_searched)
     else:
         plan = make_plan(args, network)
     image_path = Path(args.image) if args.image else default_image()

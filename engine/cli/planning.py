@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.cli.args import DEFAULT_REUSE
 from engine.ir.plan import (DEFAULT_BAND_BYTES, REUSE_MODES, Plan, PlanError, check_reuse, default_groups,
                             parse_grid, parse_groups)
+from engine.lower.group import DEFAULT_SCRATCH_BYTES
 from engine.memory.predictor import Predictor
 from yolo.network import Network
 
@@ -23,16 +24,19 @@ def search_grids(network: Network, max_grid: int) -> tuple[tuple[int, int], ...]
     return tuple((r, c) for r in range(1, n + 1) for c in range(1, n + 1))
 
 
-def search_plan(args, network: Network, target):
+def search_plan(args, network: Network, target, workspace_searched: bool):
     """(the plan chosen, (its configuration, the budget searched, how it was chosen, the largest grid side)).
     With --stream-weights the budget bounds the engine peak, and the weights modes and bands are searched
-    too (the band size of layers outside groups as well, unless --band-kib names it)."""
+    too (the band size of layers outside groups as well, unless --band-kib names it). With
+    ``workspace_searched`` the conv workspace budget is searched too, and ``args.scratch_kib`` set to it."""
     from engine.tune.costmodel import load_or_calibrate
-    from engine.tune.search import BAND_SIZES, Choice, Evaluator, search, search_streamed, smallest_feasible_peak
+    from engine.tune.search import (BAND_SIZES, Choice, Evaluator, search, search_streamed, search_workspaces,
+                                    smallest_feasible_peak)
     scratch = args.scratch_kib * 1024
     predictor = Predictor(network, scratch)
     bands = (args.band_kib * 1024,) if args.band_kib else BAND_SIZES
-    evaluator = Evaluator(predictor, load_or_calibrate(network, scratch), bands[0] if args.stream_weights else None)
+    model = load_or_calibrate(network, DEFAULT_SCRATCH_BYTES if workspace_searched else scratch)
+    evaluator = Evaluator(predictor, model, bands[0] if args.stream_weights else None)
     grids = search_grids(network, args.max_grid)
     orders = (args.order,) if args.order else None
     modes = (check_reuse(args.reuse),) if args.reuse else REUSE_MODES
@@ -46,6 +50,9 @@ def search_plan(args, network: Network, target):
                            memory - baseline - held, AUTO_BUDGET, grids[-1][0])
     if args.stream_weights:
         _, found = search_streamed(evaluator, args.budget, grids, bands, modes=modes, orders=orders)
+    elif workspace_searched:
+        evaluator, found = search_workspaces(network, model, args.budget, grids=grids, modes=modes, orders=orders)
+        args.scratch_kib = evaluator.predictor.scratch_bytes // 1024  # the run uses the workspace chosen
     else:
         found = search(evaluator, args.budget, grids=grids, modes=modes, orders=orders)
     if not found:
@@ -55,7 +62,8 @@ def search_plan(args, network: Network, target):
         what = "engine peak (activations and streamed weights)" if args.stream_weights else "peak"
         raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
                         f"{what} is {low} B ({low / 2**20:.2f} MiB)")
-    how = "the fastest predicted configuration whose predicted peak fits"
+    how = "the fastest predicted configuration whose predicted peak fits" + (
+        " (and conv workspace budget)" if workspace_searched else "")
     return evaluator.chosen(found[0]), (found[0], args.budget, how, grids[-1][0])
 
 

@@ -20,8 +20,10 @@ from yolo.network import Network
 from engine.runtime.workers import default_threads
 from engine.tune.features import FEATURES, FEATURES_VERSION, features_of
 
+# plans timed to fit the model: layer by layer, square grids and strips of whole rows, every reuse mode
 CALIBRATION_PLANS = ("", "0-7:4x4:stream,8-16:2x2:stream", "0-7:4x4:none,8-16:2x2:checkerboard",
-                     "0-15:5x5:stream", "0-3:8x8:none,4-16:2x2:stream", "0-16:3x3:checkerboard")
+                     "0-15:5x5:stream", "0-3:8x8:none,4-16:2x2:stream", "0-16:3x3:checkerboard",
+                     "0-7:8x1:stream,8-16:4x1:stream", "0-11:6x1:checkerboard,12-16:1x3:none")
 # plans run with their weights streamed from a channel-major store in a temporary file (band bytes), so the
 # reads (from the page cache) and the bands' extra GEMM calls are timed as well
 STREAMED_CALIBRATION_PLANS = (("", 1 << 20), ("0-7:4x4:stream:group,8-16:2x2:stream:tile/2", 4 << 20),

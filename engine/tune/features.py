@@ -7,12 +7,12 @@ from numba import njit
 
 from kernels.conv import by_filters
 from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters
-from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_SIZE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
+from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
                                 S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD, DIRECT_RUN, WINOGRAD_RUN)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
-            "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed", "thin_macs")
-FEATURES_VERSION = 17  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+            "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed", "thin_macs", "packed_whole")
+FEATURES_VERSION = 18  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
@@ -50,7 +50,11 @@ def step_features(steps, layers, workers, out):
             if layers[row[S_LAYER], L_GROUPS] == 1 and by_filters(filters, min(row[S_BAND_ROWS], oh) * ow,
                                                                  row[S_BLOCK], workers):
                 out[s, 2] /= workers
-            out[s, 3] = c * kk * oh * ow
+            if ow < layers[row[S_LAYER], L_OUT_W] or layers[row[S_LAYER], L_STRIDE] > 1:  # packed row by row
+                out[s, 3] = c * kk * oh * ow
+            elif kk > 1:  # a region as wide as the map: each channel's plane packed as one run
+                out[s, 16] = c * kk * oh * ow
+            # (a 1x1 conv over whole rows multiplies its input in place: nothing packed)
             out[s, 4] = filters * oh * ow
             out[s, 5] = 1
             out[s, 9] = (c * kk + filters) * oh  # rows packed and written: narrow tiles have more, shorter ones

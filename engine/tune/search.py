@@ -172,6 +172,25 @@ def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=R
     return sorted(found, key=lambda c: (c.predicted_seconds, c.predicted_peak_bytes, len(c.groups)))[:top]
 
 
+WORKSPACES = (1 << 18, 1 << 19, 1 << 20, 1 << 21)  # 256 KiB .. 2 MiB: the conv workspace budgets searched
+
+
+def search_workspaces(network, model: CostModel, budget_bytes: int, workspaces=WORKSPACES,
+                      **options) -> tuple[Evaluator, list[Choice]]:
+    """``search`` under each conv workspace budget of ``workspaces``: the evaluator of the one whose fastest
+    configuration is predicted fastest, and its configurations ([] if none fits any). A smaller workspace
+    leaves room under a tight budget for larger tiles (yolov2 under 1/8 of its peak: at 1 MiB its 13-wide
+    layers 23 and 24 ran in 14 tiles each, reading their weights 14 times; at 512 KiB whole). One cost model serves them all: its features count what the
+    workspace changes (GEMM calls, weights read once per band)."""
+    best: tuple[Evaluator | None, list[Choice]] = (None, [])
+    for workspace in workspaces:
+        evaluator = Evaluator(Predictor(network, workspace), model)
+        found = search(evaluator, budget_bytes, **options)
+        if best[0] is None or found and (not best[1] or found[0].predicted_seconds < best[1][0].predicted_seconds):
+            best = (evaluator, found)
+    return best
+
+
 def _search(evaluator: Evaluator, budget_bytes: int, grids, modes, top: int, order: str) -> list[Choice]:
     """Dynamic programming over the positions of one run order: a group is a run of consecutive layers."""
     network = evaluator.network
