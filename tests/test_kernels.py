@@ -173,12 +173,14 @@ def test_conv_threads_share_the_filters_of_a_weight_heavy_step(threads, filters,
 
 
 def test_maxpool_tile_matches_reference_on_a_view():
-    x = np.random.default_rng(1).standard_normal((3, 12, 12)).astype(np.float32)
-    for size, stride, padding in [(2, 2, 1), (2, 1, 1), (3, 1, 2), (3, 2, 2)]:
-        expect = ops.maxpool(x[:, 1:, 2:], size, stride, padding)
-        out = np.empty_like(expect)
-        maxpool_tile(out, x[:, 1:, 2:], size, stride, padding // 2, padding // 2)
-        np.testing.assert_array_equal(out, expect)
+    """On views with contiguous rows (2x2 stride 2: rows read as runs) and without (every other column)."""
+    x = np.random.default_rng(1).standard_normal((3, 12, 25)).astype(np.float32)
+    for view in (x[:, 1:, 2:14], x[:, 1:, ::2]):
+        for size, stride, padding in [(2, 2, 1), (2, 2, 2), (2, 1, 1), (3, 1, 2), (3, 2, 2)]:
+            expect = ops.maxpool(np.ascontiguousarray(view), size, stride, padding)
+            out = np.full((4, *expect.shape[1:]), np.nan, np.float32)[1:]
+            maxpool_tile(out, view, size, stride, padding // 2, padding // 2)
+            np.testing.assert_array_equal(out, expect)
 
 
 def test_reorg_region_and_route_kernels():
