@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import gemm
-from kernels.conv import F32, ZERO, _finish_row, by_filters
+from kernels.blas import floats_at, gemm
+from kernels.conv import F32, ONE, ZERO, _finish_row, by_filters
 
 POSITIONS = 16  # values of a transformed 4x4 patch
 LINE = 16       # float32 per 64-byte cache line
@@ -101,11 +101,12 @@ def _transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c
     tiles = tile_rows * tiles_w
     inner_lo = min(tiles_w, -(-pad_left // 2))  # tiles whose four columns are inside x
     inner_hi = max(inner_lo, min(tiles_w, (w - 4 + pad_left) // 2 + 1))
+    runs = x.strides[2] == F32
     for c in range(c_lo, c_hi):
         for ty in range(tile_rows):
             top = row0 + 2 * ty - pad_top
             base = (c - c_lo) * tiles + ty * tiles_w
-            rows_inside = top >= 0 and top + 3 < h
+            rows_inside = top >= 0 and top + 3 < h and runs
             for tx in range(tiles_w):
                 if rows_inside and inner_lo <= tx < inner_hi:
                     continue
@@ -117,13 +118,28 @@ def _transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c
                              _at(x, c, top + 2, left + 1), _at(x, c, top + 2, left + 2),
                              _at(x, c, top + 2, left + 3), _at(x, c, top + 3, left), _at(x, c, top + 3, left + 1),
                              _at(x, c, top + 3, left + 2), _at(x, c, top + 3, left + 3))
-            if rows_inside:  # the interior: no bounds to check
-                r0, r1, r2, r3 = x[c, top], x[c, top + 1], x[c, top + 2], x[c, top + 3]
-                for tx in range(inner_lo, inner_hi):
-                    j = 2 * tx - pad_left
-                    _store_patch(v, base + tx, plane, r0[j], r0[j + 1], r0[j + 2], r0[j + 3], r1[j], r1[j + 1],
-                                 r1[j + 2], r1[j + 3], r2[j], r2[j + 1], r2[j + 2], r2[j + 3], r3[j], r3[j + 1],
-                                 r3[j + 2], r3[j + 3])
+            if rows_inside:  # the interior: no bounds to check; each row of B^T d over all its tiles at once
+                at, j, n = base + inner_lo, 2 * inner_lo - pad_left, inner_hi - inner_lo
+                row = x.ctypes.data + c * x.strides[0] + top * x.strides[1]
+                r0, r1 = floats_at(row, w), floats_at(row + x.strides[1], w)
+                r2, r3 = floats_at(row + 2 * x.strides[1], w), floats_at(row + 3 * x.strides[1], w)
+                _transform_rows(v, at, plane, r0, r2, -ONE, j, n)
+                _transform_rows(v, at + 4 * plane, plane, r1, r2, ONE, j, n)
+                _transform_rows(v, at + 8 * plane, plane, r2, r1, -ONE, j, n)
+                _transform_rows(v, at + 12 * plane, plane, r1, r3, -ONE, j, n)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _transform_rows(v, at, plane, a, b, sign, j, n):
+    """Row i of B^T d times B for n tiles side by side: that row is a + sign * b (two input rows, as
+    ``_store_patch`` combines them: adding -1 times b subtracts it exactly), from column j in steps of two.
+    Four planes written, two rows read, each through a view that the loop indexes from 0: a loop that
+    vectorizes (indices offset by a variable might be negative, which Numba checks for at every access)."""
+    a, b = a[j:], b[j:]
+    v0, v1, v2, v3 = v[at:], v[at + plane:], v[at + 2 * plane:], v[at + 3 * plane:]
+    for t in range(n):
+        v0[t], v1[t], v2[t], v3[t] = _times_b(a[2 * t] + sign * b[2 * t], a[2 * t + 1] + sign * b[2 * t + 1],
+                                              a[2 * t + 2] + sign * b[2 * t + 2], a[2 * t + 3] + sign * b[2 * t + 3])
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -137,12 +153,15 @@ def _store_patch(v, at, plane, d00, d01, d02, d03, d10, d11, d12, d13, d20, d21,
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _times_b(r0, r1, r2, r3):
+    """One row r of B^T d times B: its four values (positions 4i to 4i + 3 of row i)."""
+    return r0 - r2, r1 + r2, r2 - r1, r1 - r3
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _store_row(v, at, plane, r0, r1, r2, r3):
-    """One row r of B^T d times B: its four values, a plane apart."""
-    v[at] = r0 - r2
-    v[at + plane] = r1 + r2
-    v[at + 2 * plane] = r2 - r1
-    v[at + 3 * plane] = r1 - r3
+    """One row of B^T d times B, its four values a plane apart."""
+    v[at], v[at + plane], v[at + 2 * plane], v[at + 3 * plane] = _times_b(r0, r1, r2, r3)
 
 
 @njit(cache=True, nogil=True)
