@@ -29,12 +29,15 @@ F32 = 4
 
 
 @njit(cache=True)
-def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes):
+def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes, in_place):
     """(band rows, block channels, and the float32 elements of cols and acc): half the budget for the GEMM
-    result, the rest for packed input; at least one row and one channel."""
+    result, the rest for packed input; at least one row and one channel. A 1x1 conv over whole rows
+    (``in_place``) multiplies its input where it lies: nothing packed, every channel in one block."""
     kk = size * size
     rows = max(1, min(out_h, (budget_bytes // 2) // (filters * out_w * F32)))
     px = rows * out_w
+    if in_place:
+        return rows, channels, 0, filters * px
     block = max(1, min(channels, (budget_bytes - filters * px * F32) // (kk * px * F32)))
     return rows, block, block * kk * px, filters * px
 
@@ -250,6 +253,8 @@ def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, 
     acc = acc[part * (acc.size // parts):(part + 1) * (acc.size // parts)]
     direct = (size == 1 and stride == 1 and pad_top == 0 and pad_left == 0 and x.shape[2] == out_w
               and x.strides[2] == F32 and x.strides[1] == out_w * F32)
+    if not direct and cols.size == 0:
+        raise ValueError("conv_tile: a step lowered as a 1x1 over whole rows has an input whose rows are apart")
     for row0 in range(row_begin, row_end, band_rows):
         rows = min(band_rows, row_end - row0)
         px = rows * out_w

@@ -46,7 +46,7 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
     pad = k // 2
     expect = ops.conv_layer(x, p, stride, pad, 1, act)
     out = np.full((9, *expect.shape[1:]), np.nan, np.float32)[1:8]  # strided destination
-    rows, block, *sizes = workspace_sizes(5, k, 7, *expect.shape[1:], budget)
+    rows, block, *sizes = workspace_sizes(5, k, 7, *expect.shape[1:], budget, False)
     cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
     conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), False, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
               True, True, cols, acc, 0, 1)
@@ -56,7 +56,7 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
     out[:] = np.nan
     w = p.weights.reshape(7, 5, -1)
     for (c0, c1), channel_major in [((0, 2), True), ((2, 3), False), ((3, 5), True)]:
-        rows, block, *sizes = workspace_sizes(c1 - c0, k, 7, *expect.shape[1:], budget)
+        rows, block, *sizes = workspace_sizes(c1 - c0, k, 7, *expect.shape[1:], budget, False)
         cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
         band = w[:, c0:c1].reshape(7, -1)
         band = np.ascontiguousarray(band.T if channel_major else band)
@@ -105,19 +105,25 @@ def test_direct_convs_are_the_thin_and_the_depthwise():
 
 
 def test_a_1x1_conv_multiplies_contiguous_input_in_place():
-    """The direct path (no packing) reads the input where it lies; a view narrower than its map packs."""
+    """The direct path reads the input where it lies, with no packed-input workspace at all and every
+    channel in one block; a view narrower than its map packs (and refuses an empty workspace)."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((6, 9, 10)).astype(np.float32)
     p = ConvParams(rng.standard_normal(4).astype(np.float32), rng.standard_normal((4, 6, 1, 1)).astype(np.float32))
     for view in (x[:, 2:7], x[:, 2:7, 1:9]):
+        in_place = view.shape[2] == x.shape[2]
         expect = ops.conv_layer(np.ascontiguousarray(view), p, 1, 0, 1, "leaky")
         out = np.empty_like(expect)
-        rows, block, *sizes = workspace_sizes(6, 1, 4, *expect.shape[1:], 200)
-        cols, acc = (np.full(max(n, 1), np.nan, np.float32) for n in sizes)
-        conv_tile(out, view, 0, 0, p.weights.reshape(4, -1), False, *p.epilogue(), ACT_CODES["leaky"], 1, 1, rows, block,
-                  True, True, cols, acc, 0, 1)
+        rows, block, *sizes = workspace_sizes(6, 1, 4, *expect.shape[1:], 200, in_place)
+        assert (sizes[0] == 0 and block == 6) == in_place
+        cols, acc = (np.full(n, np.nan, np.float32) for n in sizes)
+        args = (out, view, 0, 0, p.weights.reshape(4, -1), False, *p.epilogue(), ACT_CODES["leaky"], 1, 1, rows, block,
+                True, True)
+        conv_tile(*args, cols, acc, 0, 1)
         np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
-        assert np.isnan(cols).all() == (view.shape[2] == x.shape[2])  # packed only when the rows are not contiguous
+        if not in_place:
+            with pytest.raises(ValueError, match="rows are apart"):
+                conv_tile(*args, cols[:0], acc, 0, 1)
 
 
 @pytest.mark.parametrize("parts", [2, 3])
@@ -128,7 +134,7 @@ def test_conv_shares_run_at_once_within_one_workspace(parts):
     x = rng.standard_normal((6, 17, 15)).astype(np.float32)
     p = ConvParams(rng.standard_normal(8).astype(np.float32), rng.standard_normal((8, 6, 3, 3)).astype(np.float32))
     expect = ops.conv_layer(x, p, 1, 1, 1, "leaky")
-    rows, block, *sizes = workspace_sizes(6, 3, 8, *expect.shape[1:], 4000)
+    rows, block, *sizes = workspace_sizes(6, 3, 8, *expect.shape[1:], 4000, False)
     assert shares(expect.shape[1], rows, parts) == parts
     cols, acc = (np.empty(n, np.float32) for n in sizes)
     out = np.full_like(expect, np.nan)
@@ -149,7 +155,7 @@ def test_conv_threads_share_the_filters_of_a_weight_heavy_step(threads, filters,
     p = ConvParams(rng.standard_normal(filters).astype(np.float32),
                    rng.standard_normal((filters, 12, k, k)).astype(np.float32))
     expect = ops.conv_layer(x, p, 1, k // 2, 1, "leaky")
-    rows, block, *sizes = workspace_sizes(6, k, filters, 5, 6, 6000)
+    rows, block, *sizes = workspace_sizes(6, k, filters, 5, 6, 6000, False)
     assert by_filters(filters, min(rows, 5) * 6, block, threads) and not by_filters(filters, 5 * 6, 1, threads)
     cols, acc = (np.empty(n, np.float32) for n in sizes)
     out = np.full_like(expect, np.nan)
