@@ -88,7 +88,8 @@ def runtime_baseline_bytes(h5: bool = False) -> int:
             return int(data["h5_bytes" if h5 else "bytes"])
     from engine.report.progress import PROGRESS
     PROGRESS.note("measuring the runtime baseline once (child processes; a few seconds) ...")
-    _child(False)  # compiles the kernels into Numba's cache if they are not there yet
+    for h5_run in (False, True):  # compile the kernels into Numba's cache if they are not there yet (an HDF5
+        _child(h5_run)            # store delivers weights channel major: some kernels see other array types)
     measured = {"bytes": _child(False), "h5_bytes": _child(True)}
     from yolo.files import atomic_write_bytes
     path.parent.mkdir(parents=True, exist_ok=True)
