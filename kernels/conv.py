@@ -179,7 +179,7 @@ def _window_row(row, x, c, w, r, col0, oy, size, stride, pad_top, pad_left, add)
         t3, t4, t5 = _tap_row(w, r, col0 + 3, top + 1, h)
         t6, t7, t8 = _tap_row(w, r, col0 + 6, top + 2, h)
         start = lo * stride - pad_left  # the input column under the first interior column's left tap
-        at, span = x.ctypes.data + c * x.strides[0] + start * F32, width - start
+        at, span = x.ctypes.data + c * x.strides[0] + start * F32, max(0, width - start)
         a = floats_at(at + min(max(top, 0), h - 1) * x.strides[1], span)
         b = floats_at(at + min(max(top + 1, 0), h - 1) * x.strides[1], span)
         d = floats_at(at + min(max(top + 2, 0), h - 1) * x.strides[1], span)
