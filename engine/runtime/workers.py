@@ -1,8 +1,11 @@
 """Helper threads that compute the other shares of a step while the caller computes the first.
 
-A run hands every split step to the helpers by posting its number to a counter each helper polls; each
-helper posts the number back when its share is done (``kernels.sync``). The kernels release the GIL, so
-the shares run at once. Between runs the helpers sleep on an event. One crew per thread count serves
+A run hands every split step to the helpers by posting its number to a counter each helper polls; a
+helper claims its share (an atomic counter of its own), runs it and posts the number back when it is done
+(``kernels.sync``). The kernels release the GIL, so the shares run at once. The caller, done with its own
+share, claims any share its helper has not: a helper that another process keeps off its core (one busy
+process beside a run) then costs the step one more share's time, not the wait for the scheduler. Between
+runs the helpers sleep on an event. One crew per thread count serves
 every executor of the process, one run at a time.
 """
 from __future__ import annotations
@@ -13,7 +16,7 @@ import threading
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from kernels.sync import poll, post
+from kernels.sync import claim, poll, post
 
 SPINS = 1 << 20            # looks per poll call (about a millisecond) before the poller takes the GIL to yield
 END = np.int64(1) << 62    # posted instead of a step number when the run ends
@@ -31,7 +34,7 @@ class Crew:
 
     def __init__(self, helpers: int):
         self.helpers = helpers
-        self.counters = np.zeros(2 * helpers, np.int64)  # per helper: step posted to it, step it finished
+        self.counters = np.zeros(3 * helpers, np.int64)  # per helper: step posted, step finished, step claimed
         self._lock = threading.Lock()
         self._wake = [threading.Event() for _ in range(helpers)]
         self._shares: list = []
@@ -42,16 +45,17 @@ class Crew:
             thread.start()
 
     def _serve(self, h: int) -> None:
-        counters, go, done = self.counters, 2 * h, 2 * h + 1
+        counters, go, done, taken = self.counters, 3 * h, 3 * h + 1, 3 * h + 2
         while True:
             self._wake[h].wait()
             self._wake[h].clear()
             seen = 0
             while (step := _await(counters, go, seen + 1)) != END:
-                try:
-                    self._shares[step - 1][h]()
-                except BaseException as error:  # re-raised by the caller
-                    self._errors[h] = error
+                if claim(counters, taken, step):  # else the caller took the share
+                    try:
+                        self._shares[step - 1][h]()
+                    except BaseException as error:  # re-raised by the caller
+                        self._errors[h] = error
                 post(counters, done, step)
                 seen = step
             post(counters, done, END)
@@ -67,12 +71,16 @@ class Crew:
     def hand(self, i: int) -> None:
         """Post step i to the helpers that have a share of it."""
         for h in range(len(self._shares[i])):
-            post(self.counters, 2 * h, i + 1)
+            post(self.counters, 3 * h, i + 1)
 
     def join(self, i: int) -> None:
-        """Wait for the helpers' shares of step i; re-raise what one of them raised."""
-        for h in range(len(self._shares[i])):
-            _await(self.counters, 2 * h + 1, i + 1)
+        """The helpers' shares of step i: run here those no helper has claimed yet, wait for the others;
+        re-raise what one of them raised."""
+        for h, share in enumerate(self._shares[i]):
+            if claim(self.counters, 3 * h + 2, i + 1):
+                share()
+            else:
+                _await(self.counters, 3 * h + 1, i + 1)
         if any(self._errors):
             error, self._errors = next(e for e in self._errors if e is not None), [None] * self.helpers
             raise error
@@ -80,9 +88,9 @@ class Crew:
     def end(self) -> None:
         try:
             for h in range(self.helpers):
-                post(self.counters, 2 * h, END)
+                post(self.counters, 3 * h, END)
             for h in range(self.helpers):
-                _await(self.counters, 2 * h + 1, END)
+                _await(self.counters, 3 * h + 1, END)
         finally:
             self._shares = []
             self._lock.release()
