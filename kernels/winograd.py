@@ -166,9 +166,10 @@ def _store_row(v, at, plane, r0, r1, r2, r3):
 
 @njit(cache=True, nogil=True)
 def _transform_output(out, m, plane, mult, offset, act, row0, rows, tiles_w):
-    """Rows [row0, row0 + rows) of ``out`` from the GEMM results m[p * plane + n * tiles + t]: A^T m A, A^T = [[1, 1, 1, 0],
-    [0, 1, -1, -1]] (rows combined in place into m's first and last rows of positions, then columns), then
-    the epilogue row by row. Every loop runs over the tiles of a row: each vectorizes."""
+    """Rows [row0, row0 + rows) of ``out`` from the GEMM results m[p * plane + n * tiles + t]: A^T m A,
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]] (rows combined in place into m's first and last rows of positions,
+    then columns), then the epilogue row by row. Every loop runs over the tiles of a row, so that it can
+    vectorize."""
     n_out, _, out_w = out.shape
     tile_rows = (rows + 1) // 2
     tiles = tile_rows * tiles_w

@@ -92,7 +92,7 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
     for _ in range(n):
         conv.conv_tile(out, x, 1, 1, w2d, False, m, o, 1, 3, 1, 9, 2, True, False, cols, acc, 0, 1)  # im2col, two blocks
         conv.conv_tile(out, x, 1, 1, w2t, True, m, o, 1, 3, 1, 4, 4, False, True, cols, acc, 0, 1)  # adds, finishes
-        conv.conv_tile(out, x, 0, 0, w1, False, m, o, 2, 1, 1, 9, 4, True, True, cols[:0], acc, 0, 1)  # 1x1 in place: no cols
+        conv.conv_tile(out, x, 0, 0, w1, False, m, o, 2, 1, 1, 9, 4, True, True, cols[:0], acc, 0, 1)  # in place
         read_runs(fd, 0, 64, w1)
         pool.maxpool_tile(out[:4, :4, :4], x, 2, 2, 0, 0)
         layout.copy_channels(big, x, 2)

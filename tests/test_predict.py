@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from engine.lower.program import build_program
 from engine.lower.group import DEFAULT_SCRATCH_BYTES
-from engine.lower.table import B_FIRST, B_LAST, S_KIND, S_LAYER, S_SEGMENT, S_METHOD, STEP_KINDS, WINOGRAD_HELD, WINOGRAD_RUN
+from engine.lower.table import (B_FIRST, B_LAST, S_KIND, S_LAYER, S_SEGMENT, S_METHOD, STEP_KINDS, WINOGRAD_HELD,
+                                WINOGRAD_RUN)
 from engine.runtime.reference import run_reference
 from engine.memory.planner import plan_layout
 from engine.memory.timeline import program_live_bytes
@@ -101,8 +102,9 @@ def test_winograd_layers_resident_weights_are_predicted(groups):
     plan, params = Plan(network, groups), random_params(network, 0)
     image = random_image(network.input_shape)
     run = run_fused(plan, params, image)
-    winograd = set(run.program.steps[np.isin(run.program.steps[:, S_METHOD], (WINOGRAD_RUN, WINOGRAD_HELD)), S_LAYER].tolist())
-    assert winograd == {2, 4, 6, 8} and (run.program.steps[:, S_METHOD] == WINOGRAD_RUN).any()
+    steps = run.program.steps
+    winograd = set(steps[np.isin(steps[:, S_METHOD], (WINOGRAD_RUN, WINOGRAD_HELD)), S_LAYER].tolist())
+    assert winograd == {2, 4, 6, 8} and (steps[:, S_METHOD] == WINOGRAD_RUN).any()
     assert predictor(network, DEFAULT_SCRATCH_BYTES).predict(plan).resident_weights_bytes == run.resident_weights_bytes
     assert run.resident_weights_bytes > weights_bytes(network)
     np.testing.assert_allclose(run.output, run_reference(network, params, image).output, rtol=1e-3, atol=1e-3)

@@ -8,8 +8,9 @@ import numpy as np
 from engine.ir.fusion import fusion
 from engine.ir.plan import REUSE_MODES, WEIGHT_MODES, Group
 from engine.lower.geometry import axis_geometry
-from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_KIND, GROUP_OUTPUT, GROUP_SOURCE, L_WINOGRAD, STEP_COLUMNS,
-                                STEP_KINDS, S_DST, S_KIND, S_LAYER, S_MACS, S_SRC, S_TILE, layer_table, winograd_layer)
+from engine.lower.table import (BUFFER_COLUMNS, BUFFER_KINDS, B_KIND, GROUP_OUTPUT, GROUP_SOURCE, L_WINOGRAD,
+                                STEP_COLUMNS, STEP_KINDS, S_DST, S_KIND, S_LAYER, S_MACS, S_SRC, S_TILE, layer_table,
+                                winograd_layer)
 from engine.lower.walk import capacity, lower_group
 from yolo.network import Network
 

@@ -41,7 +41,6 @@ class Prediction:
         return self.peak_bytes + self.resident_weights_bytes
 
 
-
 def group_peak(maps_live: int, source_bytes: int, source_dies: bool, with_source: int, after_source: int) -> int:
     """Peak live bytes while a group runs: the maps live beside it (its input and output included) plus
     its own buffers; an input map that dies inside the group no longer counts after its last reader."""
@@ -101,10 +100,6 @@ class Predictor:
             own = self.lowering.lower_transient(group)[1][GROUP_OWN:]
             found = self._own_arena[group] = greedy_by_size(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST])[1]
         return found
-
-    def resident_bytes(self, index: int, bands: int) -> int:
-        """What the executor holds for a resident conv layer: its parameters and what it derives from them."""
-        return conv_weights_bytes(self.network[index]) + self.derived_bytes(index, bands)
 
     def derived_bytes(self, index: int, bands: int) -> int:
         """What the executor makes of a resident conv layer's parameters and holds beside them: its filters

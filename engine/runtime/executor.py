@@ -93,8 +93,9 @@ class FusedExecutor:
         self.program = build_program(plan, scratch_bytes, lowering)
         steps = self.program.steps
         convs = steps[steps[:, S_KIND] == CONV_STEP]
+        transformed = np.isin(convs[:, S_METHOD], (WINOGRAD_RUN, WINOGRAD_HELD))
         self.weights = prepare_weights(self.network, params, set(convs[convs[:, S_WEIGHTS] < 0, S_LAYER].tolist()),
-                                       set(convs[np.isin(convs[:, S_METHOD], (WINOGRAD_RUN, WINOGRAD_HELD)), S_LAYER].tolist()))
+                                       set(convs[transformed, S_LAYER].tolist()))
         # resident weights: the parameters as loaded (or transformed), and the epilogue vectors prepared from them
         self.resident_bytes = sum(w.held_bytes for w in self.weights.values())
         self.source = source if source is not None else (ParamsSource(params) if params is not None else None)

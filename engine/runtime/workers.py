@@ -20,6 +20,7 @@ from kernels.sync import claim, poll, post
 
 SPINS = 1 << 20            # looks per poll call (about a millisecond) before the poller takes the GIL to yield
 END = np.int64(1) << 62    # posted instead of a step number when the run ends
+GO, DONE, CLAIMED, SLOTS = 0, 1, 2, 3  # each helper's counters: step posted, finished, claimed
 _yield = getattr(os, "sched_yield", lambda: None)
 
 
@@ -34,7 +35,7 @@ class Crew:
 
     def __init__(self, helpers: int):
         self.helpers = helpers
-        self.counters = np.zeros(3 * helpers, np.int64)  # per helper: step posted, step finished, step claimed
+        self.counters = np.zeros(SLOTS * helpers, np.int64)
         self._lock = threading.Lock()
         self._wake = [threading.Event() for _ in range(helpers)]
         self._shares: list = []
@@ -45,7 +46,7 @@ class Crew:
             thread.start()
 
     def _serve(self, h: int) -> None:
-        counters, go, done, taken = self.counters, 3 * h, 3 * h + 1, 3 * h + 2
+        counters, go, done, taken = self.counters, SLOTS * h + GO, SLOTS * h + DONE, SLOTS * h + CLAIMED
         while True:
             self._wake[h].wait()
             self._wake[h].clear()
@@ -71,16 +72,16 @@ class Crew:
     def hand(self, i: int) -> None:
         """Post step i to the helpers that have a share of it."""
         for h in range(len(self._shares[i])):
-            post(self.counters, 3 * h, i + 1)
+            post(self.counters, SLOTS * h + GO, i + 1)
 
     def join(self, i: int) -> None:
         """The helpers' shares of step i: run here those no helper has claimed yet, wait for the others;
         re-raise what one of them raised."""
         for h, share in enumerate(self._shares[i]):
-            if claim(self.counters, 3 * h + 2, i + 1):
+            if claim(self.counters, SLOTS * h + CLAIMED, i + 1):
                 share()
             else:
-                _await(self.counters, 3 * h + 1, i + 1)
+                _await(self.counters, SLOTS * h + DONE, i + 1)
         if any(self._errors):
             error, self._errors = next(e for e in self._errors if e is not None), [None] * self.helpers
             raise error
@@ -88,9 +89,9 @@ class Crew:
     def end(self) -> None:
         try:
             for h in range(self.helpers):
-                post(self.counters, 3 * h, END)
+                post(self.counters, SLOTS * h + GO, END)
             for h in range(self.helpers):
-                _await(self.counters, 3 * h + 1, END)
+                _await(self.counters, SLOTS * h + DONE, END)
         finally:
             self._shares = []
             self._lock.release()

@@ -7,11 +7,13 @@ from numba import njit
 
 from kernels.conv import by_filters
 from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters
-from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP, S_BAND_ROWS, S_BLOCK, S_CHANNELS,
-                                S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD, DIRECT_RUN, WINOGRAD_RUN)
+from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
+                                S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD,
+                                DIRECT_RUN, WINOGRAD_RUN)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
-            "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed", "thin_macs", "packed_whole")
+            "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed",
+            "thin_macs", "packed_whole")
 FEATURES_VERSION = 19  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 

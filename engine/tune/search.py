@@ -180,8 +180,8 @@ def search_workspaces(network, model: CostModel, budget_bytes: int, workspaces=W
     """``search`` under each conv workspace budget of ``workspaces``: the evaluator of the one whose fastest
     configuration is predicted fastest, and its configurations ([] if none fits any). A smaller workspace
     leaves room under a tight budget for larger tiles (yolov2 under 1/8 of its peak: at 1 MiB its 13-wide
-    layers 23 and 24 ran in 14 tiles each, reading their weights 14 times; at 512 KiB whole). One cost model serves them all: its features count what the
-    workspace changes (GEMM calls, weights read once per band)."""
+    layers 23 and 24 ran in 14 tiles each, reading their weights 14 times; at 512 KiB whole). One cost model
+    serves them all: its features count what the workspace changes (GEMM calls, weights read once per band)."""
     best: tuple[Evaluator | None, list[Choice]] = (None, [])
     for workspace in workspaces:
         evaluator = Evaluator(Predictor(network, workspace), model)
