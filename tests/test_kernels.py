@@ -12,7 +12,7 @@ from kernels.elementwise import ACT_CODES
 from engine.lower.table import is_direct, layer_table, winograd_layer
 from engine.runtime.conv_calls import conv_calls, direct_calls, winograd_calls
 from kernels.winograd import LINE, POSITIONS, SLACK, plane_stride, transform_filters, winograd_sizes
-from kernels.conv import by_filters, conv_tile, shares, workspace_sizes
+from kernels.conv import CACHED_WEIGHTS, by_filters, conv_tile, shares, workspace_sizes
 from yolo.layers import Conv
 from kernels.pool import maxpool_tile
 
@@ -63,6 +63,27 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
         conv_tile(out, x[c0:c1], pad, pad, band, channel_major, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
                   c0 == 0, c1 == 5, cols, acc, 0, 1)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+
+
+def test_weights_beyond_the_cache_are_read_in_one_band():
+    """Filters of more than CACHED_WEIGHTS bytes (1024 of 640 channels: 23.6 MB) get one band for the whole
+    map once its result fits in the budget, and as much again for packed channels (at most twice the
+    budget); smaller ones (of 256 channels) keep half the budget for the result: 3 of the 6 rows. Both give
+    the reference's output."""
+    rng = np.random.default_rng(0)
+    budget = 200_000  # above the whole map's result (1024 * 42 floats)
+    for channels, band_rows in [(640, 6), (256, 3)]:
+        x = rng.standard_normal((channels, 6, 7)).astype(np.float32)
+        p = bn_params(rng, 1024, channels, 3)
+        assert (p.weights.nbytes > CACHED_WEIGHTS) == (channels == 640)
+        rows, block, *sizes = workspace_sizes(channels, 3, 1024, 6, 7, budget, False)
+        assert rows == band_rows and 4 * sum(sizes) <= 2 * budget
+        cols, acc = (np.empty(n, np.float32) for n in sizes)
+        out = np.empty((1024, 6, 7), np.float32)
+        spec = Conv(0, (-1,), x.shape, out.shape, filters=1024, size=3, padding=1, activation="leaky")
+        run_at_once(conv_calls(spec, out, x, 1, 1, p.weights.reshape(1024, -1), False, *p.epilogue(),
+                               ACT_CODES["leaky"], rows, block, True, True, cols, acc, 2))
+        np.testing.assert_allclose(out, ops.conv_layer(x, p, 1, 1, 1, "leaky"), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("stride, act, threads", [(1, "leaky", 2), (2, "linear", 3), (1, "logistic", 1)])
