@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import floats_at, gemm
+from kernels.blas import floats_at
+from kernels.microgemm import matmul
 from kernels.elementwise import activate
 
 LEAKY = np.float32(0.1)
@@ -132,8 +133,13 @@ def _finish(out, acc, mult, offset, act, row0, rows, first, last):
     (otherwise the sums are stored as they are: multiplier one, offset zero, no activation)."""
     n_out, _, out_w = out.shape
     px = rows * out_w
+    runs = out.strides[2] == F32 and out.strides[1] == out_w * F32  # each channel's rows lie end to end
     for n in range(n_out):
         m, o, a = (mult[n], offset[n], act) if last else (ONE, ZERO, 0)
+        if runs:  # one loop over the band: rows of 13 or 26 alone are too short to vectorize well
+            run = floats_at(out.ctypes.data + n * out.strides[0] + row0 * out.strides[1], px)
+            _finish_row(run, acc, n * px, m, o, not first, a)
+            continue
         for r in range(rows):
             _finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
 
@@ -275,7 +281,7 @@ def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, 
                 _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi)
                 b, ldb = cols.ctypes.data, px
             a = w2d.ctypes.data + c_lo * kk * (w2d.strides[0] if channel_major else F32)
-            gemm(n_out, px, (c_hi - c_lo) * kk, a, w2d.strides[0] // F32, channel_major, b, ldb, acc.ctypes.data, px,
+            matmul(n_out, px, (c_hi - c_lo) * kk, a, w2d.strides[0] // F32, channel_major, b, ldb, acc.ctypes.data, px,
                  0.0 if c_lo == 0 else 1.0)
         _finish(out, acc, mult, offset, act, row0, rows, first, last)
 

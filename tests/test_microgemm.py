@@ -1,0 +1,68 @@
+"""The IR-kernel GEMM against NumPy: every edge of its blocks, both layouts of a, both betas, row strides
+wider than the rows, and b ending at an unreadable page (its whole-vector loads past an edge block's
+columns must stay inside b)."""
+import ctypes
+import mmap
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+from numba import njit
+
+from kernels.microgemm import gemm
+
+F32 = 4
+
+
+@njit(cache=True)
+def _call(m, n, k, a, lda, a_transposed, b, ldb, c, ldc, beta):
+    gemm(m, n, k, a.ctypes.data, lda, a_transposed, b.ctypes.data, ldb, c.ctypes.data, ldc, beta)
+
+
+def _expected(a, a_transposed, b, c, m, n, k, beta):
+    left = (a[:k, :m].T if a_transposed else a[:m, :k]).astype(np.float64)
+    return left @ b[:k, :n].astype(np.float64) + beta * c[:m, :n]
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(1, 14), n=st.integers(1, 140), k=st.integers(0, 40), wider=st.integers(0, 20),
+       a_transposed=st.booleans(), beta=st.sampled_from([0.0, 1.0]), seed=st.integers(0, 2 ** 16))
+def test_gemm_matches_numpy(m, n, k, wider, a_transposed, beta, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m + wider) if a_transposed else (m, k + wider)).astype(np.float32)
+    b = rng.standard_normal((k, n + wider)).astype(np.float32)
+    c = rng.standard_normal((m, n + wider)).astype(np.float32)
+    outside = c[:, n:].copy()
+    expected = _expected(a, a_transposed, b, c, m, n, k, beta)
+    _call(m, n, k, a, a.shape[1], a_transposed, b, b.shape[1], c, c.shape[1], beta)
+    np.testing.assert_allclose(c[:, :n], expected, rtol=1e-5, atol=1e-5 * max(1, k))
+    np.testing.assert_array_equal(c[:, n:], outside)  # columns past n are never written
+
+
+def _guarded_floats(count: int):
+    """``count`` float32 that end where an unreadable page begins: a read past them faults."""
+    page = mmap.PAGESIZE
+    size = -(-count * F32 // page) * page
+    region = mmap.mmap(-1, size + page)
+    floats = np.frombuffer(region, np.float32, count, size - count * F32)
+    start = floats.ctypes.data + count * F32 - size
+    libc = ctypes.CDLL(None)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    assert libc.mprotect(start + size, page, 0) == 0  # PROT_NONE
+    return region, floats
+
+
+def test_edge_blocks_read_nothing_past_b():
+    rng = np.random.default_rng(0)
+    for n, ldb, k in [(41, 41, 30), (7, 7, 9), (1, 1, 20), (100, 100, 3), (20, 33, 5), (64, 64, 4)]:
+        region, flat = _guarded_floats(k * ldb - (ldb - n))  # b's last row ends at the page
+        b = np.lib.stride_tricks.as_strided(flat, (k, n), (ldb * F32, F32))
+        flat[:] = rng.standard_normal(flat.size)
+        a = rng.standard_normal((9, k)).astype(np.float32)
+        c = np.zeros((9, n), np.float32)
+        _call_address(9, n, k, a, b.ctypes.data, ldb, c)
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b.astype(np.float64), rtol=1e-5, atol=1e-4)
+
+
+@njit(cache=True)
+def _call_address(m, n, k, a, b_address, ldb, c):
+    gemm(m, n, k, a.ctypes.data, k, False, b_address, ldb, c.ctypes.data, n, 0.0)
