@@ -32,6 +32,7 @@ def _on_stack(typingctx, value):
 
 
 NO_TRANSPOSE, TRANSPOSE = 78, 84  # ord("N"), ord("T")
+F32 = 4  # bytes of a float32
 
 
 @njit(cache=True, nogil=True)

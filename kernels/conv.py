@@ -19,14 +19,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import floats_at
+from kernels.blas import F32, floats_at
 from kernels.microgemm import matmul
 from kernels.elementwise import activate
 
 LEAKY = np.float32(0.1)
 ONE = np.float32(1.0)
 ZERO = np.float32(0.0)
-F32 = 4
 CACHED_WEIGHTS = 16 << 20  # bytes: larger weights come from memory again for every band (half the Zen 4's L3)
 
 
@@ -281,8 +280,8 @@ def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, 
                 _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi)
                 b, ldb = cols.ctypes.data, px
             a = w2d.ctypes.data + c_lo * kk * (w2d.strides[0] if channel_major else F32)
-            matmul(n_out, px, (c_hi - c_lo) * kk, a, w2d.strides[0] // F32, channel_major, b, ldb, acc.ctypes.data, px,
-                 0.0 if c_lo == 0 else 1.0)
+            matmul(n_out, px, (c_hi - c_lo) * kk, a, w2d.strides[0] // F32, channel_major, b, ldb, acc.ctypes.data,
+                   px, 0.0 if c_lo == 0 else 1.0)
         _finish(out, acc, mult, offset, act, row0, rows, first, last)
 
 

@@ -1,20 +1,19 @@
 """A float32 GEMM with the same contract as ``kernels.blas.gemm``, from a register-blocked kernel written in
-LLVM IR: on this Zen 4, OpenBLAS's SkylakeX kernels reach 85-97 GFLOP/s on one core for the shapes a conv
-step multiplies, this kernel 100-110 (ONNX Runtime's own kernels run near that rate).
+LLVM IR. On this Zen 4, one core, warm operands, the shapes a conv step multiplies: 84-107 GFLOP/s against
+OpenBLAS's SkylakeX kernels' 81-95 (0.99x to 1.27x, about 1.12x in the median).
 
 Each kernel call computes a block of 6 rows by up to 64 columns of c: 24 sixteen-float accumulators held in
 registers while k runs, each step one broadcast of a's six values and four vector loads of b's row, 24
 fused multiply-adds. Neither operand is packed: a's six rows are read where they lie (row-major, or
 transposed), b's rows of the block too, so the GEMM needs no workspace, and the arena stays as it was.
-Blocks run row block by row block, so a's rows stay in L1 while b's (one channel block of the packed
-input, sized to stay in L2 by the workspace budget) is reread.
+Blocks run row block by row block, so a's rows stay in L1 while b (one channel block of the packed input,
+sized by the workspace budget to stay in L2) is reread; a b larger than L2 ran at OpenBLAS's rate.
 
-Written in IR because Numba's loops do not keep 24 vector accumulators in registers (a loop of dot
-products or outer products in Python ran at a tenth of this rate, or scalar). Masked loads inside the loop
-ran at a third of this rate, so a block narrower than 64 columns loads whole vectors for every step but
-the last (past its columns, b's next row: memory that exists and lanes that are never stored) and masks
-only its last step and its stores. Rows past ``m`` in the last row block read a's last row again, and
-are not stored.
+Written in IR because Numba's loops did not get there: dot products along k ran at OpenBLAS's rate at
+best, outer products came out scalar. Masked loads inside the loop ran at a third of this rate, so a
+block narrower than 64 columns loads whole vectors for every step but the last (past its columns, b's
+next row: memory that exists and lanes that are never stored) and masks only its last step and its
+stores. Rows past ``m`` in the last row block read a's last row again, and are not stored.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from kernels.blas import floats_at
+from kernels.blas import F32, floats_at
 from kernels.blas import gemm as blas_gemm
 
 ROWS = 6        # rows of c per kernel call
@@ -73,8 +72,9 @@ def _block_kernel(vectors: int, edge: bool):
 
             def step(pa, pb, accumulators, masked):
                 at = [builder.bitcast(builder.gep(pb, [ir.Constant(_I64, LANES * j)]), vp) for j in range(vectors)]
-                bs = [builder.call(load_masked, [at[j], align, masks[j], zero]) if masked and (edge and j == vectors - 1)
-                      else builder.load(at[j], align=4) for j in range(vectors)]
+                bs = [builder.call(load_masked, [at[j], align, masks[j], zero])
+                      if masked and edge and j == vectors - 1 else builder.load(at[j], align=4)
+                      for j in range(vectors)]
                 out = []
                 for r in range(ROWS):
                     ar = _splat(builder, builder.load(builder.gep(pa, [a_offsets[r]])), _V)
@@ -154,23 +154,24 @@ def gemm(m, n, k, a, lda, a_transposed, b, ldb, c, ldc, beta):
     if k <= 0:
         if not add:
             for i in range(m):
-                floats_at(c + 4 * i * ldc, n)[:] = 0.0
+                floats_at(c + F32 * i * ldc, n)[:] = 0.0
         return
     # an edge block's whole loads of row s reach up to LANES - 1 floats past b's columns: inside b while
-    # later rows hold them, (k - 1 - s) * ldb >= LANES - 1; the steps after those are masked, one per call
-    whole_steps = max(1, min(k, k + 1 - -(-(LANES - 1) // ldb)))
+    # later rows hold them, (k - 1 - s) * ldb >= LANES - 1; the last ``masked`` rows are each a masked step
+    masked = -(-(LANES - 1) // ldb)
+    whole_steps = max(1, min(k, k + 1 - masked))  # one call: whole loads, then its own masked last step
     for i in range(0, m, ROWS):
         rows = min(ROWS, m - i)
-        pa, pc = a + 4 * i * a_row, c + 4 * i * ldc
+        pa, pc = a + F32 * i * a_row, c + F32 * i * ldc
         for j in range(0, n, width):
             cols = min(width, n - j)
-            pb, pcj = b + 4 * j, pc + 4 * j
+            pb, pcj = b + F32 * j, pc + F32 * j
             if cols == width:
                 _whole(pa, a_row, a_step, pb, ldb, pcj, ldc, k, rows, cols, add)
                 continue
             _edge(pa, a_row, a_step, pb, ldb, pcj, ldc, whole_steps, rows, cols, add)
             for s in range(whole_steps, k):
-                _edge(pa + 4 * s * a_step, a_row, a_step, pb + 4 * s * ldb, ldb, pcj, ldc, 1, rows, cols, 1)
+                _edge(pa + F32 * s * a_step, a_row, a_step, pb + F32 * s * ldb, ldb, pcj, ldc, 1, rows, cols, 1)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -186,8 +187,8 @@ def _edge(a, a_row, a_step, b, ldb, c, ldc, k, rows, cols, add):
         _edge1(a, a_row, a_step, b, ldb, c, ldc, k, rows, cols, add)
 
 
-# Without AVX-512 the kernel's 512-bit vectors split in two, and OpenBLAS's kernels for the CPU are the
-# better measured choice; Numba's cache keys compiled code by the CPU's features, so each machine compiles
-# the kernels that call ``matmul`` with its own choice.
+# Only measured with AVX-512: elsewhere the kernel's 512-bit vectors would split in two, so OpenBLAS stays.
+# Numba's cache keys compiled code by the CPU's features, so each machine compiles the kernels that call
+# ``matmul`` with its own choice.
 AVX512 = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
 matmul = gemm if AVX512 else blas_gemm

@@ -48,13 +48,13 @@ def _guarded_floats(count: int):
     libc = ctypes.CDLL(None)
     libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     assert libc.mprotect(start + size, page, 0) == 0  # PROT_NONE
-    return region, floats
+    return floats  # (the array keeps the mapping alive)
 
 
 def test_edge_blocks_read_nothing_past_b():
     rng = np.random.default_rng(0)
     for n, ldb, k in [(41, 41, 30), (7, 7, 9), (1, 1, 20), (100, 100, 3), (20, 33, 5), (64, 64, 4)]:
-        region, flat = _guarded_floats(k * ldb - (ldb - n))  # b's last row ends at the page
+        flat = _guarded_floats(k * ldb - (ldb - n))  # b's last row ends at the page
         b = np.lib.stride_tricks.as_strided(flat, (k, n), (ldb * F32, F32))
         flat[:] = rng.standard_normal(flat.size)
         a = rng.standard_normal((9, k)).astype(np.float32)
