@@ -14,7 +14,8 @@ import argparse
 
 from benchmarks.common import cpu_name, interleaved_medians, median_seconds, opencv_runner
 from engine.cli.pipeline import default_image
-from engine.ir.plan import Plan, default_groups
+from engine.cli.planning import default_plan
+from engine.ir.plan import Plan
 from engine.memory.predictor import Predictor
 from engine.lower.program import build_program
 from engine.lower.table import B_BYTES, B_FIRST, B_KIND, B_LAST, INPUT_BUFFER, WEIGHTS_BUFFER
@@ -71,7 +72,7 @@ def main() -> None:
             placement = Placement.of((photo.shape[2], photo.shape[1]), (w, h), network.default_preprocess)
             x = fit(photo, w, h, placement)
             lbl = max(layer_by_layer_live_bytes(network))
-            default = Plan(network, default_groups(network, reuse="stream"))
+            default = default_plan(network)
             peak = Predictor(network).predict(default).activation_peak_bytes
             low, smallest = smallest_at_full_macs(network)
             fused = FusedExecutor(default, params)

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 from engine.report import plots  # noqa: E402
 from engine.runtime.executor import FusedExecutor  # noqa: E402
 from yolo.params import random_params  # noqa: E402
-from engine.ir.plan import Plan, default_groups  # noqa: E402
+from engine.cli.planning import default_plan  # noqa: E402
 from engine.memory.predictor import Predictor  # noqa: E402
 from engine.runtime.baseline import runtime_baseline_bytes  # noqa: E402
 from engine.tune.costmodel import load_or_calibrate  # noqa: E402
@@ -27,7 +27,7 @@ OUT = Path(__file__).resolve().parent.parent / "docs"
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     network = load_network("yolov2.cfg", 416)
-    plan = Plan(network, default_groups(network, reuse="stream"))
+    plan = default_plan(network)
     plots.save(plots.layer_profile(network, plan.groups), OUT / "profile.png")
     run = FusedExecutor(plan, random_params(network, 0)).run(np.zeros(network.input_shape, np.float32))
     plots.save(plots.arena_map(run.program, run.layout), OUT / "arena.png")

@@ -54,3 +54,21 @@ def test_bad_grid_syntax():
     with pytest.raises(PlanError, match="expected ROWSxCOLS"):
         parse_grid("3")
     assert parse_grid("2x5") == (2, 5)
+
+
+@pytest.mark.parametrize("cfg, kept", [("yolov2.cfg", "0-7:8x1:stream"),
+                                       ("yolov2-tiny.cfg", "0-5:8x1:stream,6-8:4x1:stream"),
+                                       ("MobileNetV2-YOLOv3-Nano-coco.cfg",
+                                        "0-5:8x1:stream,6-8:4x1:stream,10-12:4x1:stream")])
+def test_default_plan_keeps_only_groups_that_lower_the_peak(cfg, kept):
+    from engine.cli.planning import default_plan
+    from engine.memory.predictor import Predictor
+    network = load_network(cfg)
+    predictor = Predictor(network)
+    shaped = Plan(network, default_groups(network, reuse="stream"))
+    plan = default_plan(network)
+    assert plan.spec == kept
+    peak = predictor.predict_peak(plan)
+    assert peak == predictor.predict_peak(shaped)
+    for i in range(len(plan.groups)):  # every group kept pays for itself in memory
+        assert predictor.predict_peak(Plan(network, plan.groups[:i] + plan.groups[i + 1:])) > peak

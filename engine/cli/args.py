@@ -30,12 +30,12 @@ letter_box=1; detection threshold 0.25; the NMS kind of the last [yolo] layer, g
 its beta_nms); a [region] network follows pjreddie's (sqrt(var) + 1e-6; letterbox; threshold 0.5;
 plain NMS). --preprocess letterbox|resize and --thresh override.
 
-Modes: fused by default. With neither --tiles nor --groups, two groups are fused: the layers up to the
-pool that reaches stride 8 in 8 strips of whole rows (an 8x1 grid), then the layers up to the last one at
-stride 16 in 4 (yolov2: 0-7:8x1,8-16:4x1; yolov2-tiny: 0-5:8x1,6-8:4x1); then every further
-conv-and-maxpool chain of two or more layers ending at stride 8 or finer in 4 strips (MobileNetV2's blocks:
-Nano COCO 0-5:8x1,6-8:4x1,10-12:4x1,13-15:4x1,17-19:4x1). Strips keep rows contiguous, which the kernels
-run fastest on.
+Modes: fused by default. With neither --tiles nor --groups, the default plan starts from two groups: the
+layers up to the pool that reaches stride 8 in 8 strips of whole rows (an 8x1 grid), then the layers up to
+the last one at stride 16 in 4 (yolov2: 0-7:8x1,8-16:4x1; yolov2-tiny: 0-5:8x1,6-8:4x1); then every further
+conv-and-maxpool chain of two or more layers ending at stride 8 or finer in 4 strips (MobileNetV2's blocks).
+It then drops, the latest first, every group without which the predicted peak is no higher (yolov2 runs
+0-7:8x1; Nano COCO 0-5:8x1,6-8:4x1,10-12:4x1). Strips keep rows contiguous, which the kernels run fastest on.
 A group is a chain of conv (grouped and depthwise included), maxpool, shortcut, upsample and route (one or
 two sources, channel split) layers, each reading the previous one; a shortcut's or route's other map is a
 member or a map held before the group, and only the last member may be read outside it (--budget searches

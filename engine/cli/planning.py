@@ -73,9 +73,20 @@ def make_plan(args, network: Network) -> Plan:
         return Plan(network, ())  # in Darknet's order
     reuse = check_reuse(args.reuse or DEFAULT_REUSE)
     weights = "group" if args.stream_weights else "resident"  # for groups that name no weights mode
+    mode = "streamed" if args.stream_weights else "resident"
+    band_bytes, order = (args.band_kib or DEFAULT_BAND_BYTES // 1024) * 1024, args.order or "darknet"
     if args.groups is not None:
-        groups = parse_groups(args.groups, reuse, weights)
-    else:
-        groups = default_groups(network, parse_grid(args.tiles) if args.tiles else None, reuse, weights)
-    return Plan(network, groups, "streamed" if args.stream_weights else "resident",
-                (args.band_kib or DEFAULT_BAND_BYTES // 1024) * 1024, args.order or "darknet")
+        return Plan(network, parse_groups(args.groups, reuse, weights), mode, band_bytes, order)
+    if args.tiles:
+        return Plan(network, default_groups(network, parse_grid(args.tiles), reuse, weights), mode, band_bytes, order)
+    scratch = (args.scratch_kib or DEFAULT_SCRATCH_BYTES // 1024) * 1024
+    return default_plan(network, scratch, reuse, weights, mode, band_bytes, order)
+
+
+def default_plan(network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, reuse: str = DEFAULT_REUSE,
+                 weights: str = "resident", mode: str = "resident", band_bytes: int = DEFAULT_BAND_BYTES,
+                 order: str = "darknet") -> Plan:
+    """The plan run when no groups or tiles are named: ``default_groups``' shape, less the groups that lower
+    no peak (``Predictor.lean``)."""
+    plan = Plan(network, default_groups(network, None, reuse, weights), mode, band_bytes, order)
+    return Predictor(network, scratch_bytes).lean(plan)

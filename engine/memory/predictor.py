@@ -11,7 +11,7 @@ the executor's timeline and two-level arena layout to the byte.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -112,6 +112,18 @@ class Predictor:
 
     def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
         return self.predict(groups, arena=False).peak_bytes
+
+    def lean(self, plan: Plan) -> Plan:
+        """``plan`` without the groups that lower no peak, the latest tried first: each is dropped if the
+        plan's peak without it is no higher. Such a group only costs time (its tiles read the weights again
+        and multiply narrower GEMMs): yolov2's default 8-16 group left the peak at 5.08 MiB and ran 5%
+        slower."""
+        peak, groups = self.predict_peak(plan), plan.groups
+        for i in reversed(range(len(groups))):
+            fewer = replace(plan, groups=groups[:i] + groups[i + 1:])
+            if fewer.groups and self.predict_peak(fewer) <= peak:
+                groups = fewer.groups
+        return replace(plan, groups=groups)
 
     def predict(self, groups: tuple[Group, ...] | Plan, arena: bool = True, order: str = "darknet") -> Prediction:
         """``groups`` must form a valid plan (build a Plan to validate user input first; a Plan brings its
