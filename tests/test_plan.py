@@ -1,6 +1,8 @@
 import pytest
 
+from engine.cli.planning import default_plan
 from engine.ir.plan import Group, Plan, PlanError, default_groups, parse_grid, parse_groups
+from engine.memory.predictor import Predictor
 from yolo.cfg import load_network
 
 
@@ -61,8 +63,6 @@ def test_bad_grid_syntax():
                                        ("MobileNetV2-YOLOv3-Nano-coco.cfg",
                                         "0-5:8x1:stream,6-8:4x1:stream,10-12:4x1:stream")])
 def test_default_plan_keeps_only_groups_that_lower_the_peak(cfg, kept):
-    from engine.cli.planning import default_plan
-    from engine.memory.predictor import Predictor
     network = load_network(cfg)
     predictor = Predictor(network)
     shaped = Plan(network, default_groups(network, reuse="stream"))
