@@ -122,9 +122,8 @@ def serve(name: str, folder: Path, threads: int) -> None:
 def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[str, str]:
     """Write the cfg, weights, ONNX graph, input and reference head the children read; return the plans."""
     from benchmarks.onnx_graph import onnx_model
-    from engine.cli.args import build_parser
     from engine.cli.pipeline import default_image
-    from engine.cli.planning import make_plan, search_grids
+    from engine.cli.planning import default_plan, search_grids
     from engine.lower.group import DEFAULT_SCRATCH_BYTES
     from engine.memory.timeline import layer_by_layer_live_bytes
     from engine.runtime.reference import run_reference
@@ -143,7 +142,7 @@ def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[
     (folder / "net.onnx").write_bytes(onnx_model(network, params))
     np.save(folder / "input.npy", x)
     np.save(folder / "head.npy", run_reference(network, params, x).head)
-    default = make_plan(build_parser().parse_args([cfg]), network)
+    default = default_plan(network)
     budget = max(layer_by_layer_live_bytes(network)) // 8
     grids = search_grids(network, 8)
     evaluator, found = search_workspaces(network, load_or_calibrate(network, DEFAULT_SCRATCH_BYTES), budget,

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import floats_at
-from kernels.conv import F32
+from kernels.blas import F32, floats_at
 
 NEG_INF = np.float32(-np.inf)
 

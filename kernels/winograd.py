@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import floats_at, gemm
-from kernels.conv import F32, ONE, ZERO, _finish_row, by_filters
+from kernels.blas import F32, floats_at, gemm
+from kernels.conv import ONE, ZERO, _finish_row, by_filters
 
 POSITIONS = 16  # values of a transformed 4x4 patch
 LINE = 16       # float32 per 64-byte cache line

@@ -68,7 +68,8 @@ def search_plan(args, network: Network, target, workspace_searched: bool):
 
 
 def make_plan(args, network: Network) -> Plan:
-    """The plan the arguments name (their combinations were checked by ``check_combinations``)."""
+    """The plan the arguments name (their combinations were checked by ``check_combinations``; the workspace
+    budget, ``args.scratch_kib``, resolved)."""
     if args.reference:
         return Plan(network, ())  # in Darknet's order
     reuse = check_reuse(args.reuse or DEFAULT_REUSE)
@@ -79,8 +80,7 @@ def make_plan(args, network: Network) -> Plan:
         return Plan(network, parse_groups(args.groups, reuse, weights), mode, band_bytes, order)
     if args.tiles:
         return Plan(network, default_groups(network, parse_grid(args.tiles), reuse, weights), mode, band_bytes, order)
-    scratch = (args.scratch_kib or DEFAULT_SCRATCH_BYTES // 1024) * 1024
-    return default_plan(network, scratch, reuse, weights, mode, band_bytes, order)
+    return default_plan(network, args.scratch_kib * 1024, reuse, weights, mode, band_bytes, order)
 
 
 def default_plan(network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, reuse: str = DEFAULT_REUSE,
