@@ -145,6 +145,7 @@ def test_cli_budget_searches_and_runs(tmp_path, capsys, monkeypatch):
     assert report["config"]["budget_bytes"] == 400 * 1024
     assert report["memory"]["measured_peak_bytes"] == report["config"]["search"]["predicted_peak_bytes"] <= 400 * 1024
     assert report["config"]["scratch_bytes"] in WORKSPACES  # searched with the plan, unless given:
+    assert report["config"]["search"]["max_grid"] == 2
     assert main(common + ["--budget", "400KiB", "--scratch-kib", "96"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["scratch_bytes"] == 96 * 1024
     assert main(common + ["--budget", "1KB", "--quiet"]) == 2  # a slow search's progress note is not the error
@@ -153,6 +154,16 @@ def test_cli_budget_searches_and_runs(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main(common + ["--budget", "6 parsecs"])
     assert exit_info.value.code == 2 and "expected a size such as 6MB" in capsys.readouterr().err
+
+
+def test_search_grids_add_strips_of_whole_rows():
+    """Squares up to N x N, then strips up to 8N rows, none taller than the tallest map a group can end on."""
+    from engine.cli.planning import search_grids
+    yolov2 = load_network("yolov2.cfg", 416)
+    grids = search_grids(yolov2, 8)
+    assert set(grids) == {(r, c) for r in range(1, 9) for c in range(1, 9)} | {(r, 1) for r in range(9, 65)}
+    small = load_network("yolov2-tiny.cfg", 64)  # its tallest tileable map: 64 rows
+    assert max(r for r, _ in search_grids(small, 16)) == 64 and max(c for _, c in search_grids(small, 16)) == 16
 
 
 def test_nonnegative_fit_is_the_constrained_least_squares_optimum():

@@ -169,7 +169,8 @@ def build_parser() -> ArgumentParser:
                          "with --stream-weights SIZE bounds the engine peak (activations and weights) and the weights' "
                          "modes and bands are searched too; auto: the least modelled latency on --device")
     ap.add_argument("--max-grid", type=positive_int, default=8, metavar="N",
-                    help="--budget searches grids up to N x N, non-square included (default 8)")
+                    help="--budget searches grids up to N x N, non-square included, and strips of whole rows up to "
+                         "8N (default 8)")
     ap.add_argument("--device", metavar="NAME[:FIELDS]",
                     help="model paging on a device: rpi3, rpi4-usb-ssd or zram, fields overridable as in "
                          "rpi3:fault=1ms,read=10MB/s (a model, see below)")

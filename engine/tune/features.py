@@ -13,8 +13,8 @@ from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed",
-            "thin_macs", "packed_whole")
-FEATURES_VERSION = 21  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+            "thin_macs", "packed_whole", "transform_rows", "thin_rows", "pooled_rows")
+FEATURES_VERSION = 22  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
@@ -28,6 +28,7 @@ def step_features(steps, layers, workers, out):
         kind, c = row[S_KIND], row[S_CHANNELS]
         if kind == CONV_STEP and row[S_METHOD] == DIRECT_RUN:  # no packing, no GEMM
             out[s, 12 if layers[row[S_LAYER], L_GROUPS] > 1 else 15] = row[S_MACS]
+            out[s, 18] = layers[row[S_LAYER], L_C_OUT] * c * oh  # rows of windows summed: narrow tiles, more
             out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
             out[s, 5] = 1
         elif kind == CONV_STEP and row[S_METHOD] == WINOGRAD_RUN:  # 16 GEMMs per band and channel block, two transforms
@@ -38,9 +39,11 @@ def step_features(steps, layers, workers, out):
             out[s, 2] = POSITIONS * filters * c * bands
             out[s, 13] = POSITIONS * filters * c * tiles
             out[s, 14] = POSITIONS * (c + filters) * tiles
+            out[s, 17] = (c + filters) * (oh + 1) // 2  # rows of tiles transformed: narrow tiles have more
             if winograd_by_filters(filters, band_rows, per_band, row[S_BLOCK], workers):
                 out[s, 2] /= workers
                 out[s, 14] += (workers - 1) * POSITIONS * c * tiles  # each thread transforms the input
+                out[s, 17] += (workers - 1) * c * (oh + 1) // 2
             out[s, 4] = filters * oh * ow
             out[s, 5] = 1
         elif kind == CONV_STEP:
@@ -62,6 +65,7 @@ def step_features(steps, layers, workers, out):
             out[s, 9] = (c * kk + filters) * oh  # rows packed and written: narrow tiles have more, shorter ones
         elif kind == MAXPOOL_STEP:
             out[s, 6] = c * oh * ow * layers[row[S_LAYER], L_SIZE] ** 2
+            out[s, 19] = c * oh
             out[s, 8] = 1
         elif kind == LOAD_STEP:  # weights read from the page cache into the arena (vectors not counted)
             out[s, 10] = c * layers[row[S_LAYER], L_C_OUT] * layers[row[S_LAYER], L_SIZE] ** 2
