@@ -73,11 +73,16 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
                         plane = floats_at(x.ctypes.data + c * x.strides[0], h * w)
                         run = cols[base + r_lo * w:base + r_hi * w]
                         run[first:n - w + stop] = plane[start + first:start + n - w + stop]
-                        for r in range(r_hi - r_lo):  # columns that read a neighbouring row: padding
-                            for ox in range(first):
+                        # columns that read a neighbouring row: padding, a column at a time (a loop over rows
+                        # of one or two columns each packed 13-wide layers 15% slower)
+                        for ox in range(first):
+                            for r in range(r_hi - r_lo):
                                 run[r * w + ox] = ZERO
-                            for ox in range(stop, w):
+                        for ox in range(stop, w):
+                            for r in range(r_hi - r_lo):
                                 run[r * w + ox] = ZERO
+                    if r_lo == 0 and r_hi == rows:
+                        continue
                 for r in range(rows):
                     if r_lo <= r < r_hi:
                         continue
