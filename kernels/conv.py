@@ -16,16 +16,12 @@ slowed a yolov2 run 7x on two cores.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 from kernels.blas import F32, floats_at
 from kernels.microgemm import matmul
-from kernels.elementwise import activate
+from kernels.epilogue import ONE, ZERO, finish_row
 
-LEAKY = np.float32(0.1)
-ONE = np.float32(1.0)
-ZERO = np.float32(0.0)
 CACHED_WEIGHTS = 16 << 20  # bytes: larger weights come from memory again for every band (half the Zen 4's L3)
 
 
@@ -104,32 +100,6 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
                         cols[at + ox] = ZERO
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _finish_row(dst, acc, at, m, o, add, act):
-    """One output row from the GEMM result at ``acc[at:]``: one branch-free loop per case, so each
-    vectorizes."""
-    width = dst.shape[0]
-    if add:
-        for ox in range(width):
-            acc[at + ox] += dst[ox]
-    if act == 1:
-        for ox in range(width):
-            v = acc[at + ox] * m + o
-            dst[ox] = max(v, v * LEAKY)
-    elif act == 2:
-        for ox in range(width):
-            dst[ox] = max(acc[at + ox] * m + o, ZERO)
-    elif act == 4:
-        for ox in range(width):
-            dst[ox] = ONE / (ONE + np.exp(-(acc[at + ox] * m + o)))
-    elif act == 0:
-        for ox in range(width):
-            dst[ox] = acc[at + ox] * m + o
-    else:
-        for ox in range(width):
-            dst[ox] = activate(acc[at + ox] * m + o, act)
-
-
 @njit(cache=True, nogil=True)
 def _finish(out, acc, mult, offset, act, row0, rows, first, last):
     """The GEMM result of rows [row0, row0 + rows) into ``out``: added to the partial sums already there
@@ -142,114 +112,10 @@ def _finish(out, acc, mult, offset, act, row0, rows, first, last):
         m, o, a = (mult[n], offset[n], act) if last else (ONE, ZERO, 0)
         if runs:  # one loop over the band: rows of 13 or 26 alone are too short to vectorize well
             run = floats_at(out.ctypes.data + n * out.strides[0] + row0 * out.strides[1], px)
-            _finish_row(run, acc, n * px, m, o, not first, a)
+            finish_row(run, acc, n * px, m, o, not first, a)
             continue
         for r in range(rows):
-            _finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _window(x, c, w, r, col0, oy, ox, size, stride, pad_top, pad_left):
-    """One window's sum before the epilogue: channel c under output (oy, ox) times the taps w[r, col0:], those
-    inside the map, in (ky, kx) order."""
-    _, h, width = x.shape
-    total = ZERO
-    for ky in range(size):
-        iy = oy * stride + ky - pad_top
-        if 0 <= iy < h:
-            for kx in range(size):
-                ix = ox * stride + kx - pad_left
-                if 0 <= ix < width:
-                    total += w[r, col0 + ky * size + kx] * x[c, iy, ix]
-    return total
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _nine(t0, t1, t2, t3, t4, t5, t6, t7, t8, a, b, d, j):
-    """A 3x3 window's sum whose three input rows start at a[j], b[j], d[j], in (ky, kx) order."""
-    return (ZERO + t0 * a[j] + t1 * a[j + 1] + t2 * a[j + 2] + t3 * b[j] + t4 * b[j + 1] + t5 * b[j + 2]
-            + t6 * d[j] + t7 * d[j + 1] + t8 * d[j + 2])
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _tap_row(w, r, col, iy, h):
-    """The three taps w[r, col:col + 3] of a window row reading input row ``iy``: zeros if it is outside."""
-    if 0 <= iy < h:
-        return w[r, col], w[r, col + 1], w[r, col + 2]
-    return ZERO, ZERO, ZERO
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _window_row(row, x, c, w, r, col0, oy, size, stride, pad_top, pad_left, add):
-    """Output row ``oy`` of channel c's windows times the taps w[r, col0:] into ``row`` (added to it if
-    ``add``). A 3x3 row (stride 1 or 2) sums its nine taps unrolled over the columns whose taps are all
-    inside the map (a loop that vectorizes: rows read as contiguous runs, where they are); a tap row above or
-    below the map gets zero taps (and reads a row inside: zero times it adds nothing). Every other value is
-    summed tap by tap, skipping the border. Both add in (ky, kx) order, so the result does not depend on
-    the path."""
-    out_w = row.shape[0]
-    _, h, width = x.shape
-    top = oy * stride - pad_top
-    lo = hi = 0
-    if size == 3 and (stride == 1 or stride == 2) and x.strides[2] == F32 and row.strides[0] == F32:
-        lo = min(out_w, -(-pad_left // stride))  # the columns whose three taps are all inside
-        hi = max(lo, min(out_w, (width - 3 + pad_left) // stride + 1))
-        t0, t1, t2 = _tap_row(w, r, col0, top, h)
-        t3, t4, t5 = _tap_row(w, r, col0 + 3, top + 1, h)
-        t6, t7, t8 = _tap_row(w, r, col0 + 6, top + 2, h)
-        start = lo * stride - pad_left  # the input column under the first interior column's left tap
-        at, span = x.ctypes.data + c * x.strides[0] + start * F32, max(0, width - start)
-        a = floats_at(at + min(max(top, 0), h - 1) * x.strides[1], span)
-        b = floats_at(at + min(max(top + 1, 0), h - 1) * x.strides[1], span)
-        d = floats_at(at + min(max(top + 2, 0), h - 1) * x.strides[1], span)
-        inner = floats_at(row.ctypes.data + lo * F32, hi - lo)
-        if stride == 1 and add:
-            for i in range(hi - lo):
-                inner[i] += _nine(t0, t1, t2, t3, t4, t5, t6, t7, t8, a, b, d, i)
-        elif stride == 1:
-            for i in range(hi - lo):
-                inner[i] = _nine(t0, t1, t2, t3, t4, t5, t6, t7, t8, a, b, d, i)
-        elif add:
-            for i in range(hi - lo):
-                inner[i] += _nine(t0, t1, t2, t3, t4, t5, t6, t7, t8, a, b, d, 2 * i)
-        else:
-            for i in range(hi - lo):
-                inner[i] = _nine(t0, t1, t2, t3, t4, t5, t6, t7, t8, a, b, d, 2 * i)
-    for ox in range(out_w - (hi - lo)):  # the border columns, [0, lo) and [hi, out_w)
-        ox += (hi - lo) * (ox >= lo)
-        v = _window(x, c, w, r, col0, oy, ox, size, stride, pad_top, pad_left)
-        row[ox] = row[ox] + v if add else v
-
-
-@njit(cache=True, nogil=True)
-def depthwise_tile(out, x, pad_top, pad_left, w, mult, offset, act, size, stride, part, parts):
-    """A depthwise convolution (one filter per channel), directly: out (C, OH, OW) <- x (C, H, W) with border
-    pads * w (C, k*k), then BN + activation; no workspace. Share ``part`` of ``parts`` of the channels."""
-    channels, out_h, _ = out.shape
-    share = -(-channels // parts)
-    for c in range(part * share, min(channels, (part + 1) * share)):
-        for oy in range(out_h):
-            row = out[c, oy]
-            _window_row(row, x, c, w, c, 0, oy, size, stride, pad_top, pad_left, False)
-            _finish_row(row, row, 0, mult[c], offset[c], False, act)
-
-
-@njit(cache=True, nogil=True)
-def thin_tile(out, x, pad_top, pad_left, w, mult, offset, act, stride, first, last, part, parts):
-    """A 3x3 convolution of few input channels (an RGB picture: an im2col GEMM of 27-long rows ran at a fifth
-    of the machine's rate), directly: out (N, OH, OW) <- x (C, H, W) with border pads * w (N, C*9) [+ out
-    unless ``first``], BN + activation if ``last`` (as ``conv_tile``); no workspace. Share ``part`` of
-    ``parts`` of the filters; each output row takes its channels in turn while their input rows are in
-    cache."""
-    filters, out_h, _ = out.shape
-    share = -(-filters // parts)
-    for oy in range(out_h):
-        for n in range(part * share, min(filters, (part + 1) * share)):
-            row = out[n, oy]
-            for c in range(x.shape[0]):
-                _window_row(row, x, c, w, n, 9 * c, oy, 3, stride, pad_top, pad_left, c > 0 or not first)
-            if last:
-                _finish_row(row, row, 0, mult[n], offset[n], False, act)
+            finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
 
 
 @njit(cache=True, nogil=True)

@@ -23,7 +23,8 @@ import numpy as np
 from numba import njit
 
 from kernels.blas import F32, floats_at, gemm
-from kernels.conv import ONE, ZERO, _finish_row, by_filters
+from kernels.conv import by_filters
+from kernels.epilogue import ONE, ZERO, finish_row
 
 POSITIONS = 16  # values of a transformed 4x4 patch
 LINE = 16       # float32 per 64-byte cache line
@@ -194,7 +195,7 @@ def _transform_output(out, m, plane, mult, offset, act, row0, rows, tiles_w):
                     dst[2 * tx + 1] = s1[tx] - s2[tx] - s3[tx]
                 if pairs < tiles_w:
                     dst[2 * pairs] = s0[pairs] + s1[pairs] + s2[pairs]
-                _finish_row(dst, dst, 0, mult[n], offset[n], False, act)
+                finish_row(dst, dst, 0, mult[n], offset[n], False, act)
 
 
 @njit(cache=True, nogil=True)

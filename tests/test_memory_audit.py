@@ -66,7 +66,7 @@ import os
 import numpy as np
 from numba import njit
 from numba.core.runtime import rtsys
-from kernels import conv, elementwise, pool, layout, picture, winograd
+from kernels import conv, direct, elementwise, pool, layout, picture, winograd
 from yolo.sources import read_runs
 
 f32 = np.float32
@@ -99,9 +99,9 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
         layout.reorg(flat_out, flat_in, 16, 4, 4, 2)
         layout.region(reg_out, reg_in, 2, 4, 2, True)
         picture.fit_region(x, f32(1), 5, 7, 1, 2, 0, 0, out[:4])  # a letterboxed region
-        conv.depthwise_tile(out[:4], x, 1, 1, w2d[:4, :9], m, o, 1, 3, 1, 0, 1)  # unrolled 3x3 and borders
-        conv.thin_tile(out, x[:3], 1, 1, w2d[:, :27], m, o, 1, 1, True, False, 0, 2)  # a share, partial sums
-        conv.thin_tile(out[:, :5, :5], x[:3], 1, 1, w2t[:27].T, m, o, 1, 2, False, True, 1, 2)  # strided, adds
+        direct.depthwise_tile(out[:4], x, 1, 1, w2d[:4, :9], m, o, 1, 3, 1, 0, 1)  # unrolled 3x3 and borders
+        direct.thin_tile(out, x[:3], 1, 1, w2d[:, :27], m, o, 1, 1, True, False, 0, 2)  # a share, partial sums
+        direct.thin_tile(out[:, :5, :5], x[:3], 1, 1, w2t[:27].T, m, o, 1, 2, False, True, 1, 2)  # strided, adds
         elementwise.shortcut(out[:4, 1:5, 1:5], x[:, :4, :4], big[:4, 2:6, 2:6], 1)  # regions of three maps
         elementwise.upsample(out[:4, :5, :5], x[:, :3, :3], 2, f32(1), 1, 1)
         winograd.winograd_tile(out, x, 1, 1, u, m, o, 1, 4, 2, v, mm, 0, 1)  # bands, two channel blocks, odd edges

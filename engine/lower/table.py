@@ -50,7 +50,7 @@ def layer_table(network: Network) -> np.ndarray:
 
 
 GEMM_RUN, WINOGRAD_RUN, WINOGRAD_HELD, DIRECT_RUN = 0, 1, 2, 3  # S_METHOD values
-THIN_CHANNELS = 4  # at most this many input channels: a 3x3 conv runs directly (``kernels.conv.thin_tile``)
+THIN_CHANNELS = 4  # at most this many input channels: a 3x3 conv runs directly (``kernels.direct.thin_tile``)
 WINOGRAD_MIN_CHANNELS = 8  # fewer input channels make each of the 16 GEMMs too thin to gain
 WINOGRAD_MIN_TILES = 24    # 2x2 tiles per band: below, the 16 GEMMs ran slower than one
 

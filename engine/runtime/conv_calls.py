@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from kernels.conv import by_filters, conv_tile, depthwise_tile, shares, thin_tile
+from kernels.conv import by_filters, conv_tile, shares
+from kernels.direct import depthwise_tile, thin_tile
 from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters, winograd_tile
 from yolo.network import Conv
 

@@ -3,9 +3,10 @@
 Each step is described by a few work counts (multiply-accumulates, GEMM calls, weights streamed per
 band, packed and written elements and the rows they come in, the rows each Winograd transform, direct
 conv and maxpool loops over (narrow tiles have more, shorter ones), pooled and copied elements, weights
-read into the arena and the reads, and one per step for the dispatch overhead of a tile). A short run of a few plans on this machine, timing every
-step, fits one non-negative coefficient per count. The fit is cached on disk and keyed by the machine, the library
-versions and the network, so it is redone when any of them changes.
+read into the arena and the reads, and one per step for the dispatch overhead of a tile). A short run of
+a few plans on this machine, timing every step, fits one non-negative coefficient per count. The fit is
+cached on disk and keyed by the machine, the library versions and the network, so it is redone when any
+of them changes.
 """
 from __future__ import annotations
 
