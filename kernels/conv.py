@@ -1,5 +1,6 @@
-"""Tile convolution, one compiled call: Numba packs a block of im2col rows, BLAS multiplies (called from the
-kernel, accumulating over channel blocks), Numba applies BN + activation.
+"""Tile convolution, one compiled call: Numba packs a block of im2col rows (in the column panels the GEMM
+reads as contiguous runs), the GEMM multiplies (called from the kernel, accumulating over channel blocks),
+Numba applies BN + activation.
 
 The GEMM is blocked over output rows (bands) and input channels, so its workspace stays within a byte
 budget while bands stay wide enough that each band reads the filters only once. A step may cover only a
@@ -19,7 +20,7 @@ from __future__ import annotations
 from numba import njit
 
 from kernels.blas import F32, floats_at
-from kernels.microgemm import matmul
+from kernels.microgemm import PACKED_PANEL, matmul, matmul_packed, panel_index
 from kernels.epilogue import ONE, ZERO, finish_row
 
 CACHED_WEIGHTS = 16 << 20  # bytes: larger weights come from memory again for every band (half the Zen 4's L3)
@@ -47,15 +48,42 @@ def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes, in_plac
     return rows, block, block * kk * px, filters * px
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _copy(cols, k, px, row, col, src):
+    """``src`` into row ``row`` of the packed k x px matrix from column ``col`` on, a panel's run at a time."""
+    done = 0
+    while done < src.size:
+        at = col + done
+        take = min(src.size - done, PACKED_PANEL - at % PACKED_PANEL)
+        start = panel_index(row, at, k, px, PACKED_PANEL)
+        cols[start:start + take] = src[done:done + take]
+        done += take
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _zero(cols, k, px, row, col, n):
+    """Columns [col, col + n) of row ``row`` of the packed k x px matrix to zero (padding)."""
+    done = 0
+    while done < n:
+        at = col + done
+        take = min(n - done, PACKED_PANEL - at % PACKED_PANEL)
+        start = panel_index(row, at, k, px, PACKED_PANEL)
+        cols[start:start + take] = ZERO
+        done += take
+
+
 @njit(cache=True, nogil=True)
 def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi):
+    """The im2col matrix of channels [c_lo, c_hi) and output rows [row0, row0 + rows): one row per (channel,
+    ky, kx), one column per output pixel, stored in the GEMM's panels (``PACKED_PANEL`` columns each)."""
     _, h, w = x.shape
     px = rows * out_w
+    k = (c_hi - c_lo) * size * size
     flat = stride == 1 and out_w == w and x.strides[2] == F32 and x.strides[1] == w * F32
     for c in range(c_lo, c_hi):
         for ky in range(size):
             for kx in range(size):
-                base = (((c - c_lo) * size + ky) * size + kx) * px
+                row = ((c - c_lo) * size + ky) * size + kx
                 # output columns whose input column ox*stride + kx - pad_left lies inside [0, w)
                 first = max(0, -(-(pad_left - kx) // stride))
                 stop = min(out_w, (w - 1 + pad_left - kx) // stride + 1)
@@ -67,37 +95,33 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
                         start = (row0 + r_lo + ky - pad_top) * w + kx - pad_left  # under (r_lo, 0)
                         n = (r_hi - r_lo) * w
                         plane = floats_at(x.ctypes.data + c * x.strides[0], h * w)
-                        run = cols[base + r_lo * w:base + r_hi * w]
-                        run[first:n - w + stop] = plane[start + first:start + n - w + stop]
+                        _copy(cols, k, px, row, r_lo * w + first, plane[start + first:start + n - w + stop])
                         # columns that read a neighbouring row: padding, a column at a time (a loop over rows
                         # of one or two columns each packed 13-wide layers 15% slower)
                         for ox in range(first):
-                            for r in range(r_hi - r_lo):
-                                run[r * w + ox] = ZERO
+                            for r in range(r_lo, r_hi):
+                                cols[panel_index(row, r * w + ox, k, px, PACKED_PANEL)] = ZERO
                         for ox in range(stop, w):
-                            for r in range(r_hi - r_lo):
-                                run[r * w + ox] = ZERO
+                            for r in range(r_lo, r_hi):
+                                cols[panel_index(row, r * w + ox, k, px, PACKED_PANEL)] = ZERO
                     if r_lo == 0 and r_hi == rows:
                         continue
                 for r in range(rows):
                     if r_lo <= r < r_hi:
                         continue
                     iy = (row0 + r) * stride + ky - pad_top
-                    at = base + r * out_w
+                    at = r * out_w
                     if iy < 0 or iy >= h or first >= stop:
-                        for ox in range(out_w):
-                            cols[at + ox] = ZERO
+                        _zero(cols, k, px, row, at, out_w)
                         continue
-                    for ox in range(first):
-                        cols[at + ox] = ZERO
+                    _zero(cols, k, px, row, at, first)
                     shift = kx - pad_left
                     if stride == 1:  # a contiguous run: a copy that vectorizes
-                        cols[at + first:at + stop] = x[c, iy, first + shift:stop + shift]
+                        _copy(cols, k, px, row, at + first, x[c, iy, first + shift:stop + shift])
                     else:
                         for ox in range(first, stop):
-                            cols[at + ox] = x[c, iy, ox * stride + shift]
-                    for ox in range(stop, out_w):
-                        cols[at + ox] = ZERO
+                            cols[panel_index(row, at + ox, k, px, PACKED_PANEL)] = x[c, iy, ox * stride + shift]
+                    _zero(cols, k, px, row, at + stop, out_w - stop)
 
 
 @njit(cache=True, nogil=True)
@@ -145,14 +169,14 @@ def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, 
         px = rows * out_w
         for c_lo in range(0, channels, block_channels):
             c_hi = min(channels, c_lo + block_channels)
+            a = w2d.ctypes.data + c_lo * kk * (w2d.strides[0] if channel_major else F32)
+            lda, k, beta = w2d.strides[0] // F32, (c_hi - c_lo) * kk, 0.0 if c_lo == 0 else 1.0
             if direct:  # the rows of each channel are contiguous: x is the (C, px) matrix already
-                b, ldb = x.ctypes.data + c_lo * x.strides[0] + row0 * x.strides[1], x.strides[0] // F32
+                matmul(n_out, px, k, a, lda, channel_major, x.ctypes.data + c_lo * x.strides[0] + row0 * x.strides[1],
+                       x.strides[0] // F32, acc.ctypes.data, px, beta)
             else:
                 _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi)
-                b, ldb = cols.ctypes.data, px
-            a = w2d.ctypes.data + c_lo * kk * (w2d.strides[0] if channel_major else F32)
-            matmul(n_out, px, (c_hi - c_lo) * kk, a, w2d.strides[0] // F32, channel_major, b, ldb, acc.ctypes.data,
-                   px, 0.0 if c_lo == 0 else 1.0)
+                matmul_packed(n_out, px, k, a, lda, channel_major, cols.ctypes.data, acc.ctypes.data, px, beta)
         _finish(out, acc, mult, offset, act, row0, rows, first, last)
 
 

@@ -1,6 +1,6 @@
 """The IR-kernel GEMM against NumPy: every edge of its blocks, both layouts of a, both betas, row strides
-wider than the rows, and b ending at an unreadable page (its whole-vector loads past an edge block's
-columns must stay inside b)."""
+wider than the rows, b row-major or in panels, and b ending at an unreadable page (its whole-vector loads
+past an edge block's columns must stay inside b)."""
 import ctypes
 import mmap
 
@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
-from kernels.microgemm import gemm
+from kernels.microgemm import PANEL, gemm, gemm_panels, panel_index
 
 F32 = 4
 
@@ -36,6 +36,35 @@ def test_gemm_matches_numpy(m, n, k, wider, a_transposed, beta, seed):
     _call(m, n, k, a, a.shape[1], a_transposed, b, b.shape[1], c, c.shape[1], beta)
     np.testing.assert_allclose(c[:, :n], expected, rtol=1e-5, atol=1e-5 * max(1, k))
     np.testing.assert_array_equal(c[:, n:], outside)  # columns past n are never written
+
+
+def _panels(b: np.ndarray, into: np.ndarray) -> np.ndarray:
+    """``b`` (k x n) written into ``into`` in panels of PANEL columns, through ``panel_index``."""
+    k, n = b.shape
+    for row in range(k):
+        for col in range(n):
+            into[panel_index(row, col, k, n, PANEL)] = b[row, col]
+    return into
+
+
+@njit(cache=True)
+def _call_panels(m, n, k, a, lda, a_transposed, b_address, c, ldc, beta):
+    gemm_panels(m, n, k, a.ctypes.data, lda, a_transposed, b_address, c.ctypes.data, ldc, beta)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 14), n=st.integers(1, 200), k=st.integers(1, 40), a_transposed=st.booleans(),
+       beta=st.sampled_from([0.0, 1.0]), seed=st.integers(0, 2 ** 16))
+def test_gemm_panels_matches_numpy(m, n, k, a_transposed, beta, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if a_transposed else (m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    expected = _expected(a, a_transposed, b, c, m, n, k, beta)
+    packed = _panels(b, _guarded_floats(k * n))  # the last panel ends at an unreadable page
+    assert sorted(panel_index(r, q, k, n, PANEL) for r in range(k) for q in range(n)) == list(range(k * n))
+    _call_panels(m, n, k, a, a.shape[1], a_transposed, packed.ctypes.data, c, n, beta)
+    np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5 * max(1, k))
 
 
 def _guarded_floats(count: int):
