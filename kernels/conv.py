@@ -27,25 +27,30 @@ CACHED_WEIGHTS = 16 << 20  # bytes: larger weights come from memory again for ev
 
 
 @njit(cache=True)
-def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes, in_place):
+def workspace_sizes(channels, size, filters, out_h, out_w, budget_bytes, in_place, to_output):
     """(band rows, block channels, and the float32 elements of cols and acc): half the budget for the GEMM
     result, the rest for packed input; at least one row and one channel. A 1x1 conv over whole rows
-    (``in_place``) multiplies its input where it lies: nothing packed, every channel in one block.
+    (``in_place``) multiplies its input where it lies: nothing packed, every channel in one block. A conv
+    whose output rows lie end to end (``to_output``) multiplies into them: no acc, the budget all for cols.
 
     Weights too large to stay cached between bands are read once: one band covers the region when its whole
-    result fits in the budget, with as many bytes again for packed input (at most twice the budget).
-    yolov2's 13-wide layers, 38 to 47 MB of weights each, ran 7-10% faster in one band than in two."""
+    result fits in the budget, with as many bytes again for packed input (at most twice the budget), or when
+    it goes to the output. yolov2's 13-wide layers, 38 to 47 MB of weights each, ran 7-10% faster in one band
+    than in two."""
     kk = size * size
     whole = filters * out_h * out_w * F32
-    if filters * channels * kk * F32 > CACHED_WEIGHTS and whole <= budget_bytes:
-        rows, budget_bytes = out_h, max(budget_bytes, 2 * whole)
+    if filters * channels * kk * F32 > CACHED_WEIGHTS and (to_output or whole <= budget_bytes):
+        rows = out_h
+        if not to_output:
+            budget_bytes = max(budget_bytes, 2 * whole)
     else:
         rows = max(1, min(out_h, (budget_bytes // 2) // (filters * out_w * F32)))
     px = rows * out_w
+    acc = 0 if to_output else filters * px
     if in_place:
-        return rows, channels, 0, filters * px
-    block = max(1, min(channels, (budget_bytes - filters * px * F32) // (kk * px * F32)))
-    return rows, block, block * kk * px, filters * px
+        return rows, channels, 0, acc
+    block = max(1, min(channels, (budget_bytes - acc * F32) // (kk * px * F32)))
+    return rows, block, block * kk * px, acc
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -128,15 +133,21 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
 def _finish(out, acc, mult, offset, act, row0, rows, first, last):
     """The GEMM result of rows [row0, row0 + rows) into ``out``: added to the partial sums already there
     unless ``first``; batch norm and bias (one multiply-add per channel) and the activation if ``last``
-    (otherwise the sums are stored as they are: multiplier one, offset zero, no activation)."""
+    (otherwise the sums are stored as they are: multiplier one, offset zero, no activation). An empty
+    ``acc``: the GEMM wrote into ``out`` itself, which gets the epilogue in place if ``last``."""
     n_out, _, out_w = out.shape
     px = rows * out_w
+    if acc.size == 0 and not last:
+        return
     runs = out.strides[2] == F32 and out.strides[1] == out_w * F32  # each channel's rows lie end to end
     for n in range(n_out):
         m, o, a = (mult[n], offset[n], act) if last else (ONE, ZERO, 0)
         if runs:  # one loop over the band: rows of 13 or 26 alone are too short to vectorize well
             run = floats_at(out.ctypes.data + n * out.strides[0] + row0 * out.strides[1], px)
-            finish_row(run, acc, n * px, m, o, not first, a)
+            if acc.size == 0:
+                finish_row(run, run, 0, m, o, False, a)
+            else:
+                finish_row(run, acc, n * px, m, o, not first, a)
             continue
         for r in range(rows):
             finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
@@ -164,19 +175,27 @@ def conv_tile(out, x, pad_top, pad_left, w2d, channel_major, mult, offset, act, 
               and x.strides[2] == F32 and x.strides[1] == out_w * F32)
     if not direct and cols.size == 0:
         raise ValueError("conv_tile: a step lowered as a 1x1 over whole rows has an input whose rows are apart")
+    to_output = acc.size == 0
+    if to_output and not (out.strides[2] == F32 and out.strides[1] == out_w * F32):
+        raise ValueError("conv_tile: a step lowered to multiply into its output has output rows that are apart")
+    ldc = out.strides[0] // F32 if to_output else 0
     for row0 in range(row_begin, row_end, band_rows):
         rows = min(band_rows, row_end - row0)
         px = rows * out_w
         for c_lo in range(0, channels, block_channels):
             c_hi = min(channels, c_lo + block_channels)
             a = w2d.ctypes.data + c_lo * kk * (w2d.strides[0] if channel_major else F32)
-            lda, k, beta = w2d.strides[0] // F32, (c_hi - c_lo) * kk, 0.0 if c_lo == 0 else 1.0
+            lda, k = w2d.strides[0] // F32, (c_hi - c_lo) * kk
+            if to_output:  # into the output's rows, onto its partial sums unless the first
+                c, c_stride, beta = out.ctypes.data + row0 * out.strides[1], ldc, 0.0 if first and c_lo == 0 else 1.0
+            else:
+                c, c_stride, beta = acc.ctypes.data, px, 0.0 if c_lo == 0 else 1.0
             if direct:  # the rows of each channel are contiguous: x is the (C, px) matrix already
                 matmul(n_out, px, k, a, lda, channel_major, x.ctypes.data + c_lo * x.strides[0] + row0 * x.strides[1],
-                       x.strides[0] // F32, acc.ctypes.data, px, beta)
+                       x.strides[0] // F32, c, c_stride, beta)
             else:
                 _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi)
-                matmul_packed(n_out, px, k, a, lda, channel_major, cols.ctypes.data, acc.ctypes.data, px, beta)
+                matmul_packed(n_out, px, k, a, lda, channel_major, cols.ctypes.data, c, c_stride, beta)
         _finish(out, acc, mult, offset, act, row0, rows, first, last)
 
 

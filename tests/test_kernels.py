@@ -37,17 +37,20 @@ def bn_params(rng, filters: int, channels: int, k: int) -> ConvParams:
 @pytest.mark.parametrize("k, stride, act, budget", [(3, 1, "leaky", 1 << 20), (3, 1, "leaky", 3000),
                                                     (5, 1, "linear", 5000), (3, 2, "linear", 2000),
                                                     (1, 1, "logistic", 1 << 20), (1, 2, "relu", 600)])
-def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
+@pytest.mark.parametrize("to_output", [False, True])
+def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget, to_output):
     """Whole maps (packed a channel's plane at a time, borders zeroed), in bands of rows and blocks of
-    channels, and strided."""
+    channels, and strided; the GEMM's result in a workspace of its own, or multiplied into the output's rows
+    (and, over bands of channels, added to the partial sums there)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 11, 13)).astype(np.float32)
     p = bn_params(rng, 7, 5, k)
     pad = k // 2
     expect = ops.conv_layer(x, p, stride, pad, 1, act)
     out = np.full((9, *expect.shape[1:]), np.nan, np.float32)[1:8]  # strided destination
-    rows, block, *sizes = workspace_sizes(5, k, 7, *expect.shape[1:], budget, False)
-    cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
+    rows, block, *sizes = workspace_sizes(5, k, 7, *expect.shape[1:], budget, False, to_output)
+    assert (sizes[1] == 0) == to_output
+    cols, acc = (np.empty(n, np.float32) for n in sizes)
     conv_tile(out, x, pad, pad, p.weights.reshape(7, -1), False, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
               True, True, cols, acc, 0, 1)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
@@ -56,8 +59,8 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
     out[:] = np.nan
     w = p.weights.reshape(7, 5, -1)
     for (c0, c1), channel_major in [((0, 2), True), ((2, 3), False), ((3, 5), True)]:
-        rows, block, *sizes = workspace_sizes(c1 - c0, k, 7, *expect.shape[1:], budget, False)
-        cols, acc = (np.empty(max(n, 1), np.float32) for n in sizes)
+        rows, block, *sizes = workspace_sizes(c1 - c0, k, 7, *expect.shape[1:], budget, False, to_output)
+        cols, acc = (np.empty(n, np.float32) for n in sizes)
         band = w[:, c0:c1].reshape(7, -1)
         band = np.ascontiguousarray(band.T if channel_major else band)
         conv_tile(out, x[c0:c1], pad, pad, band, channel_major, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
@@ -68,22 +71,25 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget):
 def test_weights_beyond_the_cache_are_read_in_one_band():
     """Filters of more than CACHED_WEIGHTS bytes (1024 of 640 channels: 23.6 MB) get one band for the whole
     map once its result fits in the budget, and as much again for packed channels (at most twice the
-    budget); smaller ones (of 256 channels) keep half the budget for the result: 3 of the 6 rows. Both give
-    the reference's output."""
+    budget), or whatever the budget when the result goes to the output; smaller ones (of 256 channels) keep
+    half the budget for the result: 3 of the 6 rows. All give the reference's output."""
     rng = np.random.default_rng(0)
-    budget = 200_000  # above the whole map's result (1024 * 42 floats)
-    for channels, band_rows in [(640, 6), (256, 3)]:
+    for channels, budget, to_output, band_rows in [(640, 200_000, False, 6), (256, 200_000, False, 3),
+                                                   (640, 100_000, True, 6), (640, 100_000, False, 1)]:
+        # 200 kB is above the whole map's result (1024 * 42 floats), 100 kB below
         x = rng.standard_normal((channels, 6, 7)).astype(np.float32)
         p = bn_params(rng, 1024, channels, 3)
         assert (p.weights.nbytes > CACHED_WEIGHTS) == (channels == 640)
-        rows, block, *sizes = workspace_sizes(channels, 3, 1024, 6, 7, budget, False)
+        rows, block, *sizes = workspace_sizes(channels, 3, 1024, 6, 7, budget, False, to_output)
         assert rows == band_rows and sum(sizes) * np.float32().nbytes <= 2 * budget
+        assert sum(sizes) * np.float32().nbytes <= budget or not to_output
         cols, acc = (np.empty(n, np.float32) for n in sizes)
         out = np.empty((1024, 6, 7), np.float32)
         spec = Conv(0, (-1,), x.shape, out.shape, filters=1024, size=3, padding=1, activation="leaky")
         run_at_once(conv_calls(spec, out, x, 1, 1, p.weights.reshape(1024, -1), False, *p.epilogue(),
                                ACT_CODES["leaky"], rows, block, True, True, cols, acc, 2))
-        np.testing.assert_allclose(out, ops.conv_layer(x, p, 1, 1, 1, "leaky"), rtol=1e-4, atol=1e-4)
+        # sums of 5760 products up to about 30 in size: float32 rounding in another order reaches 1.4e-4
+        np.testing.assert_allclose(out, ops.conv_layer(x, p, 1, 1, 1, "leaky"), rtol=1e-4, atol=5e-4)
 
 
 @pytest.mark.parametrize("stride, act, threads", [(1, "leaky", 2), (2, "linear", 3), (1, "logistic", 1)])
@@ -127,7 +133,8 @@ def test_direct_convs_are_the_thin_and_the_depthwise():
 
 def test_a_1x1_conv_multiplies_contiguous_input_in_place():
     """The direct path reads the input where it lies, with no packed-input workspace at all and every
-    channel in one block; a view narrower than its map packs (and refuses an empty workspace)."""
+    channel in one block; a view narrower than its map packs (and refuses an empty workspace). Into an output
+    whose rows lie end to end, the in-place one needs no workspace at all."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((6, 9, 10)).astype(np.float32)
     p = ConvParams(rng.standard_normal(4).astype(np.float32), rng.standard_normal((4, 6, 1, 1)).astype(np.float32))
@@ -135,7 +142,7 @@ def test_a_1x1_conv_multiplies_contiguous_input_in_place():
         in_place = view.shape[2] == x.shape[2]
         expect = ops.conv_layer(np.ascontiguousarray(view), p, 1, 0, 1, "leaky")
         out = np.empty_like(expect)
-        rows, block, *sizes = workspace_sizes(6, 1, 4, *expect.shape[1:], 200, in_place)
+        rows, block, *sizes = workspace_sizes(6, 1, 4, *expect.shape[1:], 200, in_place, False)
         assert (sizes[0] == 0 and block == 6) == in_place
         cols, acc = (np.full(n, np.nan, np.float32) for n in sizes)
         args = (out, view, 0, 0, p.weights.reshape(4, -1), False, *p.epilogue(), ACT_CODES["leaky"], 1, 1, rows, block,
@@ -145,6 +152,16 @@ def test_a_1x1_conv_multiplies_contiguous_input_in_place():
         if not in_place:
             with pytest.raises(ValueError, match="rows are apart"):
                 conv_tile(*args, cols[:0], acc, 0, 1)
+        # multiplied into the output's rows: no workspace at all in place; an output whose rows are apart refused
+        rows, block, *sizes = workspace_sizes(6, 1, 4, *expect.shape[1:], 200, in_place, True)
+        assert sizes[1] == 0 and (sizes[0] == 0) == in_place
+        cols = np.full(sizes[0], np.nan, np.float32)
+        out[:] = np.nan
+        conv_tile(out, *args[1:11], rows, block, True, True, cols, cols[:0], 0, 1)
+        np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+        wider = np.empty((4, out.shape[1], out.shape[2] + 1), np.float32)[:, :, 1:]
+        with pytest.raises(ValueError, match="output rows that are apart"):
+            conv_tile(wider, *args[1:11], rows, block, True, True, cols, cols[:0], 0, 1)
 
 
 @pytest.mark.parametrize("parts", [2, 3])
@@ -155,7 +172,7 @@ def test_conv_shares_run_at_once_within_one_workspace(parts):
     x = rng.standard_normal((6, 17, 15)).astype(np.float32)
     p = ConvParams(rng.standard_normal(8).astype(np.float32), rng.standard_normal((8, 6, 3, 3)).astype(np.float32))
     expect = ops.conv_layer(x, p, 1, 1, 1, "leaky")
-    rows, block, *sizes = workspace_sizes(6, 3, 8, *expect.shape[1:], 4000, False)
+    rows, block, *sizes = workspace_sizes(6, 3, 8, *expect.shape[1:], 4000, False, False)
     assert shares(expect.shape[1], rows, parts) == parts
     cols, acc = (np.empty(n, np.float32) for n in sizes)
     out = np.full_like(expect, np.nan)
@@ -176,7 +193,7 @@ def test_conv_threads_share_the_filters_of_a_weight_heavy_step(threads, filters,
     p = ConvParams(rng.standard_normal(filters).astype(np.float32),
                    rng.standard_normal((filters, 12, k, k)).astype(np.float32))
     expect = ops.conv_layer(x, p, 1, k // 2, 1, "leaky")
-    rows, block, *sizes = workspace_sizes(6, k, filters, 5, 6, 6000, False)
+    rows, block, *sizes = workspace_sizes(6, k, filters, 5, 6, 6000, False, False)
     assert by_filters(filters, min(rows, 5) * 6, block, threads) and not by_filters(filters, 5 * 6, 1, threads)
     cols, acc = (np.empty(n, np.float32) for n in sizes)
     out = np.full_like(expect, np.nan)

@@ -85,7 +85,8 @@ STEP_COLUMNS = 29
  UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP) = range(12)
 STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "shortcut", "scale", "upsample",
               "avgpool", "yolo")
-# S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result and partial sums follow it.
+# S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result follows it (empty when the GEMM
+# multiplies into the output's rows, which lie end to end there).
 # S_METHOD: how a conv step computes. GEMM_RUN: im2col bands times the filters (0 for every other step);
 # WINOGRAD_RUN: Winograd's F(2x2, 3x3) (its scratch buffers then hold transformed input and the 16 GEMMs'
 # results, S_BAND_ROWS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM, though its
