@@ -23,7 +23,7 @@ def maxpool_tile(out, x, size, stride, pad_top, pad_left):
     """out (C, OH, OW) <- max over size x size windows of x (C, H, W); x may be a strided view.
 
     Windows that lie wholly inside the map take a branch-free path (YOLO's 2x2 pools, stride 2 or 1, have
-    their own, over rows read as contiguous runs: 4x and 10x faster than indexing the views); only border
+    their own, over rows read as contiguous runs: 4x and 2x faster than indexing the views); only border
     windows clip their window to the map.
     """
     c_in, h, w = x.shape
