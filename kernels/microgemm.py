@@ -156,7 +156,7 @@ def gemm(m, n, k, a, lda, a_transposed, b, ldb, c, ldc, beta):
 def gemm_panels(m, n, k, a, lda, a_transposed, b, c, ldc, beta):
     """``gemm`` with b stored in panels of ``PANEL`` columns (``panel_index``): each block of the kernel
     then reads one contiguous run of b, 64 floats a step, rather than rows ``n`` floats apart. yolov2's 3x3
-    conv steps on two threads ran 1-7% faster so with 1 MiB workspaces, 12-26% with 4 MiB (b larger than
+    conv steps on two threads ran 1-7% faster so with 1 MiB workspaces, 15-26% with 4 MiB (b larger than
     L2 is where the rows' stride hurt most)."""
     _multiply(m, n, k, a, lda, a_transposed, b, 0, True, c, ldc, beta)
 
