@@ -247,10 +247,12 @@ def test_reorg_region_and_route_kernels():
                                                           ((6, 8, 10, 9), (0, 1), 20000, 2),
                                                           ((6, 8, 17, 15), (1, 0), 20000, 3),
                                                           ((6, 48, 5, 6), (1, 1), 1 << 20, 2),
-                                                          ((3, 4, 1, 1), (1, 1), 1000, 1)])
+                                                          ((3, 4, 1, 1), (1, 1), 1000, 1),
+                                                          ((9, 5, 12, 14), (1, 1), 20000, 2),
+                                                          ((8, 6, 23, 22), (0, 0), 60000, 2)])
 def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
-    """F(2x2, 3x3) on tiles of odd and even sizes with any border pads (a fused tile's), into a strided
-    destination, in bands and channel blocks, its tile rows or filters shared by threads at once."""
+    """F(4x4, 3x3) on tiles of any size (edges 1 to 4 wide) with any border pads (a fused tile's), into a
+    strided destination, in bands and channel blocks, its tile rows or filters shared by threads at once."""
     channels, filters, h, w = shape
     rng = np.random.default_rng(6)
     x = rng.standard_normal((channels, h, w)).astype(np.float32)
@@ -269,7 +271,7 @@ def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
 
 @pytest.mark.parametrize("plane", [16, 1000, 1024, 13312, 26624, 200704])
 def test_winograd_planes_start_on_distinct_cache_sets(plane):
-    """Spaced planes: no overlap, at most 31 floats of padding, and the 16 starts fall on 16 different 64-byte
+    """Spaced planes: no overlap, at most 31 floats of padding, and the 36 starts fall on 36 different 64-byte
     lines of a 4 KiB page (a plane of a multiple of 4 KiB unspaced puts them all on one); without the room,
     unspaced."""
     stride = plane_stride(plane, POSITIONS * plane + SLACK // 4)

@@ -85,7 +85,7 @@ flat_out = np.zeros(16 * 4 * 4, f32)
 reg_in = np.random.default_rng(2).random((14, 3, 3)).astype(f32)
 reg_out = np.zeros((14, 3, 3), f32)
 u = winograd.transform_filters(np.random.default_rng(5).random((6, 4, 3, 3)).astype(f32))
-v, mm = np.zeros(16 * 4 * 10, f32), np.zeros(16 * 6 * 10, f32)  # bands of 2 tile rows of 5 tiles
+v, mm = np.zeros(36 * 2 * 3, f32), np.zeros(36 * 6 * 3, f32)  # bands of a tile row of 3 tiles
 
 @njit
 def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, reg_in, reg_out, u, v, mm):
@@ -104,7 +104,7 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
         direct.thin_tile(out[:, :5, :5], x[:3], 1, 1, w2t[:27].T, m, o, 1, 2, False, True, 1, 2)  # strided, adds
         elementwise.shortcut(out[:4, 1:5, 1:5], x[:, :4, :4], big[:4, 2:6, 2:6], 1)  # regions of three maps
         elementwise.upsample(out[:4, :5, :5], x[:, :3, :3], 2, f32(1), 1, 1)
-        winograd.winograd_tile(out, x, 1, 1, u, m, o, 1, 4, 2, v, mm, 0, 1)  # bands, two channel blocks, odd edges
+        winograd.winograd_tile(out, x, 1, 1, u, m, o, 1, 4, 2, v, mm, 0, 1)  # 3 bands, two channel blocks, edges
 
 args = (x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, reg_in, reg_out, u, v, mm)
 drive(1, *args)

@@ -19,7 +19,7 @@ LAYER_COLUMNS = 15
 # second map (L_SRC2: the Darknet index of the layer read besides the previous one; -1 for other layers) at
 # the region they write; an upsample's region reads the input region under it. A route's L_GROUPS and
 # L_PART are its channel split (groups, group_id). L_WINOGRAD: the conv's filters are held transformed
-# for Winograd's F(2x2, 3x3) where they are resident, and its steps whose bands hold enough tiles run it
+# for Winograd's F(4x4, 3x3) where they are resident, and its steps whose bands hold enough tiles run it
 # (``winograd_layer``; set by the lowering, which knows the workspace budget).
 TILE_CONV, TILE_MAXPOOL, TILE_SHORTCUT, TILE_UPSAMPLE, TILE_ROUTE = 1, 2, 3, 4, 5
 TILE_KINDS = {Conv: TILE_CONV, MaxPool: TILE_MAXPOOL, Shortcut: TILE_SHORTCUT, Upsample: TILE_UPSAMPLE,
@@ -51,16 +51,17 @@ def layer_table(network: Network) -> np.ndarray:
 
 GEMM_RUN, WINOGRAD_RUN, WINOGRAD_HELD, DIRECT_RUN = 0, 1, 2, 3  # S_METHOD values
 THIN_CHANNELS = 4  # at most this many input channels: a 3x3 conv runs directly (``kernels.direct.thin_tile``)
-WINOGRAD_MIN_CHANNELS = 8  # fewer input channels make each of the 16 GEMMs too thin to gain
-WINOGRAD_MIN_TILES = 24    # 2x2 tiles per band: below, the 16 GEMMs ran slower than one
+WINOGRAD_MIN_CHANNELS = 8  # fewer input channels make each of the 36 GEMMs too thin to gain
+WINOGRAD_MIN_TILES = 12    # 4x4 tiles per band: below, the 36 GEMMs ran no faster than one
+WINOGRAD_MIN_BLOCK = 16    # channels per block (or all): a band too large for the budget leaves fewer, and
+# its GEMMs as thin (yolov2's 208-wide layer at 512 KiB: one channel, 2.2x the time of F(2x2, 3x3))
 
 
 def winograd_layer(layer, budget_bytes: int) -> bool:
-    """Whether a conv may run by Winograd's F(2x2, 3x3) (where its weights are resident): 3x3, stride 1, one
+    """Whether a conv may run by Winograd's F(4x4, 3x3) (where its weights are resident): 3x3, stride 1, one
     group, enough input channels, and bands of the whole map wide enough under the workspace budget. On
-    yolov2-416 at 1 MiB that is the 208- to 52-wide layers, 1.7x faster each; the 26- and 13-wide ones,
-    whose 16 GEMMs would be thin, and whose weights (16/9 as many once transformed) are most of the
-    network's, stay on the GEMM."""
+    yolov2-416 at 1 MiB that is the 208- to 52-wide layers; the 26- and 13-wide ones, whose 36 GEMMs would
+    be thin, and whose weights (4x as many once transformed) are most of the network's, stay on the GEMM."""
     if not isinstance(layer, Conv) or (layer.size, layer.stride, layer.groups) != (3, 1, 1):
         return False
     channels, out_h, out_w = layer.in_shape[0], layer.out_shape[1], layer.out_shape[2]
@@ -69,10 +70,10 @@ def winograd_layer(layer, budget_bytes: int) -> bool:
 
 @njit(cache=True)
 def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
-    """Whether a conv output region's Winograd bands hold enough tiles under the budget (the lowering asks
-    it of each step of a ``winograd_layer``, which asks it of the whole map)."""
-    rows = winograd_sizes(channels, filters, out_h, out_w, budget_bytes)[0]
-    return band_tiles(rows, out_h, out_w)[1] >= WINOGRAD_MIN_TILES
+    """Whether a conv output region's Winograd bands hold enough tiles and channels under the budget (the
+    lowering asks it of each step of a ``winograd_layer``, which asks it of the whole map)."""
+    rows, block = winograd_sizes(channels, filters, out_h, out_w, budget_bytes)[:2]
+    return band_tiles(rows, out_h, out_w)[1] >= WINOGRAD_MIN_TILES and block >= min(channels, WINOGRAD_MIN_BLOCK)
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------
@@ -88,7 +89,7 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result follows it (empty when the GEMM
 # multiplies into the output's rows, which lie end to end there).
 # S_METHOD: how a conv step computes. GEMM_RUN: im2col bands times the filters (0 for every other step);
-# WINOGRAD_RUN: Winograd's F(2x2, 3x3) (its scratch buffers then hold transformed input and the 16 GEMMs'
+# WINOGRAD_RUN: Winograd's F(4x4, 3x3) (its scratch buffers then hold transformed input and the 36 GEMMs'
 # results, S_BAND_ROWS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM, though its
 # layer's filters are held transformed (as well as plain) because other steps' bands hold enough tiles;
 # DIRECT_RUN: directly, without a workspace (a depthwise conv, or a thin one: ``is_direct``).

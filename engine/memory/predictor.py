@@ -103,7 +103,7 @@ class Predictor:
 
     def derived_bytes(self, index: int, bands: int) -> int:
         """What the executor makes of a resident conv layer's parameters and holds beside them: its filters
-        transformed for Winograd (16 floats for each 9) if it has Winograd steps, and the epilogue's two
+        transformed for Winograd (36 floats for each 9) if it has Winograd steps, and the epilogue's two
         vectors."""
         layer = self.network[index]
         transformed = (POSITIONS * layer.filters * layer.in_shape[0] * FLOAT_BYTES
