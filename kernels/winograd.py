@@ -58,6 +58,12 @@ def transform_filters(weights: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
+def tiles_across(length):
+    """4x4 tiles that cover ``length`` output rows or columns (the last may stick out)."""
+    return -(-length // TILE)
+
+
+@njit(cache=True)
 def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
     """(band rows (a multiple of 4), block channels, float32 elements of the transformed input and of the
     GEMM results): half the budget for the results of all filters, the rest for transformed input; at least
@@ -65,8 +71,8 @@ def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
     more, for its planes' spacing."""
     slack = SLACK if budget_bytes >= SPACED_BUDGET else 0
     budget_bytes -= 2 * slack * F32
-    tiles_w = -(-out_w // TILE)
-    tile_rows = max(1, min(-(-out_h // TILE), (budget_bytes // 2) // (POSITIONS * filters * tiles_w * F32)))
+    tiles_w = tiles_across(out_w)
+    tile_rows = max(1, min(tiles_across(out_h), (budget_bytes // 2) // (POSITIONS * filters * tiles_w * F32)))
     tiles = tile_rows * tiles_w
     block = max(1, min(channels, (budget_bytes - POSITIONS * filters * tiles * F32) // (POSITIONS * tiles * F32)))
     return TILE * tile_rows, block, POSITIONS * block * tiles + slack, POSITIONS * filters * tiles + slack
@@ -86,8 +92,8 @@ def plane_stride(plane, room):
 @njit(cache=True)
 def band_tiles(band_rows, out_h, out_w):
     """(tile rows, tiles) of one band of a Winograd step: what each of its GEMMs multiplies."""
-    tile_rows = min(band_rows // TILE, -(-out_h // TILE))
-    return tile_rows, tile_rows * -(-out_w // TILE)
+    tile_rows = min(band_rows // TILE, tiles_across(out_h))
+    return tile_rows, tile_rows * tiles_across(out_w)
 
 
 @njit(cache=True)
@@ -152,6 +158,13 @@ def _transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _six(a, at, step):
+    """Six views of ``a`` from ``at``, ``step`` apart, for loops that index them from 0 (an index offset by a
+    variable might be negative, which Numba checks at every access, keeping a loop scalar)."""
+    return a[at:], a[at + step:], a[at + 2 * step:], a[at + 3 * step:], a[at + 4 * step:], a[at + 5 * step:]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _store_row(v, at, plane, values):
     """Six values a plane apart."""
     v[at], v[at + plane], v[at + 2 * plane] = values[0], values[1], values[2]
@@ -161,9 +174,8 @@ def _store_row(v, at, plane, values):
 @njit(cache=True, nogil=True, inline="always")
 def _rows_times_b(v, at, plane, row, n):
     """One input row times B for n tiles side by side (columns 4t to 4t + 5): six planes written from one row
-    read, each through a view that the loop indexes from 0 (so that it vectorizes)."""
-    v0, v1, v2, v3, v4, v5 = v[at:], v[at + plane:], v[at + 2 * plane:], v[at + 3 * plane:], v[at + 4 * plane:], \
-        v[at + 5 * plane:]
+    read."""
+    v0, v1, v2, v3, v4, v5 = _six(v, at, plane)
     for t in range(n):
         q = TILE * t
         v0[t], v1[t], v2[t], v3[t], v4[t], v5[t] = _times_b(row[q], row[q + 1], row[q + 2], row[q + 3], row[q + 4],
@@ -173,9 +185,7 @@ def _rows_times_b(v, at, plane, row, n):
 @njit(cache=True, nogil=True, inline="always")
 def _bt_column(v, at, plane, n):
     """B^T times one column of positions (at, at + 6 planes, ..., at + 30 planes) of n tiles, in place."""
-    step = PATCH * plane
-    v0, v1, v2, v3, v4, v5 = v[at:], v[at + step:], v[at + 2 * step:], v[at + 3 * step:], v[at + 4 * step:], \
-        v[at + 5 * step:]
+    v0, v1, v2, v3, v4, v5 = _six(v, at, PATCH * plane)
     for t in range(n):
         d0, d1, d2, d3, d4, d5 = v0[t], v1[t], v2[t], v3[t], v4[t], v5[t]
         v0[t], v1[t], v2[t], v3[t], v4[t], v5[t] = _times_b(d0, d1, d2, d3, d4, d5)
@@ -196,22 +206,19 @@ def _transform_output(out, m, plane, mult, offset, act, row0, rows, tiles_w):
     A^T over each column of positions, in place into its first four, for every filter's tiles in one loop;
     then each output row from a row of those, and the epilogue."""
     n_out, _, out_w = out.shape
-    tile_rows = -(-rows // TILE)
+    tile_rows = tiles_across(rows)
     tiles = tile_rows * tiles_w
     whole = out_w // TILE  # tiles whose four columns are all stored
     step = PATCH * plane
     for q in range(PATCH):
-        m0, m1, m2 = m[q * plane:], m[q * plane + step:], m[q * plane + 2 * step:]
-        m3, m4, m5 = m[q * plane + 3 * step:], m[q * plane + 4 * step:], m[q * plane + 5 * step:]
+        m0, m1, m2, m3, m4, m5 = _six(m, q * plane, step)
         for t in range(n_out * tiles):
             m0[t], m1[t], m2[t], m3[t] = _times_a(m0[t], m1[t], m2[t], m3[t], m4[t], m5[t])
     for n in range(n_out):
         for ty in range(tile_rows):
             y = row0 + TILE * ty
             for a in range(min(TILE, row0 + rows - y)):
-                first = a * step + n * tiles + ty * tiles_w
-                s0, s1, s2 = m[first:], m[first + plane:], m[first + 2 * plane:]
-                s3, s4, s5 = m[first + 3 * plane:], m[first + 4 * plane:], m[first + 5 * plane:]
+                s0, s1, s2, s3, s4, s5 = _six(m, a * step + n * tiles + ty * tiles_w, plane)
                 dst = out[n, y + a]
                 for tx in range(whole):
                     q = TILE * tx
@@ -233,8 +240,7 @@ def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, bl
     ``band_rows // 4 // parts`` tile rows within the ``part``-th slice of each workspace."""
     n_out, out_h, out_w = out.shape
     channels = x.shape[0]
-    tiles_w = -(-out_w // TILE)
-    all_tile_rows = -(-out_h // TILE)
+    tiles_w, all_tile_rows = tiles_across(out_w), tiles_across(out_h)
     share = -(-all_tile_rows // parts)
     begin, end = min(all_tile_rows, part * share), min(all_tile_rows, (part + 1) * share)
     band_tiles = max(1, band_rows // TILE // parts)

@@ -289,3 +289,5 @@ def test_winograd_layers_are_those_it_speeds_up():
     assert not winograd_layer(spec(3, 32, 416), 1 << 20) and not winograd_layer(spec(1024, 1024, 13), 1 << 20)
     assert not winograd_layer(spec(32, 64, 208, size=1), 1 << 20)
     assert not winograd_layer(spec(64, 64, 208, groups=2), 1 << 20)
+    # at 512 KiB a band of a 208-wide layer's 64 filters leaves room for too few channels: the GEMM instead
+    assert not winograd_layer(spec(32, 64, 208), 1 << 19) and winograd_layer(spec(32, 64, 104), 1 << 19)

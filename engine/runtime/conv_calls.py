@@ -5,7 +5,7 @@ from functools import partial
 
 from kernels.conv import by_filters, conv_tile, shares
 from kernels.direct import depthwise_tile, thin_tile
-from kernels.winograd import POSITIONS, TILE, band_tiles, winograd_by_filters, winograd_tile
+from kernels.winograd import POSITIONS, TILE, band_tiles, tiles_across, winograd_by_filters, winograd_tile
 from yolo.network import Conv
 
 
@@ -68,6 +68,6 @@ def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, block, v,
                              block // threads, v[t * room:(t + 1) * room],
                              m[POSITIONS * a * tiles + t * spare:POSITIONS * b * tiles + (t + 1) * spare], 0, 1)
                      for t, (a, b) in enumerate(cuts))
-    parts = shares(-(-rows // TILE), band_rows // TILE, threads)
+    parts = shares(tiles_across(rows), band_rows // TILE, threads)
     return tuple(partial(winograd_tile, out, x, top, left, u, mult, offset, act, band_rows, block, v, m, part, parts)
                  for part in range(parts))

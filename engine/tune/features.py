@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from kernels.conv import by_filters
-from kernels.winograd import POSITIONS, TILE, band_tiles, winograd_by_filters
+from kernels.winograd import POSITIONS, band_tiles, tiles_across, winograd_by_filters
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
                                 S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD,
                                 DIRECT_RUN, WINOGRAD_RUN)
@@ -32,8 +32,8 @@ def step_features(steps, layers, workers, out):
             out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
             out[s, 5] = 1
         elif kind == CONV_STEP and row[S_METHOD] == WINOGRAD_RUN:  # 36 GEMMs per band and channel block, two transforms
-            filters, tile_rows = layers[row[S_LAYER], L_C_OUT], -(-oh // TILE)
-            tiles = tile_rows * -(-ow // TILE)
+            filters, tile_rows = layers[row[S_LAYER], L_C_OUT], tiles_across(oh)
+            tiles = tile_rows * tiles_across(ow)
             band_rows, per_band = band_tiles(row[S_BAND_ROWS], oh, ow)
             bands = -(-tiles // per_band)
             out[s, 1] = POSITIONS * bands * -(-c // row[S_BLOCK])
