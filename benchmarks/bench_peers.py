@@ -36,6 +36,7 @@ from engine.runtime.workers import default_threads
 
 TOLERANCE = 1e-4
 PEERS = ("onnxruntime", "openvino", "opencv")
+SETTLE_S = 0.3  # a pause before each turn: the previous runner's spinning threads go to sleep (OpenBLAS: ~0.1 s)
 
 
 # --- the runners, each made inside its own process ---------------------------------------------------
@@ -203,6 +204,7 @@ def main() -> None:
             try:
                 for r in range(args.rounds):
                     for name in names if r % 2 == 0 else names[::-1]:
+                        time.sleep(SETTLE_S)
                         children[name].stdin.write("run\n")
                         children[name].stdin.flush()
                         seconds[name].append(float(children[name].stdout.readline()))

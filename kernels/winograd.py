@@ -65,17 +65,24 @@ def tiles_across(length):
 
 @njit(cache=True)
 def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
-    """(band rows (a multiple of 4), block channels, float32 elements of the transformed input and of the
-    GEMM results): half the budget for the results of all filters, the rest for transformed input; at least
-    one tile row and one channel. Under budgets large enough for planes of many KiB, each holds SLACK floats
-    more, for its planes' spacing."""
+    """(band rows and band columns (multiples of 4), block channels, float32 elements of the transformed input
+    and of the GEMM results): half the budget for the results of all filters, the rest for transformed input;
+    at least one tile and one channel. A band is whole tile rows, or, when the results of one tile row do not
+    fit, a run of tiles along one: at 512 KiB, a band of yolov2's 104-wide layer holds 13 of its 26 tiles,
+    which ran in half the time of the GEMM at that budget, where whole rows left room for one channel. Under
+    budgets large enough for planes of many KiB, each holds SLACK floats more, for its planes' spacing."""
     slack = SLACK if budget_bytes >= SPACED_BUDGET else 0
     budget_bytes -= 2 * slack * F32
     tiles_w = tiles_across(out_w)
-    tile_rows = max(1, min(tiles_across(out_h), (budget_bytes // 2) // (POSITIONS * filters * tiles_w * F32)))
-    tiles = tile_rows * tiles_w
-    block = max(1, min(channels, (budget_bytes - POSITIONS * filters * tiles * F32) // (POSITIONS * tiles * F32)))
-    return TILE * tile_rows, block, POSITIONS * block * tiles + slack, POSITIONS * filters * tiles + slack
+    per_tile = POSITIONS * filters * F32  # bytes of results per tile
+    tile_cols = max(1, min(tiles_w, (budget_bytes // 2) // per_tile))
+    tile_rows = 1
+    if tile_cols == tiles_w:
+        tile_rows = max(1, min(tiles_across(out_h), (budget_bytes // 2) // (per_tile * tiles_w)))
+    tiles = tile_rows * tile_cols
+    block = max(1, min(channels, (budget_bytes - per_tile * tiles) // (POSITIONS * tiles * F32)))
+    v, m = POSITIONS * block * tiles + slack, POSITIONS * filters * tiles + slack
+    return TILE * tile_rows, TILE * tile_cols, block, v, m
 
 
 @njit(cache=True, nogil=True)
@@ -90,19 +97,39 @@ def plane_stride(plane, room):
 
 
 @njit(cache=True)
-def band_tiles(band_rows, out_h, out_w):
+def band_tiles(band_rows, band_cols, out_h, out_w):
     """(tile rows, tiles) of one band of a Winograd step: what each of its GEMMs multiplies."""
     tile_rows = min(band_rows // TILE, tiles_across(out_h))
-    return tile_rows, tile_rows * tiles_across(out_w)
+    return tile_rows, tile_rows * min(band_cols // TILE, tiles_across(out_w))
 
 
 @njit(cache=True)
-def winograd_by_filters(filters, band_tile_rows, band_tiles, block_channels, workers):
+def part_band(band_rows, band_cols, out_h, out_w, parts):
+    """(tile rows, tiles across) of the bands one of ``parts`` threads computes in its slice of workspaces
+    sized for bands of ``band_rows`` x ``band_cols`` outputs: that band's tiles split across its tile rows
+    when it has as many as threads, else along its one row."""
+    rows = max(1, min(band_rows // TILE, tiles_across(out_h)))
+    cols = max(1, min(band_cols // TILE, tiles_across(out_w)))
+    if rows >= parts:
+        return rows // parts, cols
+    return 1, max(1, rows * cols // parts)
+
+
+@njit(cache=True)
+def winograd_parts(band_rows, band_cols, out_h, out_w, workers):
+    """Threads sharing a Winograd step's bands (not its filters): ``workers`` if each gets a band, else one."""
+    rows, cols = part_band(band_rows, band_cols, out_h, out_w, workers)
+    bands = -(-tiles_across(out_h) // rows) * -(-tiles_across(out_w) // cols)
+    return workers if bands >= workers and band_tiles(band_rows, band_cols, out_h, out_w)[1] >= workers else 1
+
+
+@njit(cache=True)
+def winograd_by_filters(filters, band_tiles, block_channels, workers):
     """Whether a Winograd step's threads share its filters (each transforming the band's input itself)
-    rather than its tile rows: when the filters outnumber a band's tiles, as for GEMM steps, or when a band
-    has fewer tile rows than threads (yolov2's 208-wide layer at 1 MiB: one)."""
+    rather than its bands (each in half the workspace): when the filters outnumber a band's tiles, as for
+    GEMM steps, or when a band has fewer tiles than threads."""
     return by_filters(filters, band_tiles, block_channels, workers) or (
-        band_tile_rows < workers and by_filters(filters, 0, block_channels, workers))
+        band_tiles < workers and by_filters(filters, 0, block_channels, workers))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -128,7 +155,7 @@ def _transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c
     place, for all the block's tiles at once."""
     _, h, w = x.shape
     tiles = tile_rows * tiles_w
-    inner_lo = min(tiles_w, -(-pad_left // TILE))  # tiles whose six columns are inside x
+    inner_lo = max(0, min(tiles_w, -(-pad_left // TILE)))  # tiles whose six columns are inside x
     inner_hi = max(inner_lo, min(tiles_w, (w - PATCH + pad_left) // TILE + 1))
     if x.strides[2] != F32:
         inner_lo = inner_hi = 0
@@ -232,32 +259,36 @@ def _transform_output(out, m, plane, mult, offset, act, row0, rows, tiles_w):
 
 
 @njit(cache=True, nogil=True)
-def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, block_channels, v, m, part, parts):
+def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, band_cols, block_channels, v, m, part,
+                  parts):
     """out (N, OH, OW) <- conv3x3(x (C, H, W) with border pads), stride 1, from transformed filters u (36, N, C)
     (any row stride: a slice of the filters), BN + activation fused. ``x`` and ``out`` may be strided views.
 
-    The tile rows split into ``parts`` contiguous shares; this call computes share ``part`` in bands of
-    ``band_rows // 4 // parts`` tile rows within the ``part``-th slice of each workspace."""
+    The workspaces hold bands of ``band_rows`` x ``band_cols`` outputs. With ``parts`` threads, each computes
+    a contiguous share of bands ``part_band`` times smaller, within its slice of each workspace (``part``)."""
     n_out, out_h, out_w = out.shape
     channels = x.shape[0]
-    tiles_w, all_tile_rows = tiles_across(out_w), tiles_across(out_h)
-    share = -(-all_tile_rows // parts)
-    begin, end = min(all_tile_rows, part * share), min(all_tile_rows, (part + 1) * share)
-    band_tiles = max(1, band_rows // TILE // parts)
+    tiles_w, tile_rows_all = tiles_across(out_w), tiles_across(out_h)
+    rows_b, cols_b = part_band(band_rows, band_cols, out_h, out_w, parts)
+    across = -(-tiles_w // cols_b)
+    bands = -(-tile_rows_all // rows_b) * across
+    share = -(-bands // parts)
     v = v[part * (v.size // parts):(part + 1) * (v.size // parts)]
     m = m[part * (m.size // parts):(part + 1) * (m.size // parts)]
     lda = u.strides[1] // F32
-    for ty0 in range(begin, end, band_tiles):
-        tile_rows = min(band_tiles, end - ty0)
-        tiles = tile_rows * tiles_w
-        row0 = TILE * ty0
+    for band in range(part * share, min(bands, (part + 1) * share)):
+        ty0, tx0 = band // across * rows_b, band % across * cols_b
+        tile_rows, cols = min(rows_b, tile_rows_all - ty0), min(cols_b, tiles_w - tx0)
+        tiles = tile_rows * cols
+        row0, col0 = TILE * ty0, TILE * tx0
         m_plane = plane_stride(n_out * tiles, m.size)
         for c_lo in range(0, channels, block_channels):
             c_hi = min(channels, c_lo + block_channels)
             v_plane = plane_stride((c_hi - c_lo) * tiles, v.size)
-            _transform_input(v, v_plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_lo, c_hi)
+            _transform_input(v, v_plane, x, pad_top, pad_left - col0, row0, tile_rows, cols, c_lo, c_hi)
             for p in range(POSITIONS):
                 gemm(n_out, tiles, c_hi - c_lo, u.ctypes.data + p * u.strides[0] + c_lo * F32, lda, False,
                      v.ctypes.data + p * v_plane * F32, tiles, m.ctypes.data + p * m_plane * F32, tiles,
                      0.0 if c_lo == 0 else 1.0)
-        _transform_output(out, m, m_plane, mult, offset, act, row0, min(TILE * tile_rows, out_h - row0), tiles_w)
+        _transform_output(out[:, :, col0:min(out_w, col0 + TILE * cols)], m, m_plane, mult, offset, act, row0,
+                          min(TILE * tile_rows, out_h - row0), cols)

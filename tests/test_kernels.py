@@ -249,10 +249,14 @@ def test_reorg_region_and_route_kernels():
                                                           ((6, 48, 5, 6), (1, 1), 1 << 20, 2),
                                                           ((3, 4, 1, 1), (1, 1), 1000, 1),
                                                           ((9, 5, 12, 14), (1, 1), 20000, 2),
-                                                          ((8, 6, 23, 22), (0, 0), 60000, 2)])
+                                                          ((8, 6, 23, 22), (0, 0), 60000, 2),
+                                                          ((6, 8, 9, 30), (1, 1), 8000, 2),
+                                                          ((6, 2, 9, 30), (1, 1), 3000, 2),
+                                                          ((5, 7, 6, 21), (0, 1), 5000, 1)])
 def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     """F(4x4, 3x3) on tiles of any size (edges 1 to 4 wide) with any border pads (a fused tile's), into a
-    strided destination, in bands and channel blocks, its tile rows or filters shared by threads at once."""
+    strided destination, in bands (whole tile rows, or runs of tiles along one) and channel blocks, its tile
+    rows or filters shared by threads at once."""
     channels, filters, h, w = shape
     rng = np.random.default_rng(6)
     x = rng.standard_normal((channels, h, w)).astype(np.float32)
@@ -260,10 +264,10 @@ def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     top, left = pads  # the padding the tile sees above and left; below and right it is one
     expect = ops.conv_layer(np.pad(x, ((0, 0), (top, 1), (left, 1))), p, 1, 0, 1, "leaky")
     out = np.full((filters + 2, *expect.shape[1:]), np.nan, np.float32)[1:-1]
-    rows, block, *sizes = winograd_sizes(channels, filters, *expect.shape[1:], budget)
+    rows, cols, block, *sizes = winograd_sizes(channels, filters, *expect.shape[1:], budget)
     v, m = (np.full(n, np.nan, np.float32) for n in sizes)
     calls = winograd_calls(out, x, top, left, transform_filters(p.weights), *p.epilogue(), ACT_CODES["leaky"], rows,
-                           block, v, m, threads)
+                           cols, block, v, m, threads)
     assert len(calls) == threads
     run_at_once(calls)
     np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-4)
@@ -289,5 +293,8 @@ def test_winograd_layers_are_those_it_speeds_up():
     assert not winograd_layer(spec(3, 32, 416), 1 << 20) and not winograd_layer(spec(1024, 1024, 13), 1 << 20)
     assert not winograd_layer(spec(32, 64, 208, size=1), 1 << 20)
     assert not winograd_layer(spec(64, 64, 208, groups=2), 1 << 20)
-    # at 512 KiB a band of a 208-wide layer's 64 filters leaves room for too few channels: the GEMM instead
-    assert not winograd_layer(spec(32, 64, 208), 1 << 19) and winograd_layer(spec(32, 64, 104), 1 << 19)
+    # at 512 KiB the results of a 208-wide layer's tile row (52 tiles, 64 filters) take more than half the
+    # budget: bands of 26 tiles along a row, with room for all 32 channels
+    assert winograd_layer(spec(32, 64, 208), 1 << 19)
+    assert winograd_sizes(32, 64, 208, 208, 1 << 19)[:3] == (4, 104, 32)
+    assert winograd_sizes(32, 64, 208, 208, 1 << 20)[:3] == (4, 208, 32)

@@ -72,15 +72,15 @@ def winograd_layer(layer, budget_bytes: int) -> bool:
 def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
     """Whether a conv output region's Winograd bands hold enough tiles and channels under the budget (the
     lowering asks it of each step of a ``winograd_layer``, which asks it of the whole map)."""
-    rows, block = winograd_sizes(channels, filters, out_h, out_w, budget_bytes)[:2]
-    return band_tiles(rows, out_h, out_w)[1] >= WINOGRAD_MIN_TILES and block >= min(channels, WINOGRAD_MIN_BLOCK)
+    rows, cols, block = winograd_sizes(channels, filters, out_h, out_w, budget_bytes)[:3]
+    return band_tiles(rows, cols, out_h, out_w)[1] >= WINOGRAD_MIN_TILES and block >= min(channels, WINOGRAD_MIN_BLOCK)
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
- S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD) = range(29)
-STEP_COLUMNS = 29
+ S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD, S_BAND_COLS) = range(30)
+STEP_COLUMNS = 30
 # S_KIND codes
 (INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP, SHORTCUT_STEP, SCALE_STEP,
  UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP) = range(12)
@@ -90,7 +90,7 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # multiplies into the output's rows, which lie end to end there).
 # S_METHOD: how a conv step computes. GEMM_RUN: im2col bands times the filters (0 for every other step);
 # WINOGRAD_RUN: Winograd's F(4x4, 3x3) (its scratch buffers then hold transformed input and the 36 GEMMs'
-# results, S_BAND_ROWS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM, though its
+# results, S_BAND_ROWS, S_BAND_COLS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM, though its
 # layer's filters are held transformed (as well as plain) because other steps' bands hold enough tiles;
 # DIRECT_RUN: directly, without a workspace (a depthwise conv, or a thin one: ``is_direct``).
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).

@@ -5,7 +5,7 @@ from functools import partial
 
 from kernels.conv import by_filters, conv_tile, shares
 from kernels.direct import depthwise_tile, thin_tile
-from kernels.winograd import POSITIONS, TILE, band_tiles, tiles_across, winograd_by_filters, winograd_tile
+from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters, winograd_parts, winograd_tile
 from yolo.network import Conv
 
 
@@ -55,19 +55,19 @@ def grouped_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offse
     return tuple(partial(share, part) for part in range(parts))
 
 
-def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, block, v, m, threads: int) -> tuple:
+def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, band_cols, block, v, m, threads: int) -> tuple:
     """A Winograd step's calls: its filters shared between the threads (``winograd_by_filters``; each thread
-    transforms its own copy of the input within its slice of the workspace), else its tile rows."""
+    transforms its own copy of the input within its slice of the workspace), else its bands."""
     filters, rows, width = out.shape
-    tile_rows, tiles = band_tiles(band_rows, rows, width)
-    if winograd_by_filters(filters, tile_rows, tiles, block, threads):
+    tiles = band_tiles(band_rows, band_cols, rows, width)[1]
+    if winograd_by_filters(filters, tiles, block, threads):
         share, room = -(-filters // threads), v.size // threads
         cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
         spare = (m.size - POSITIONS * filters * tiles) // len(cuts)  # each share's part of the planes' slack
         return tuple(partial(winograd_tile, out[a:b], x, top, left, u[:, a:b], mult[a:b], offset[a:b], act, band_rows,
-                             block // threads, v[t * room:(t + 1) * room],
+                             band_cols, block // threads, v[t * room:(t + 1) * room],
                              m[POSITIONS * a * tiles + t * spare:POSITIONS * b * tiles + (t + 1) * spare], 0, 1)
                      for t, (a, b) in enumerate(cuts))
-    parts = shares(tiles_across(rows), band_rows // TILE, threads)
-    return tuple(partial(winograd_tile, out, x, top, left, u, mult, offset, act, band_rows, block, v, m, part, parts)
-                 for part in range(parts))
+    parts = winograd_parts(band_rows, band_cols, rows, width, threads)
+    return tuple(partial(winograd_tile, out, x, top, left, u, mult, offset, act, band_rows, band_cols, block, v, m,
+                         part, parts) for part in range(parts))

@@ -8,13 +8,13 @@ from numba import njit
 from kernels.conv import by_filters
 from kernels.winograd import POSITIONS, band_tiles, tiles_across, winograd_by_filters
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
-                                S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD,
-                                DIRECT_RUN, WINOGRAD_RUN)
+                                S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS,
+                                S_METHOD, DIRECT_RUN, WINOGRAD_RUN)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed",
             "thin_macs", "packed_whole", "transform_rows", "thin_rows", "pooled_rows")
-FEATURES_VERSION = 24  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 25  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
@@ -32,19 +32,20 @@ def step_features(steps, layers, workers, out):
             out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
             out[s, 5] = 1
         elif kind == CONV_STEP and row[S_METHOD] == WINOGRAD_RUN:  # 36 GEMMs per band and channel block, two transforms
-            filters, tile_rows = layers[row[S_LAYER], L_C_OUT], tiles_across(oh)
-            tiles = tile_rows * tiles_across(ow)
-            band_rows, per_band = band_tiles(row[S_BAND_ROWS], oh, ow)
-            bands = -(-tiles // per_band)
+            filters, tile_rows, tiles_w = layers[row[S_LAYER], L_C_OUT], tiles_across(oh), tiles_across(ow)
+            tiles = tile_rows * tiles_w
+            band_rows, per_band = band_tiles(row[S_BAND_ROWS], row[S_BAND_COLS], oh, ow)
+            across = -(-tiles_w // (per_band // band_rows))  # bands side by side
+            bands, runs = -(-tile_rows // band_rows) * across, tile_rows * across  # runs: of tiles along a row
             out[s, 1] = POSITIONS * bands * -(-c // row[S_BLOCK])
             out[s, 2] = POSITIONS * filters * c * bands
             out[s, 13] = POSITIONS * filters * c * tiles
             out[s, 14] = POSITIONS * (c + filters) * tiles
-            out[s, 17] = (c + filters) * tile_rows  # rows of tiles transformed: narrow tiles have more
-            if winograd_by_filters(filters, band_rows, per_band, row[S_BLOCK], workers):
+            out[s, 17] = (c + filters) * runs  # runs of tiles transformed: narrow tiles have more
+            if winograd_by_filters(filters, per_band, row[S_BLOCK], workers):
                 out[s, 2] /= workers
                 out[s, 14] += (workers - 1) * POSITIONS * c * tiles  # each thread transforms the input
-                out[s, 17] += (workers - 1) * c * tile_rows
+                out[s, 17] += (workers - 1) * c * runs
             out[s, 4] = filters * oh * ow
             out[s, 5] = 1
         elif kind == CONV_STEP:
