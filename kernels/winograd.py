@@ -6,9 +6,9 @@ the 36 positions one GEMM multiplies the transformed filters U (36, N, C), made 
 G g G^T, by the transformed patches; A^T m A turns each tile's 36 sums back into its 4x4 outputs, and the
 epilogue (BN, activation) follows as for the GEMM path. The interpolation points are 0, 1, -1, 2, -2 and
 infinity: the smallest that give F(4x4, 3x3), whose float32 rounding stays within the reference's tolerance.
-As there, the GEMM runs in BLAS, blocked over bands of output rows and input channels within flat float32
-workspaces (``winograd_sizes``), and a call may compute one share of the rows or, given slices, of the
-filters. Nothing here allocates.
+As there, the GEMM runs in BLAS, blocked over bands of tiles (whole tile rows, or runs along one) and input
+channels within flat float32 workspaces (``winograd_sizes``), and a call may compute one share of the bands
+or, given slices, of the filters. Nothing here allocates.
 
 Against F(2x2, 3x3) (16 multiplications per 2x2 tile), which this replaced, the GEMMs do 44% less work; the
 transforms, which handle more values per tile, cost about as much once every loop runs over many tiles at
