@@ -68,9 +68,10 @@ def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
     """(band rows and band columns (multiples of 4), block channels, float32 elements of the transformed input
     and of the GEMM results): half the budget for the results of all filters, the rest for transformed input;
     at least one tile and one channel. A band is whole tile rows, or, when the results of one tile row do not
-    fit, a run of tiles along one: at 512 KiB, a band of yolov2's 104-wide layer holds 13 of its 26 tiles,
-    which ran in half the time of the GEMM at that budget, where whole rows left room for one channel. Under
-    budgets large enough for planes of many KiB, each holds SLACK floats more, for its planes' spacing."""
+    fit, a run of tiles along one: at 512 KiB, a band of yolov2's 104-wide layer holds 13 of its 26 tiles
+    (0.6x the GEMM's time at that budget on one thread, 0.8-0.9x on two), where whole rows left room for one
+    channel. Under budgets large enough for planes of many KiB, each holds SLACK floats more, for its planes'
+    spacing."""
     slack = SLACK if budget_bytes >= SPACED_BUDGET else 0
     budget_bytes -= 2 * slack * F32
     tiles_w = tiles_across(out_w)
