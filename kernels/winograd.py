@@ -105,22 +105,24 @@ def band_tiles(band_rows, band_cols, out_h, out_w):
 
 
 @njit(cache=True)
-def part_band(band_rows, band_cols, out_h, out_w, parts):
-    """(tile rows, tiles across) of the bands one of ``parts`` threads computes in its slice of workspaces
-    sized for bands of ``band_rows`` x ``band_cols`` outputs: that band's tiles split across its tile rows
-    when it has as many as threads, else along its one row."""
+def band_grid(band_rows, band_cols, out_h, out_w, parts):
+    """(tile rows, tiles across, bands side by side, bands) of the bands one of ``parts`` threads computes in
+    its slice of workspaces sized for bands of ``band_rows`` x ``band_cols`` outputs: that band's tiles split
+    across its tile rows when it has as many as threads, else along its one row (``parts`` = 1: the band)."""
     rows = max(1, min(band_rows // TILE, tiles_across(out_h)))
     cols = max(1, min(band_cols // TILE, tiles_across(out_w)))
     if rows >= parts:
-        return rows // parts, cols
-    return 1, max(1, rows * cols // parts)
+        rows //= parts
+    else:
+        rows, cols = 1, max(1, rows * cols // parts)
+    across = -(-tiles_across(out_w) // cols)
+    return rows, cols, across, -(-tiles_across(out_h) // rows) * across
 
 
 @njit(cache=True)
 def winograd_parts(band_rows, band_cols, out_h, out_w, workers):
     """Threads sharing a Winograd step's bands (not its filters): ``workers`` if each gets a band, else one."""
-    rows, cols = part_band(band_rows, band_cols, out_h, out_w, workers)
-    bands = -(-tiles_across(out_h) // rows) * -(-tiles_across(out_w) // cols)
+    bands = band_grid(band_rows, band_cols, out_h, out_w, workers)[3]
     return workers if bands >= workers and band_tiles(band_rows, band_cols, out_h, out_w)[1] >= workers else 1
 
 
@@ -266,13 +268,11 @@ def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, ba
     (any row stride: a slice of the filters), BN + activation fused. ``x`` and ``out`` may be strided views.
 
     The workspaces hold bands of ``band_rows`` x ``band_cols`` outputs. With ``parts`` threads, each computes
-    a contiguous share of bands ``part_band`` times smaller, within its slice of each workspace (``part``)."""
+    a contiguous share of the smaller bands ``band_grid`` gives, within its slice of each workspace (``part``)."""
     n_out, out_h, out_w = out.shape
     channels = x.shape[0]
     tiles_w, tile_rows_all = tiles_across(out_w), tiles_across(out_h)
-    rows_b, cols_b = part_band(band_rows, band_cols, out_h, out_w, parts)
-    across = -(-tiles_w // cols_b)
-    bands = -(-tile_rows_all // rows_b) * across
+    rows_b, cols_b, across, bands = band_grid(band_rows, band_cols, out_h, out_w, parts)
     share = -(-bands // parts)
     v = v[part * (v.size // parts):(part + 1) * (v.size // parts)]
     m = m[part * (m.size // parts):(part + 1) * (m.size // parts)]

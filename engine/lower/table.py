@@ -90,8 +90,8 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # multiplies into the output's rows, which lie end to end there).
 # S_METHOD: how a conv step computes. GEMM_RUN: im2col bands times the filters (0 for every other step);
 # WINOGRAD_RUN: Winograd's F(4x4, 3x3) (its scratch buffers then hold transformed input and the 36 GEMMs'
-# results, S_BAND_ROWS, S_BAND_COLS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM, though its
-# layer's filters are held transformed (as well as plain) because other steps' bands hold enough tiles;
+# results, S_BAND_ROWS, S_BAND_COLS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM,
+# though its layer's filters are held transformed (as well as plain) because other steps' bands hold enough tiles;
 # DIRECT_RUN: directly, without a workspace (a depthwise conv, or a thin one: ``is_direct``).
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way); a copy with
