@@ -37,6 +37,7 @@ PATCH = 6       # input rows and columns a tile reads
 POSITIONS = PATCH * PATCH  # values of a transformed patch
 LINE = 16       # float32 per 64-byte cache line
 SLACK = POSITIONS * 2 * LINE * 4  # floats each workspace holds beyond its planes: the padding of four shares
+SHARE_TILES = 12  # tiles of a band per thread from which threads share bands rather than filters (below)
 SPACED_BUDGET = 1 << 18  # bytes: smaller workspaces have planes too small to collide, and no slack
 TWO, FOUR, FIVE, EIGHT = (np.float32(k) for k in (2, 4, 5, 8))  # the transforms' factors, kept in float32
 
@@ -129,10 +130,10 @@ def winograd_parts(band_rows, band_cols, out_h, out_w, workers):
 @njit(cache=True)
 def winograd_by_filters(filters, band_tiles, block_channels, workers):
     """Whether a Winograd step's threads share its filters (each transforming the band's input itself)
-    rather than its bands (each in half the workspace): when the filters outnumber a band's tiles, as for
-    GEMM steps, or when a band has fewer tiles than threads."""
-    return by_filters(filters, band_tiles, block_channels, workers) or (
-        band_tiles < workers and by_filters(filters, 0, block_channels, workers))
+    rather than its bands (each in half the workspace): when a band has fewer than SHARE_TILES tiles per
+    thread. Sharing bands transforms each input once, but each thread reads all the transformed filters per
+    band and multiplies fewer tiles at a time, which pays only for wide enough bands."""
+    return band_tiles < SHARE_TILES * workers and by_filters(filters, 0, block_channels, workers)
 
 
 @njit(cache=True, nogil=True, inline="always")

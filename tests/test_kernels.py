@@ -252,7 +252,8 @@ def test_reorg_region_and_route_kernels():
                                                           ((8, 6, 23, 22), (0, 0), 60000, 2),
                                                           ((6, 8, 9, 30), (1, 1), 8000, 2),
                                                           ((6, 2, 9, 30), (1, 1), 3000, 2),
-                                                          ((5, 7, 6, 21), (0, 1), 5000, 1)])
+                                                          ((5, 7, 6, 21), (0, 1), 5000, 1),
+                                                          ((4, 2, 5, 120), (0, 1), 14000, 2)])
 def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     """F(4x4, 3x3) on tiles of any size (edges 1 to 4 wide) with any border pads (a fused tile's), into a
     strided destination, in bands (whole tile rows, or runs of tiles along one) and channel blocks, its tile
