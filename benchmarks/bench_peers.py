@@ -13,7 +13,9 @@ with it, while ONNX Runtime, whose turns follow its own or OpenVINO's, did not m
 infers twice back to back and only the second counts: the first warms the caches the previous runner
 filled, as in a service that infers frame after frame. The table gives medians and ratios to ONNX Runtime.
 Before timing, each runner's head tensor is checked against the NumPy reference (max difference over the
-tensor's largest magnitude, at most 1e-4). ``--under-load`` keeps one busy process running beside them.
+tensor's largest magnitude, at most 1e-4). ``--under-load`` adds a second condition, one busy process
+running beside the runners: each round then times every runner once without it and once with it (the
+process is stopped and continued, in alternating order), so the slowdowns compare like with like.
 
 The peers read the network as ONNX built from the same description (``benchmarks.onnx_graph``), except
 OpenCV, which reads the cfg and Darknet weights itself. fusetile runs: the NumPy reference, the fused
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -201,15 +205,18 @@ def main() -> None:
             bad = {n: e for n, e in errors.items() if not e <= TOLERANCE}
             if bad:
                 raise SystemExit(f"head tensors differ from the reference by more than {TOLERANCE}: {bad}")
+            seconds = {(name, loaded): [] for name in names for loaded in (False, True)}
             load = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.under_load else None
-            seconds = {name: [] for name in names}
             try:
                 for r in range(args.rounds):
-                    for name in names if r % 2 == 0 else names[::-1]:
-                        time.sleep(SETTLE_S)
-                        children[name].stdin.write("run\n")
-                        children[name].stdin.flush()
-                        seconds[name].append(float(children[name].stdout.readline()))
+                    for loaded in ((False, True) if r % 2 == 0 else (True, False)) if load else (False,):
+                        if load:
+                            os.kill(load.pid, signal.SIGCONT if loaded else signal.SIGSTOP)
+                        for name in names if r % 2 == 0 else names[::-1]:
+                            time.sleep(SETTLE_S)
+                            children[name].stdin.write("run\n")
+                            children[name].stdin.flush()
+                            seconds[name, loaded].append(float(children[name].stdout.readline()))
             finally:
                 if load is not None:
                     load.kill()
@@ -217,18 +224,31 @@ def main() -> None:
             for child in children.values():
                 child.stdin.close()
                 child.wait()
-    medians = {name: statistics.median(s) for name, s in seconds.items()}
-    base = medians.get("onnxruntime")
+    medians = {key: statistics.median(s) for key, s in seconds.items() if s}
     kernels = ", ".join(sorted(set(openblas_kernels().values())))
     print(f"{args.cfg} at {args.size}, {args.threads} threads, {cpu_name()}, OpenBLAS kernels {kernels}; "
-          f"medians of {args.rounds} rounds{', one busy process beside' if args.under_load else ''}")
-    print(f"| {'runner':<24} | {'plan':<36} | {'ms':>6} | {'/ ONNX Runtime':>14} | {'max error':>9} |")
-    print(f"|{'-' * 26}|{'-' * 38}|{'-' * 8}|{'-' * 16}|{'-' * 11}|")
+          f"medians of {args.rounds} rounds{', each also with one busy process beside' if args.under_load else ''}")
+    conditions = (False, True) if args.under_load else (False,)
+    titles = ["runner", "plan"] + [title + tag for tag in ("", " loaded")[:len(conditions)]
+                                   for title in ("ms", "/ ONNX Runtime")]
+    titles += ["slowdown"] * args.under_load + ["max error"]
+    rows = []
     for name in names:
-        ratio = f"{medians[name] / base:.2f}" if base else "-"
-        print(f"| {name:<24} | {plans.get(name, ''):<36} | {medians[name] * 1e3:>6.1f} | {ratio:>14} | "
-              f"{errors[name]:>9.1e} |")
-
+        row = [name, plans.get(name, "")]
+        for loaded in conditions:
+            base = medians.get(("onnxruntime", loaded))
+            row += [f"{medians[name, loaded] * 1e3:.1f}", f"{medians[name, loaded] / base:.2f}" if base else "-"]
+        if args.under_load:
+            row.append(f"{medians[name, True] / medians[name, False]:.2f}")
+        rows.append(row + [f"{errors[name]:.1e}"])
+    widths = [max(len(t), 24 if i == 0 else 36 if i == 1 else 0, *(len(r[i]) for r in rows))
+              for i, t in enumerate(titles)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                            for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+    print(line(titles))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print(line(row))
 
 if __name__ == "__main__":
     main()
