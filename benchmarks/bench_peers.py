@@ -241,14 +241,16 @@ def main() -> None:
         if args.under_load:
             row.append(f"{medians[name, True] / medians[name, False]:.2f}")
         rows.append(row + [f"{errors[name]:.1e}"])
-    widths = [max(len(t), 24 if i == 0 else 36 if i == 1 else 0, *(len(r[i]) for r in rows))
-              for i, t in enumerate(titles)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                                            for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+    widths = [max(len(t), *(len(r[i]) for r in rows)) for i, t in enumerate(titles)]
+
+    def line(cells: list[str]) -> str:  # runner and plan to the left, figures to the right
+        return "| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
     print(line(titles))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print(line(row))
+
 
 if __name__ == "__main__":
     main()

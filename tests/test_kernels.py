@@ -11,7 +11,8 @@ from kernels import layout
 from kernels.elementwise import ACT_CODES
 from engine.lower.table import is_direct, layer_table, winograd_layer
 from engine.runtime.conv_calls import conv_calls, direct_calls, winograd_calls
-from kernels.winograd import LINE, POSITIONS, SLACK, plane_stride, transform_filters, winograd_sizes
+from kernels.winograd import (LINE, POSITIONS, SHARE_TILES, SLACK, plane_stride, transform_filters, winograd_by_filters,
+                              winograd_sizes)
 from kernels.conv import CACHED_WEIGHTS, by_filters, conv_tile, shares, workspace_sizes
 from yolo.layers import Conv
 from kernels.pool import maxpool_tile
@@ -272,6 +273,16 @@ def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     assert len(calls) == threads
     run_at_once(calls)
     np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-4)
+
+
+def test_winograd_threads_share_bands_of_enough_tiles_else_filters():
+    """Two threads share a band's tiles from SHARE_TILES each (yolov2-tiny's 104-wide layer at 1 MiB: 52
+    tiles, 64 filters), else the filters (yolov2's 52-wide layer: 13 tiles, 256 filters); one filter or
+    one channel per thread at least, else the bands."""
+    assert not winograd_by_filters(64, 2 * SHARE_TILES, 32, 2) and not winograd_by_filters(64, 52, 32, 2)
+    assert winograd_by_filters(256, 13, 128, 2) and winograd_by_filters(64, 2 * SHARE_TILES - 1, 32, 2)
+    assert not winograd_by_filters(1, 13, 128, 2) and not winograd_by_filters(256, 13, 1, 2)
+    assert not winograd_by_filters(256, 13, 128, 1)
 
 
 @pytest.mark.parametrize("plane", [16, 1000, 1024, 13312, 26624, 200704])
