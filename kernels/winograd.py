@@ -99,13 +99,6 @@ def plane_stride(plane, room):
 
 
 @njit(cache=True)
-def band_tiles(band_rows, band_cols, out_h, out_w):
-    """(tile rows, tiles) of one band of a Winograd step: what each of its GEMMs multiplies."""
-    tile_rows = min(band_rows // TILE, tiles_across(out_h))
-    return tile_rows, tile_rows * min(band_cols // TILE, tiles_across(out_w))
-
-
-@njit(cache=True)
 def band_grid(band_rows, band_cols, out_h, out_w, parts):
     """(tile rows, tiles across, bands side by side, bands) of the bands one of ``parts`` threads computes in
     its slice of workspaces sized for bands of ``band_rows`` x ``band_cols`` outputs: that band's tiles split
@@ -121,19 +114,26 @@ def band_grid(band_rows, band_cols, out_h, out_w, parts):
 
 
 @njit(cache=True)
-def winograd_parts(band_rows, band_cols, out_h, out_w, workers):
-    """Threads sharing a Winograd step's bands (not its filters): ``workers`` if each gets a band, else one."""
-    bands = band_grid(band_rows, band_cols, out_h, out_w, workers)[3]
-    return workers if bands >= workers and band_tiles(band_rows, band_cols, out_h, out_w)[1] >= workers else 1
+def band_tiles(band_rows, band_cols, out_h, out_w):
+    """Tiles of one band of a Winograd step: what each of its GEMMs multiplies."""
+    rows, cols = band_grid(band_rows, band_cols, out_h, out_w, 1)[:2]
+    return rows * cols
 
 
 @njit(cache=True)
-def winograd_by_filters(filters, band_tiles, block_channels, workers):
+def winograd_parts(band_rows, band_cols, out_h, out_w, workers):
+    """Threads sharing a Winograd step's bands (not its filters): ``workers`` if each gets a band, else one."""
+    bands = band_grid(band_rows, band_cols, out_h, out_w, workers)[3]
+    return workers if bands >= workers and band_tiles(band_rows, band_cols, out_h, out_w) >= workers else 1
+
+
+@njit(cache=True)
+def winograd_by_filters(filters, tiles, block_channels, workers):
     """Whether a Winograd step's threads share its filters (each transforming the band's input itself)
-    rather than its bands (each in half the workspace): when a band has fewer than SHARE_TILES tiles per
-    thread. Sharing bands transforms each input once, but each thread reads all the transformed filters per
+    rather than its bands (each in half the workspace): when a band's ``tiles`` are fewer than SHARE_TILES
+    per thread. Sharing bands transforms each input once, but each thread reads all the transformed filters per
     band and multiplies fewer tiles at a time, which pays only for wide enough bands."""
-    return band_tiles < SHARE_TILES * workers and by_filters(filters, 0, block_channels, workers)
+    return tiles < SHARE_TILES * workers and by_filters(filters, 0, block_channels, workers)
 
 
 @njit(cache=True, nogil=True, inline="always")

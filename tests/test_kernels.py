@@ -257,8 +257,8 @@ def test_reorg_region_and_route_kernels():
                                                           ((4, 2, 5, 120), (0, 1), 14000, 2)])
 def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     """F(4x4, 3x3) on tiles of any size (edges 1 to 4 wide) with any border pads (a fused tile's), into a
-    strided destination, in bands (whole tile rows, or runs of tiles along one) and channel blocks, its tile
-    rows or filters shared by threads at once."""
+    strided destination, in bands (whole tile rows, or runs of tiles along one) and channel blocks, its bands
+    or filters shared by threads at once."""
     channels, filters, h, w = shape
     rng = np.random.default_rng(6)
     x = rng.standard_normal((channels, h, w)).astype(np.float32)

@@ -73,7 +73,7 @@ def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
     """Whether a conv output region's Winograd bands hold enough tiles and channels under the budget (the
     lowering asks it of each step of a ``winograd_layer``, which asks it of the whole map)."""
     rows, cols, block = winograd_sizes(channels, filters, out_h, out_w, budget_bytes)[:3]
-    return band_tiles(rows, cols, out_h, out_w)[1] >= WINOGRAD_MIN_TILES and block >= min(channels, WINOGRAD_MIN_BLOCK)
+    return band_tiles(rows, cols, out_h, out_w) >= WINOGRAD_MIN_TILES and block >= min(channels, WINOGRAD_MIN_BLOCK)
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------

@@ -59,7 +59,7 @@ def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, band_cols
     """A Winograd step's calls: its filters shared between the threads (``winograd_by_filters``; each thread
     transforms its own copy of the input within its slice of the workspace), else its bands."""
     filters, rows, width = out.shape
-    tiles = band_tiles(band_rows, band_cols, rows, width)[1]
+    tiles = band_tiles(band_rows, band_cols, rows, width)
     if winograd_by_filters(filters, tiles, block, threads):
         share, room = -(-filters // threads), v.size // threads
         cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]

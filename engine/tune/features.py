@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from kernels.conv import by_filters
-from kernels.winograd import POSITIONS, band_grid, band_tiles, tiles_across, winograd_by_filters
+from kernels.winograd import POSITIONS, band_grid, tiles_across, winograd_by_filters
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
                                 S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS,
                                 S_METHOD, DIRECT_RUN, WINOGRAD_RUN)
@@ -34,8 +34,8 @@ def step_features(steps, layers, workers, out):
         elif kind == CONV_STEP and row[S_METHOD] == WINOGRAD_RUN:  # 36 GEMMs per band and channel block, two transforms
             filters, tile_rows = layers[row[S_LAYER], L_C_OUT], tiles_across(oh)
             tiles = tile_rows * tiles_across(ow)
-            per_band = band_tiles(row[S_BAND_ROWS], row[S_BAND_COLS], oh, ow)[1]
-            _, _, across, bands = band_grid(row[S_BAND_ROWS], row[S_BAND_COLS], oh, ow, 1)
+            rows_b, cols_b, across, bands = band_grid(row[S_BAND_ROWS], row[S_BAND_COLS], oh, ow, 1)
+            per_band = rows_b * cols_b  # tiles of a band
             runs = tile_rows * across  # runs of tiles along a tile row, one per band side by side
             out[s, 1] = POSITIONS * bands * -(-c // row[S_BLOCK])
             out[s, 2] = POSITIONS * filters * c * bands
