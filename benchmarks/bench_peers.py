@@ -12,8 +12,9 @@ the pause, yolov2-tiny layer by layer, whose turn followed the NumPy reference's
 with it, while ONNX Runtime, whose turns follow its own or OpenVINO's, did not move. In its turn a runner
 infers twice back to back and only the second counts: the first warms the caches the previous runner
 filled, as in a service that infers frame after frame. The table gives medians and ratios to ONNX Runtime.
-Before timing, each runner's head tensor is checked against the NumPy reference (max difference over the
-tensor's largest magnitude, at most 1e-4). ``--under-load`` adds a second condition, one busy process
+Every runner runs the whole network, its [region] head included. Before timing, each runner's head tensor,
+and the head's output where the runner gives it in the engine's form, are checked against the NumPy
+reference (max difference over the tensor's largest magnitude, at most 1e-4). ``--under-load`` adds a second condition, one busy process
 running beside the runners: each round then times every runner once without it and once with it (the
 process is stopped and continued, in alternating order), so the slowdowns compare like with like.
 
@@ -56,7 +57,8 @@ def _network(folder: Path):
 
 
 def make_runner(name: str, folder: Path, threads: int):
-    """A no-argument callable returning the head tensor (C, H, W)."""
+    """A no-argument callable returning the head tensor (C, H, W) and, but for OpenCV, the [region]
+    head's output if the network has one (``results``)."""
     x = np.load(folder / "input.npy")
     if name == "onnxruntime":
         import onnxruntime as ort
@@ -64,19 +66,19 @@ def make_runner(name: str, folder: Path, threads: int):
         options.intra_op_num_threads = threads
         session = ort.InferenceSession(str(folder / "net.onnx"), options, providers=["CPUExecutionProvider"])
         feed = {"image": x[None]}
-        return lambda: session.run(None, feed)[0][0]
+        return lambda: [out[0] for out in session.run(None, feed)]
     if name == "openvino":
         import openvino as ov
         compiled = ov.Core().compile_model(str(folder / "net.onnx"), "CPU",
                                            {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
                                             "INFERENCE_PRECISION_HINT": "f32"})  # not bf16: same numerics
         request = compiled.create_infer_request()
-        return lambda: request.infer({0: x[None]})[0][0]
+        return lambda: [out[0] for out in request.infer({0: x[None]}).values()]
     if name == "opencv":
         import cv2
         cv2.setNumThreads(threads)
         forward = opencv_forward(folder / "net.cfg", folder / "net.weights", x)
-        return lambda: forward()[0]
+        return lambda: [forward()[0]]
     setup, network, params = _network(folder)
     if name == "reference":
         from engine.runtime.reference import run_reference
@@ -84,7 +86,7 @@ def make_runner(name: str, folder: Path, threads: int):
 
         def reference():
             with blas_threads(threads):
-                return run_reference(network, params, x).head
+                return results(run_reference(network, params, x))
         return reference
     from engine.ir.plan import Plan, parse_groups
     from engine.lower.group import DEFAULT_SCRATCH_BYTES
@@ -96,22 +98,30 @@ def make_runner(name: str, folder: Path, threads: int):
         executor = FusedExecutor(Plan(network, groups), params, scratch, threads=1)
         return lambda: blas_run(executor, x, threads)
     executor = FusedExecutor(Plan(network, groups), params, scratch, threads=threads)
-    return lambda: executor.run(x).head
+    return lambda: results(executor.run(x))
 
 
 def blas_run(executor, x: np.ndarray, threads: int) -> np.ndarray:
     from engine.runtime.workers import blas_threads
     with blas_threads(threads):
-        return executor.run(x).head
+        return results(executor.run(x))
+
+
+def results(run) -> list[np.ndarray]:
+    """A run's head tensor, then its heads' outputs (the networks ``onnx_graph`` builds have one [region])."""
+    return [run.head, *run.head_outputs.values()]
 
 
 def serve(name: str, folder: Path, threads: int) -> None:
-    """The child: check the head tensor, warm up, then answer every "run" with the seconds of the second of
-    two inferences back to back."""
+    """The child: check its results, warm up, then answer every "run" with the seconds of the second of two
+    inferences back to back."""
     run = make_runner(name, folder, threads)
-    reference = np.load(folder / "head.npy")
-    error = float(np.abs(np.asarray(run(), np.float32).reshape(reference.shape) - reference).max()
-                  / np.abs(reference).max())
+    expected = np.load(folder / "results.npz")
+    got = run()
+    if len(got) not in (1, len(expected.files)):
+        raise SystemExit(f"{name}: {len(got)} results, expected {len(expected.files)}")
+    error = max(float(np.abs(np.asarray(g, np.float32).reshape(e.shape) - e).max() / np.abs(e).max())
+                for g, e in zip(got, (expected[f] for f in sorted(expected.files))))
     for _ in range(2):
         run()
     print(json.dumps({"error": error}), flush=True)
@@ -127,7 +137,7 @@ def serve(name: str, folder: Path, threads: int) -> None:
 # --- the parent -----------------------------------------------------------------------------------------
 
 def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[str, str]:
-    """Write the cfg, weights, ONNX graph, input and reference head the children read; return the plans."""
+    """Write the cfg, weights, ONNX graph, input and reference results the children read; return the plans."""
     from benchmarks.onnx_graph import onnx_model
     from engine.cli.pipeline import default_image
     from engine.cli.planning import default_plan, search_grids
@@ -148,7 +158,8 @@ def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[
     write_darknet(folder / "net.weights", params)
     (folder / "net.onnx").write_bytes(onnx_model(network, params))
     np.save(folder / "input.npy", x)
-    np.save(folder / "head.npy", run_reference(network, params, x).head)
+    reference = results(run_reference(network, params, x))
+    np.savez(folder / "results.npz", **{f"result{i}": r for i, r in enumerate(reference)})
     default = default_plan(network)
     budget = max(layer_by_layer_live_bytes(network)) // 8
     grids = search_grids(network, 8)
@@ -204,7 +215,7 @@ def main() -> None:
                 children[name], errors[name] = start(name, folder, args.threads)
             bad = {n: e for n, e in errors.items() if not e <= TOLERANCE}
             if bad:
-                raise SystemExit(f"head tensors differ from the reference by more than {TOLERANCE}: {bad}")
+                raise SystemExit(f"results differ from the reference by more than {TOLERANCE}: {bad}")
             seconds = {(name, loaded): [] for name in names for loaded in (False, True)}
             load = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.under_load else None
             try:

@@ -50,18 +50,20 @@ def opencv_runner(cfg_text: str, params, x: np.ndarray):
 
 
 def opencv_forward(cfg: Path, weights: Path, x: np.ndarray):
-    """OpenCV's forward of the files up to the tensors feeding the detection heads (each the layer before a
-    permute its importer adds for [region] and [yolo]), as a no-argument callable returning the first
-    head's tensor (all heads are computed); the files are read now."""
+    """OpenCV's forward of the files, as a no-argument callable returning the first tensor feeding a
+    detection head (the layer before a permute its importer adds for [region] and [yolo]); the heads run as
+    well, as the engine's do (OpenCV's decode boxes besides, so their outputs are not compared). The files
+    are read now."""
     import cv2
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     names = net.getLayerNames()
     heads = [names[i - 1] for i, n in enumerate(names) if n.startswith("permute_")]
+    outputs = heads + list(net.getUnconnectedOutLayersNames())
     blob = x[None]
 
     def forward():
         net.setInput(blob)
-        return net.forward(heads)[0]
+        return net.forward(outputs)[0]
     return forward
 
 

@@ -3,7 +3,9 @@
 Built from the network description, not converted from a file: every conv carries its batch norm folded
 into its weights and bias (what any exporter does), the activation as its own node, Darknet's maxpool
 padding as ONNX pads, and Darknet's reorg as the reshape/transpose that reproduces its flat index
-arithmetic. The graph ends at the tensor feeding the detection head, the tensor the engine is checked on.
+arithmetic. The graph's first output is the tensor feeding the detection head, the tensor the engine is
+checked on; a [region] head follows it as the engine runs it (logistic on x, y and objectness, softmax over
+classes), its result the second output, so that the peers do the engine's work.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ IR_VERSION = 8  # what ONNX Runtime and OpenVINO of 2026 read; onnx writes a new
 
 
 def onnx_model(network: Network, params: Params) -> bytes:
-    """The serialized ModelProto computing ``network`` up to its head tensor, batch 1."""
+    """The serialized ModelProto computing ``network``'s head tensor and, if its head is a [region], the
+    head's output; batch 1."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -69,11 +72,30 @@ def onnx_model(network: Network, params: Params) -> bytes:
         names[layer.index] = out
 
     head = network[network.head_index]
+    outputs = [helper.make_tensor_value_info(names[head.index], TensorProto.FLOAT, [1, *head.out_shape])]
+    region = network.region
+    if region is not None and region.inputs == (head.index,):
+        # per anchor: x and y, the other coords, objectness, classes along one axis, each as the head treats it
+        c, h, w = region.out_shape
+        per = region.coords + 1 + region.classes
+        by_anchor = constant("anchors", np.array([1, region.num, per, h, w], np.int64))
+        whole = constant("region_shape", np.array([1, c, h, w], np.int64))
+        parts = constant("region_parts", np.array([2, region.coords - 2, 1, region.classes], np.int64))
+        xy, wh, objectness, classes = (f"region_{p}" for p in ("xy", "wh", "objectness", "classes"))
+        nodes += [helper.make_node("Reshape", [names[head.index], by_anchor], ["region_in"]),
+                  helper.make_node("Split", ["region_in", parts], [xy, wh, objectness, classes], axis=2),
+                  helper.make_node("Sigmoid", [xy], [xy + "_out"]),
+                  helper.make_node("Sigmoid", [objectness], [objectness + "_out"]),
+                  helper.make_node("Softmax" if region.softmax else "Sigmoid", [classes], [classes + "_out"],
+                                   **({"axis": 2} if region.softmax else {})),
+                  helper.make_node("Concat", [xy + "_out", wh, objectness + "_out", classes + "_out"],
+                                   ["region_out"], axis=2),
+                  helper.make_node("Reshape", ["region_out", whole], ["region"])]
+        outputs.append(helper.make_tensor_value_info("region", TensorProto.FLOAT, [1, c, h, w]))
     graph = helper.make_graph(
         nodes, network.name,
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, *network.input_shape])],
-        [helper.make_tensor_value_info(names[head.index], TensorProto.FLOAT, [1, *head.out_shape])],
-        initializer=weights)
+        outputs, initializer=weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     onnx.checker.check_model(model)
     return model.SerializeToString()

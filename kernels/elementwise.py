@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels.expf import exp32
 from yolo.network import ACTIVATIONS
 
 ACT_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}
@@ -18,12 +19,12 @@ ONE, ZERO, LEAKY = F(1.0), F(0.0), F(0.1)
 
 @njit(cache=True, nogil=True)
 def logistic(v):
-    return ONE / (ONE + np.exp(-v))
+    return ONE / (ONE + exp32(-v))
 
 
 @njit(cache=True, nogil=True)
 def darknet_tanh(v):
-    return F(2.0) / (ONE + np.exp(F(-2.0) * v)) - ONE
+    return F(2.0) / (ONE + exp32(F(-2.0) * v)) - ONE
 
 
 @njit(cache=True, nogil=True)
@@ -40,13 +41,13 @@ def activate(v, act):
     if act == TANH:
         return darknet_tanh(v)
     if act == ELU:
-        return v if v >= ZERO else np.exp(v) - ONE
+        return v if v >= ZERO else exp32(v) - ONE
     if act == SELU:
-        return F(1.0507) * v if v >= ZERO else F(1.0507) * F(1.6732) * (np.exp(v) - ONE)
+        return F(1.0507) * v if v >= ZERO else F(1.0507) * F(1.6732) * (exp32(v) - ONE)
     if act == SWISH:
         return v * logistic(v)
     if act == MISH:  # softplus with threshold 20, then Darknet's tanh
-        soft = v if v > F(20.0) else (np.exp(v) if v < F(-20.0) else np.log(np.exp(v) + ONE))
+        soft = v if v > F(20.0) else (exp32(v) if v < F(-20.0) else np.log(exp32(v) + ONE))
         return v * darknet_tanh(soft)
     if act == HARD_MISH:
         return v if v > ZERO else (v * v / F(2.0) + v if v > F(-2.0) else ZERO)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.elementwise import activate
+from kernels.elementwise import activate, logistic
 
 LEAKY = np.float32(0.1)
 ONE = np.float32(1.0)
@@ -29,7 +29,7 @@ def finish_row(dst, acc, at, m, o, add, act):
             dst[ox] = max(acc[at + ox] * m + o, ZERO)
     elif act == 4:
         for ox in range(width):
-            dst[ox] = ONE / (ONE + np.exp(-(acc[at + ox] * m + o)))
+            dst[ox] = logistic(acc[at + ox] * m + o)
     elif act == 0:
         for ox in range(width):
             dst[ox] = acc[at + ox] * m + o

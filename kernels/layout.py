@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-ONE = np.float32(1.0)
+from kernels.elementwise import logistic
+from kernels.expf import exp32
+
+ZERO = np.float32(0.0)
 
 
 @njit(cache=True)
@@ -31,37 +34,43 @@ def reorg(out_flat, x_flat, c, h, w, stride):
                 out_flat[i + w * (j + h * k)] = x_flat[w2 + w * stride * (h2 + h * stride * c2)]
 
 
-@njit(cache=True)
-def _logistic(v):
-    return ONE / (ONE + np.exp(-v))
-
-
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def region(out, x, num, coords, classes, use_softmax):
-    """YOLOv2 [region]: logistic on x, y and objectness, softmax (or logistic) over classes, per cell."""
-    _, h, w = x.shape
+    """YOLOv2 [region]: logistic on x, y and objectness, softmax (or logistic) over classes, per cell.
+
+    Each loop runs over an anchor's cells, which lie end to end in a plane, so it vectorizes (one loop per
+    cell over classes a plane apart did not: 0.33 ms against 0.10 on yolov2's head). ``x`` and ``out`` are
+    contiguous and apart: until the end, planes 2 and 3 of each anchor's output (w and h, which pass
+    through; a cfg's coords is at least 4) hold the running maximum and sum of each cell's classes."""
+    c, h, w = x.shape
+    n = h * w
+    xs, os = x.reshape(c, n), out.reshape(c, n)
     per = coords + 1 + classes
     for a in range(num):
-        base = a * per
-        for y in range(h):
-            for i in range(w):
-                out[base, y, i] = _logistic(x[base, y, i])
-                out[base + 1, y, i] = _logistic(x[base + 1, y, i])
-                for e in range(2, coords):
-                    out[base + e, y, i] = x[base + e, y, i]
-                out[base + coords, y, i] = _logistic(x[base + coords, y, i])
-                first = base + coords + 1
-                if use_softmax:
-                    top = x[first, y, i]
-                    for k in range(1, classes):
-                        top = max(top, x[first + k, y, i])
-                    total = np.float32(0.0)
-                    for k in range(classes):
-                        e = np.exp(x[first + k, y, i] - top)
-                        out[first + k, y, i] = e
-                        total += e
-                    for k in range(classes):
-                        out[first + k, y, i] = out[first + k, y, i] / total
-                else:
-                    for k in range(classes):
-                        out[first + k, y, i] = _logistic(x[first + k, y, i])
+        base, first = a * per, a * per + coords + 1
+        for e in (0, 1, coords):
+            for j in range(n):
+                os[base + e, j] = logistic(xs[base + e, j])
+        for e in range(4, coords):
+            os[base + e] = xs[base + e]
+        if not use_softmax:
+            for k in range(first, base + per):
+                for j in range(n):
+                    os[k, j] = logistic(xs[k, j])
+        else:
+            top, total = os[base + 2], os[base + 3]
+            top[:] = xs[first]
+            for k in range(first + 1, base + per):
+                for j in range(n):
+                    top[j] = max(top[j], xs[k, j])
+            total[:] = ZERO
+            for k in range(first, base + per):
+                for j in range(n):
+                    e = exp32(xs[k, j] - top[j])
+                    os[k, j] = e
+                    total[j] += e
+            for k in range(first, base + per):
+                for j in range(n):
+                    os[k, j] = os[k, j] / total[j]
+        os[base + 2] = xs[base + 2]
+        os[base + 3] = xs[base + 3]

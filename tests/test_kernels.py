@@ -4,11 +4,13 @@ from functools import partial
 
 import numpy as np
 import pytest
+from numba import njit
 
 from engine.runtime import reference_ops as ops
 from yolo.params import ConvParams
 from kernels import layout
 from kernels.elementwise import ACT_CODES
+from kernels.expf import HIGHEST, LOWEST, exp32
 from engine.lower.table import is_direct, layer_table, winograd_layer
 from engine.runtime.conv_calls import conv_calls, direct_calls, winograd_calls
 from kernels.winograd import (LINE, POSITIONS, SHARE_TILES, SLACK, plane_stride, transform_filters, winograd_by_filters,
@@ -235,12 +237,40 @@ def test_reorg_region_and_route_kernels():
     layout.reorg(out.reshape(-1), x.reshape(-1), 64, 26, 26, 2)
     np.testing.assert_array_equal(out, ops.reorg(x, 2))
     r = rng.standard_normal((2 * 9, 3, 4)).astype(np.float32)
-    got = np.empty_like(r)
-    layout.region(got, r, 2, 4, 4, True)
-    np.testing.assert_allclose(got, ops.region(r, 2, 4, 4, True), rtol=1e-6, atol=1e-7)
     cat = np.zeros((7, 3, 4), np.float32)
     layout.copy_channels(cat, r[:3], 4)
     np.testing.assert_array_equal(cat[4:], r[:3])
+
+
+@njit
+def _exp_all(out, v):
+    for i in range(v.size):
+        out[i] = exp32(v[i])
+
+
+def test_exp32_is_within_two_ulps_and_clamps_to_normal_floats():
+    v = np.concatenate([np.linspace(LOWEST, HIGHEST, 400_001, dtype=np.float32),
+                        np.float32([0, -0.0, 1e-30, -1e-30, 88.72, 200, -104, -1000, np.inf, -np.inf])])
+    got = np.empty_like(v)
+    _exp_all(got, v)
+    inside = (v >= LOWEST) & (v <= HIGHEST)
+    exact = np.exp(v[inside].astype(np.float64))
+    assert np.abs(got[inside] - exact).max(initial=0) <= 2.5e-7 * exact.max()
+    np.testing.assert_array_less(np.abs(got[inside] - exact) / exact, 2.6e-7)
+    assert got[v == 0].tolist() == [1, 1]
+    clamped = got[~inside]
+    assert np.isfinite(clamped).all() and (clamped >= np.finfo(np.float32).tiny).all()
+    np.testing.assert_allclose(got[v > HIGHEST], np.exp(np.float64(HIGHEST)), rtol=3e-7)
+
+
+@pytest.mark.parametrize("coords, softmax", [(4, True), (4, False), (6, True)])
+def test_region_kernel_matches_reference(coords, softmax):
+    """Large logits (the softmax must subtract each cell's maximum) and cells of one anchor end to end."""
+    num, classes = 3, 7
+    x = (np.random.default_rng(coords).standard_normal((num * (coords + 1 + classes), 5, 6)) * 40).astype(np.float32)
+    got = np.full_like(x, np.nan)
+    layout.region(got, x.copy(), num, coords, classes, softmax)
+    np.testing.assert_allclose(got, ops.region(x, num, coords, classes, softmax), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("shape, pads, budget, threads", [((5, 7, 11, 13), (1, 1), 1 << 20, 1),

@@ -274,9 +274,9 @@ class FusedExecutor:
             return (partial(layout_kernels.reorg, dest.reshape(-1), x.reshape(-1), channels, sy1 - sy0, sx1 - sx0,
                             self.network[layer].stride),)
         if kind == REGION_STEP:
-            spec = self.network[layer]
-            return (self._head(x, spec, partial(layout_kernels.region, dest, x, spec.num, spec.coords, spec.classes,
-                                                spec.softmax)),)
+            spec = self.network[layer]  # it reads the copy of its input, which its output may lie over
+            return (self._head(x, spec, partial(layout_kernels.region, dest, self._head_inputs[spec.inputs[0]],
+                                                spec.num, spec.coords, spec.classes, spec.softmax)),)
         raise AssertionError(kind)
 
 
