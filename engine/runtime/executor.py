@@ -201,13 +201,14 @@ class FusedExecutor:
             if step_seconds is not None:
                 step_seconds[i] = clock() - start
 
-    def _head(self, x: np.ndarray, spec, kernel):
-        """A head's call: its input copied out as a result first, then the head (which may write over it)."""
+    def _head(self, x: np.ndarray, dest: np.ndarray, spec, kernel, *args):
+        """A head's call: its input copied out as a result first, then the head ``kernel(dest, copy, *args)``,
+        which reads the copy, so that its output may lie over its input."""
         kept = self._head_inputs[spec.inputs[0]]
 
         def head() -> None:
             np.copyto(kept, x)
-            kernel()
+            kernel(dest, kept, *args)
         return head
 
     def _bind(self, arena: Arena, row: np.ndarray) -> tuple:
@@ -268,15 +269,15 @@ class FusedExecutor:
         if kind == AVGPOOL_STEP:
             return (partial(elementwise.global_avgpool, dest, x),)
         if kind == YOLO_STEP:
-            return (self._head(x, spec, partial(elementwise.yolo, dest, x, spec.num, spec.classes,
-                                                np.float32(spec.scale_x_y), np.float32(-0.5 * (spec.scale_x_y - 1)))),)
+            return (self._head(x, dest, spec, elementwise.yolo, spec.num, spec.classes, np.float32(spec.scale_x_y),
+                               np.float32(-0.5 * (spec.scale_x_y - 1))),)
         if kind == REORG_STEP:
             return (partial(layout_kernels.reorg, dest.reshape(-1), x.reshape(-1), channels, sy1 - sy0, sx1 - sx0,
                             self.network[layer].stride),)
         if kind == REGION_STEP:
-            spec = self.network[layer]  # it reads the copy of its input, which its output may lie over
-            return (self._head(x, spec, partial(layout_kernels.region, dest, self._head_inputs[spec.inputs[0]],
-                                                spec.num, spec.coords, spec.classes, spec.softmax)),)
+            spec = self.network[layer]
+            return (self._head(x, dest, spec, layout_kernels.region, spec.num, spec.coords, spec.classes,
+                               spec.softmax),)
         raise AssertionError(kind)
 
 
