@@ -45,6 +45,66 @@ def _splat(builder, value, vector_type):
                                   ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
+def _masks(builder, cols, vectors: int) -> list:
+    """Per vector of a block's row, which of its lanes lie before column ``cols``."""
+    i64x16 = ir.VectorType(_I64, LANES)
+    limit = _splat(builder, cols, i64x16)
+    return [builder.icmp_signed("<", ir.Constant(i64x16, [LANES * j + t for t in range(LANES)]), limit)
+            for j in range(vectors)]
+
+
+def _row_offsets(builder, rows, a_row) -> list:
+    """Where each of a block's ``ROWS`` rows of a starts: rows past ``rows`` read the last one again."""
+    last_row = builder.sub(rows, ir.Constant(_I64, 1))
+    return [builder.mul(builder.select(builder.icmp_signed("<", ir.Constant(_I64, r), rows),
+                                       ir.Constant(_I64, r), last_row), a_row) for r in range(ROWS)]
+
+
+def _step(builder, pa, a_offsets, pb, accumulators, masks) -> list:
+    """One step along k: the vectors of b's row at ``pb`` (the last one masked if ``masks``), each times a's
+    value in each row, added to the accumulators (row-major: ``len(accumulators) // ROWS`` per row)."""
+    vectors = len(accumulators) // ROWS
+    vp = _V.as_pointer()
+    fma = _function(builder.module, "llvm.fma.v16f32", _V, _V, _V, _V)
+    at = [builder.bitcast(builder.gep(pb, [ir.Constant(_I64, LANES * j)]), vp) for j in range(vectors)]
+    bs = [builder.load(at[j], align=4) for j in range(vectors)]
+    if masks is not None:
+        load_masked = _function(builder.module, "llvm.masked.load.v16f32.p0v16f32", _V, vp, _I32, _MASK, _V)
+        bs[-1] = builder.call(load_masked, [at[-1], ir.Constant(_I32, 4), masks[-1], ir.Constant(_V, [0.0] * LANES)])
+    out = []
+    for r in range(ROWS):
+        ar = _splat(builder, builder.load(builder.gep(pa, [a_offsets[r]])), _V)
+        out += [builder.call(fma, [ar, bs[j], accumulators[r * vectors + j]]) for j in range(vectors)]
+    return out
+
+
+def _store(builder, c, ldc, rows, add, sums, masks) -> None:
+    """The block's sums into c's first ``rows`` rows (``ldc`` apart), added to what is there if ``add``; the
+    last vector of each row masked if ``masks``."""
+    vectors = len(sums) // ROWS
+    vp = _V.as_pointer()
+    c0 = builder.inttoptr(c, _F.as_pointer())
+    align, zero = ir.Constant(_I32, 4), ir.Constant(_V, [0.0] * LANES)
+    adding = builder.icmp_signed("!=", add, ir.Constant(_I64, 0))
+    for r in range(ROWS):
+        with builder.if_then(builder.icmp_signed("<", ir.Constant(_I64, r), rows)):
+            row = builder.mul(ldc, ir.Constant(_I64, r))
+            for j in range(vectors):
+                at = builder.bitcast(builder.gep(c0, [builder.add(row, ir.Constant(_I64, LANES * j))]), vp)
+                if masks is not None and j == vectors - 1:
+                    load_masked = _function(builder.module, "llvm.masked.load.v16f32.p0v16f32", _V, vp, _I32, _MASK,
+                                            _V)
+                    store_masked = _function(builder.module, "llvm.masked.store.v16f32.p0v16f32", ir.VoidType(), _V,
+                                             vp, _I32, _MASK)
+                    old = builder.call(load_masked, [at, align, masks[j], zero])
+                    value = builder.select(adding, builder.fadd(old, sums[r * vectors + j]), sums[r * vectors + j])
+                    builder.call(store_masked, [value, at, align, masks[j]])
+                else:
+                    old = builder.load(at, align=4)
+                    value = builder.select(adding, builder.fadd(old, sums[r * vectors + j]), sums[r * vectors + j])
+                    builder.store(value, at, align=4)
+
+
 def _block_kernel(vectors: int, edge: bool):
     """An intrinsic computing c[0:rows, 0:cols] (=, or += if ``add``) a[0:rows, :k] @ b[:k, 0:cols] with
     ``vectors`` vectors per row; ``edge``: cols may end inside the last vector (masked there)."""
@@ -54,33 +114,13 @@ def _block_kernel(vectors: int, edge: bool):
 
         def codegen(context, builder, sig, args):
             a0, a_row_, a_step_, b0, ldb_, c0, ldc_, k_, rows_, cols_, add_ = args
-            module = builder.module
-            vp, fp = _V.as_pointer(), _F.as_pointer()
-            fma = _function(module, "llvm.fma.v16f32", _V, _V, _V, _V)
-            load_masked = _function(module, "llvm.masked.load.v16f32.p0v16f32", _V, vp, _I32, _MASK, _V)
-            store_masked = _function(module, "llvm.masked.store.v16f32.p0v16f32", ir.VoidType(), _V, vp, _I32,
-                                     _MASK)
-            align = ir.Constant(_I32, 4)
-            zero = ir.Constant(_V, [0.0] * LANES)
-            i64x16 = ir.VectorType(_I64, LANES)
-            limit = _splat(builder, cols_, i64x16)
-            masks = [builder.icmp_signed("<", ir.Constant(i64x16, [LANES * j + t for t in range(LANES)]), limit)
-                     for j in range(vectors)]
-            last_row = builder.sub(rows_, ir.Constant(_I64, 1))
-            a_offsets = [builder.mul(builder.select(builder.icmp_signed("<", ir.Constant(_I64, r), rows_),
-                                                    ir.Constant(_I64, r), last_row), a_row_) for r in range(ROWS)]
+            fp, zero = _F.as_pointer(), ir.Constant(_V, [0.0] * LANES)
+            masks = _masks(builder, cols_, vectors)
+            a_offsets = _row_offsets(builder, rows_, a_row_)
             a0, b0 = builder.inttoptr(a0, fp), builder.inttoptr(b0, fp)
 
             def step(pa, pb, accumulators, masked):
-                at = [builder.bitcast(builder.gep(pb, [ir.Constant(_I64, LANES * j)]), vp) for j in range(vectors)]
-                bs = [builder.call(load_masked, [at[j], align, masks[j], zero])
-                      if masked and edge and j == vectors - 1 else builder.load(at[j], align=4)
-                      for j in range(vectors)]
-                out = []
-                for r in range(ROWS):
-                    ar = _splat(builder, builder.load(builder.gep(pa, [a_offsets[r]])), _V)
-                    out += [builder.call(fma, [ar, bs[j], accumulators[r * vectors + j]]) for j in range(vectors)]
-                return out
+                return _step(builder, pa, a_offsets, pb, accumulators, masks if masked and edge else None)
 
             # the loop runs k - 1 steps with whole loads; the last step (masked at an edge) follows it
             entry = builder.block
@@ -120,21 +160,7 @@ def _block_kernel(vectors: int, edge: bool):
                 carried.append(phi)
             sums = step(pa_t, pb_t, carried, True)
 
-            c0 = builder.inttoptr(c0, fp)
-            adding = builder.icmp_signed("!=", add_, ir.Constant(_I64, 0))
-            for r in range(ROWS):
-                with builder.if_then(builder.icmp_signed("<", ir.Constant(_I64, r), rows_)):
-                    row = builder.mul(ldc_, ir.Constant(_I64, r))
-                    for j in range(vectors):
-                        at = builder.bitcast(builder.gep(c0, [builder.add(row, ir.Constant(_I64, LANES * j))]), vp)
-                        masked = edge and j == vectors - 1
-                        old = (builder.call(load_masked, [at, align, masks[j], zero]) if masked
-                               else builder.load(at, align=4))
-                        value = builder.select(adding, builder.fadd(old, sums[r * vectors + j]), sums[r * vectors + j])
-                        if masked:
-                            builder.call(store_masked, [value, at, align, masks[j]])
-                        else:
-                            builder.store(value, at, align=4)
+            _store(builder, c0, ldc_, rows_, add_, sums, masks if edge else None)
             return context.get_dummy_value()
         return signature, codegen
     return kernel
@@ -142,6 +168,83 @@ def _block_kernel(vectors: int, edge: bool):
 
 _whole = _block_kernel(VECTORS, False)
 _edge1, _edge2, _edge3, _edge4 = (_block_kernel(v, True) for v in range(1, VECTORS + 1))
+
+
+def _window_kernel(vectors: int, edge: bool):
+    """An intrinsic computing c[0:rows, 0:cols] (=, or += if ``add``) the 3x3 windows of ``channels`` input
+    planes (``plane`` floats apart, rows ``width`` apart) times a's rows: column j's window has its top left
+    tap at x + j, so b's nine rows per channel are the plane's runs at x, x + 1, x + 2, x + width, ... (an
+    im2col matrix never packed). a holds each row's taps in (channel, ky, kx) order, ``a_step`` apart.
+    ``edge``: cols may end inside the last vector, whose lanes past it are masked on every step (a run past
+    the columns may end outside the map)."""
+    @intrinsic
+    def kernel(typingctx, a, a_row, a_step, x, plane, width, channels, c, ldc, rows, cols, add):
+        signature = types.void(*(types.intp,) * 12)
+
+        def codegen(context, builder, sig, args):
+            a0, a_row_, a_step_, x0, plane_, width_, channels_, c0, ldc_, rows_, cols_, add_ = args
+            fp, zero = _F.as_pointer(), ir.Constant(_V, [0.0] * LANES)
+            masks = _masks(builder, cols_, vectors) if edge else None
+            a_offsets = _row_offsets(builder, rows_, a_row_)
+            taps = [builder.add(builder.mul(width_, ir.Constant(_I64, ky)), ir.Constant(_I64, kx))
+                    for ky in range(3) for kx in range(3)]
+            a0, x0 = builder.inttoptr(a0, fp), builder.inttoptr(x0, fp)
+            entry = builder.block
+            loop, done = builder.append_basic_block("window.loop"), builder.append_basic_block("window.done")
+            builder.branch(loop)
+            builder.position_at_end(loop)
+            i, pa, px = builder.phi(_I64), builder.phi(fp), builder.phi(fp)
+            accumulators = [builder.phi(_V) for _ in range(ROWS * vectors)]
+            i.add_incoming(ir.Constant(_I64, 0), entry)
+            pa.add_incoming(a0, entry)
+            px.add_incoming(x0, entry)
+            for acc in accumulators:
+                acc.add_incoming(zero, entry)
+            sums, tap_a = accumulators, pa
+            for t, tap in enumerate(taps):
+                sums = _step(builder, tap_a, a_offsets, builder.gep(px, [tap]), sums, masks)
+                tap_a = builder.gep(tap_a, [a_step_])
+            i_next = builder.add(i, ir.Constant(_I64, 1))
+            loop_end = builder.block
+            i.add_incoming(i_next, loop_end)
+            pa.add_incoming(tap_a, loop_end)
+            px.add_incoming(builder.gep(px, [plane_]), loop_end)
+            for acc, new in zip(accumulators, sums):
+                acc.add_incoming(new, loop_end)
+            builder.cbranch(builder.icmp_signed("<", i_next, channels_), loop, done)
+            builder.position_at_end(done)
+            _store(builder, c0, ldc_, rows_, add_, sums, masks)
+            return context.get_dummy_value()
+        return signature, codegen
+    return kernel
+
+
+_window_whole = _window_kernel(VECTORS, False)
+_window_edge1, _window_edge2, _window_edge3, _window_edge4 = (_window_kernel(v, True) for v in range(1, VECTORS + 1))
+
+
+@njit(cache=True, nogil=True)
+def windows3x3(m, n, channels, a, a_row, a_step, x, plane, width, c, ldc, add):
+    """c (m x n) (=, or += if ``add``) a (m x channels*9) times the 3x3 windows of ``channels`` planes whose
+    column j has its top left tap at x + j (addresses; strides in floats): a stride-1 3x3 convolution of
+    whole rows, ``n`` output columns read as one run, without packing its input. Every read lies in
+    [x, x + (channels - 1) * plane + 2 * width + n + 2)."""
+    for i in range(0, m, ROWS):
+        rows = min(ROWS, m - i)
+        pa, pc = a + F32 * i * a_row, c + F32 * i * ldc
+        for j in range(0, n, PANEL):
+            cols = min(PANEL, n - j)
+            px, pcj = x + F32 * j, pc + F32 * j
+            if cols == PANEL:
+                _window_whole(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
+            elif cols > 3 * LANES:
+                _window_edge4(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
+            elif cols > 2 * LANES:
+                _window_edge3(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
+            elif cols > LANES:
+                _window_edge2(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
+            else:
+                _window_edge1(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
 
 
 @njit(cache=True, nogil=True)

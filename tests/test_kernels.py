@@ -97,7 +97,7 @@ def test_weights_beyond_the_cache_are_read_in_one_band():
 
 @pytest.mark.parametrize("stride, act, threads", [(1, "leaky", 2), (2, "linear", 3), (1, "logistic", 1)])
 def test_thin_conv_runs_directly_like_the_reference(stride, act, threads):
-    """A 3x3 conv of a picture's few channels, without a workspace: its filters shared between threads, whole
+    """A 3x3 conv of a picture's few channels, without a workspace: its rows shared between threads, whole
     or in bands of input channels (filter major or channel major), into a strided destination."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 12, 13)).astype(np.float32)
@@ -117,6 +117,28 @@ def test_thin_conv_runs_directly_like_the_reference(stride, act, threads):
         if c1 == 3:
             np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
             out[:] = np.nan
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_thin_conv_in_strips_matches_the_reference(threads):
+    """yolov2's first conv as a fused group computes it: strips of whole rows read from a larger map (their
+    halo rows inside it, the picture's border as padding), 16 filters (blocks of six and an edge), rows
+    wider than a block of the window kernel; the map's last float is the one before an unreadable page."""
+    from tests.test_microgemm import _guarded_floats
+    rng = np.random.default_rng(7)
+    channels, height, width, filters = 3, 21, 70, 16
+    x = _guarded_floats(channels * height * width).reshape(channels, height, width)
+    x[:] = rng.standard_normal(x.shape)
+    p = bn_params(rng, filters, channels, 3)
+    expect = ops.conv_layer(x, p, 1, 1, 1, "leaky")
+    spec = Conv(0, (-1,), x.shape, expect.shape, filters=filters, size=3, padding=1, activation="leaky")
+    out = np.full(expect.shape, np.nan, np.float32)
+    for y0, y1 in [(0, 7), (7, 15), (15, 21)]:
+        top = 1 if y0 == 0 else 0  # the strip's input rows: [y0 - 1, y1 + 1) clipped to the map
+        region = x[:, y0 - 1 + top:min(height, y1 + 1)]
+        run_at_once(direct_calls(spec, out[:, y0:y1], region, top, 1, p.weights.reshape(filters, -1),
+                                 *p.epilogue(), ACT_CODES["leaky"], True, True, threads))
+    np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 
 def test_direct_convs_are_the_thin_and_the_depthwise():

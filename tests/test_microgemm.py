@@ -1,6 +1,7 @@
 """The IR-kernel GEMM against NumPy: every edge of its blocks, both layouts of a, both betas, row strides
 wider than the rows, b row-major or in panels, and b ending at an unreadable page (its whole-vector loads
-past an edge block's columns must stay inside b)."""
+past an edge block's columns must stay inside b). The 3x3 windows read straight from the planes, which
+begin and end at unreadable pages."""
 import ctypes
 import mmap
 
@@ -8,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
-from kernels.microgemm import PANEL, gemm, gemm_panels, panel_index
+from kernels.microgemm import PANEL, gemm, gemm_panels, panel_index, windows3x3
 
 F32 = 4
 
@@ -67,17 +68,51 @@ def test_gemm_panels_matches_numpy(m, n, k, a_transposed, beta, seed):
     np.testing.assert_allclose(c, expected, rtol=1e-5, atol=1e-5 * max(1, k))
 
 
-def _guarded_floats(count: int):
-    """``count`` float32 that end where an unreadable page begins: a read past them faults."""
+def _guarded_floats(count: int, at_start: bool = False):
+    """``count`` float32 that end where an unreadable page begins (or, ``at_start``, begin where one ends):
+    a read past them (before them) faults."""
     page = mmap.PAGESIZE
     size = -(-count * F32 // page) * page
-    region = mmap.mmap(-1, size + page)
-    floats = np.frombuffer(region, np.float32, count, size - count * F32)
-    start = floats.ctypes.data + count * F32 - size
+    region = mmap.mmap(-1, size + 2 * page)
+    floats = np.frombuffer(region, np.float32, count, page + (0 if at_start else size - count * F32))
     libc = ctypes.CDLL(None)
     libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    assert libc.mprotect(start + size, page, 0) == 0  # PROT_NONE
+    data = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    assert libc.mprotect(data, page, 0) == 0  # PROT_NONE
+    assert libc.mprotect(data + page + size, page, 0) == 0
     return floats  # (the array keeps the mapping alive)
+
+
+@njit(cache=True)
+def _call_windows(m, n, channels, a, a_transposed, x, plane, width, c, add):
+    a_row, a_step = (1, a.shape[1]) if a_transposed else (a.shape[1], 1)
+    windows3x3(m, n, channels, a.ctypes.data, a_row, a_step, x.ctypes.data, plane, width, c.ctypes.data,
+               c.shape[1], add)
+
+
+@settings(max_examples=50, deadline=None)
+@given(m=st.integers(1, 14), channels=st.integers(1, 5), width=st.integers(3, 90), rows=st.integers(1, 4),
+       a_transposed=st.booleans(), add=st.booleans(), at_start=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_windows3x3_match_numpy_and_read_only_their_planes(m, channels, width, rows, a_transposed, add, at_start,
+                                                          seed):
+    """A run of ``rows`` rows of windows but the last two columns (whose windows would reach past the
+    planes): planes of rows + 2 rows, the last one's end (or the first one's start) at an unreadable page."""
+    rng = np.random.default_rng(seed)
+    plane, n = (rows + 2) * width, rows * width - 2
+    if n < 1:
+        return
+    x = _guarded_floats(channels * plane, at_start)
+    x[:] = rng.standard_normal(x.size)
+    w = rng.standard_normal((m, channels * 9)).astype(np.float32)
+    a = np.ascontiguousarray(w.T) if a_transposed else w
+    c = rng.standard_normal((m, n + 3)).astype(np.float32)
+    expected = (c[:, :n].astype(np.float64) if add else 0) + sum(
+        w[:, ch * 9 + ky * 3 + kx, None].astype(np.float64) * x[ch * plane + ky * width + kx:][:n]
+        for ch in range(channels) for ky in range(3) for kx in range(3))
+    outside = c[:, n:].copy()
+    _call_windows(m, n, channels, a, a_transposed, x, plane, width, c, add)
+    np.testing.assert_allclose(c[:, :n], expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(c[:, n:], outside)  # columns past n are never written
 
 
 def test_edge_blocks_read_nothing_past_b():

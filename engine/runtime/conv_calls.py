@@ -29,12 +29,13 @@ def conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, 
 
 
 def direct_calls(spec: Conv, out, x, top, left, w, mult, offset, act, first, last, threads: int) -> tuple:
-    """A conv without a workspace (``engine.lower.table.is_direct``), its filters shared: depthwise (w: one
-    row of taps per channel), or thin (w: (N, C*9), C the channels of ``x``)."""
-    parts = min(threads, out.shape[0])
+    """A conv without a workspace (``engine.lower.table.is_direct``): depthwise (w: one row of taps per
+    channel), its channels shared, or thin (w: (N, C*9), C the channels of ``x``), its rows shared."""
     if spec.groups > 1:
+        parts = min(threads, out.shape[0])
         return tuple(partial(depthwise_tile, out, x, top, left, w, mult, offset, act, spec.size, spec.stride,
                              part, parts) for part in range(parts))
+    parts = min(threads, out.shape[1])
     return tuple(partial(thin_tile, out, x, top, left, w, mult, offset, act, spec.stride, first, last, part, parts)
                  for part in range(parts))
 
