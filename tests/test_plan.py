@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from engine.cli.planning import default_plan
@@ -59,10 +61,10 @@ def test_bad_grid_syntax():
 
 
 @pytest.mark.parametrize("cfg, kept", [("yolov2.cfg", "0-7:8x1:stream"),
-                                       ("yolov2-tiny.cfg", "0-5:8x1:stream,6-8:4x1:stream"),
+                                       ("yolov2-tiny.cfg", "0-5:8x1:stream,6-7:2x1:stream"),
                                        ("MobileNetV2-YOLOv3-Nano-coco.cfg",
-                                        "0-5:8x1:stream,6-8:4x1:stream,10-12:4x1:stream")])
-def test_default_plan_keeps_only_groups_that_lower_the_peak(cfg, kept):
+                                        "0-5:4x1:stream,6-8:4x1:stream,10-11:2x1:stream")])
+def test_default_plan_keeps_only_the_fusion_that_lowers_the_peak(cfg, kept):
     network = load_network(cfg)
     predictor = Predictor(network)
     shaped = Plan(network, default_groups(network, reuse="stream"))
@@ -70,5 +72,10 @@ def test_default_plan_keeps_only_groups_that_lower_the_peak(cfg, kept):
     assert plan.spec == kept
     peak = predictor.predict_peak(plan)
     assert peak == predictor.predict_peak(shaped)
-    for i in range(len(plan.groups)):  # every group kept pays for itself in memory
-        assert predictor.predict_peak(Plan(network, plan.groups[:i] + plan.groups[i + 1:])) > peak
+    for i, group in enumerate(plan.groups):  # every group kept, every layer and strip of it, pays in memory
+        others = plan.groups[:i] + plan.groups[i + 1:]
+        assert predictor.predict_peak(Plan(network, others)) > peak
+        for field in ("last", "rows"):
+            smaller = replace(group, **{field: getattr(group, field) - 1})
+            if smaller.last > smaller.first and smaller.rows * smaller.cols > 1:
+                assert predictor.predict_peak(Plan(network, others[:i] + (smaller,) + others[i:])) > peak

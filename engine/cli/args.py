@@ -34,8 +34,9 @@ Modes: fused by default. With neither --tiles nor --groups, the default plan sta
 layers up to the pool that reaches stride 8 in 8 strips of whole rows (an 8x1 grid), then the layers up to
 the last one at stride 16 in 4 (yolov2: 0-7:8x1,8-16:4x1; yolov2-tiny: 0-5:8x1,6-8:4x1); then every further
 conv-and-maxpool chain of two or more layers ending at stride 8 or finer in 4 strips (MobileNetV2's blocks).
-It then drops, the latest first, every group without which the predicted peak is no higher (yolov2 runs
-0-7:8x1; Nano COCO 0-5:8x1,6-8:4x1,10-12:4x1). Strips keep rows contiguous, which the kernels run fastest on.
+It then drops, the latest first, every group without which the predicted peak is no higher, and trims the
+others' last layers and strips while the peak stays no higher (yolov2 runs 0-7:8x1; yolov2-tiny
+0-5:8x1,6-7:2x1; Nano COCO 0-5:4x1,6-8:4x1,10-11:2x1). Strips keep rows contiguous, which the kernels run fastest on.
 A group is a chain of conv (grouped and depthwise included), maxpool, shortcut, upsample and route (one or
 two sources, channel split) layers, each reading the previous one; a shortcut's or route's other map is a
 member or a map held before the group, and only the last member may be read outside it (--budget searches

@@ -94,7 +94,7 @@ def make_plan(args, network: Network) -> Plan:
 def default_plan(network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, reuse: str = DEFAULT_REUSE,
                  weights: str = "resident", mode: str = "resident", band_bytes: int = DEFAULT_BAND_BYTES,
                  order: str = "darknet") -> Plan:
-    """The plan run when no groups or tiles are named: ``default_groups``' shape, less the groups that lower
+    """The plan run when no groups or tiles are named: ``default_groups``' shape, less the fusion that lowers
     no peak (``Predictor.lean``)."""
     plan = Plan(network, default_groups(network, None, reuse, weights), mode, band_bytes, order)
     return Predictor(network, scratch_bytes).lean(plan)

@@ -188,8 +188,8 @@ def default_groups(network: Network, tiles: tuple[int, int] | None = None, reuse
     or more layers ending at stride <= 8, coarsely. The tiles are strips of whole rows (FINE, COARSE): rows
     stay contiguous, so convs pack whole planes at a time, 1x1 convs multiply in place and Winograd's bands
     are wide. Against 4x4 and 2x2 grids, about the same peak (yolov2 5.09 against 5.23 MiB, tiny 2.51 against
-    2.39) and faster: yolov2 by 10%, tiny 11%, Nano COCO 26%. The default plan keeps only those of these
-    groups that lower the peak (``engine.cli.planning.default_plan``)."""
+    2.39) and faster: yolov2 by 10%, tiny 11%, Nano COCO 26%. The default plan keeps only as much of these
+    groups as lowers the peak (``engine.cli.planning.default_plan``)."""
     first, last = default_span(network)
     if tiles is not None:
         return (Group(first, last, *tiles, reuse, weights),)
