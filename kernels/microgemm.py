@@ -105,6 +105,21 @@ def _store(builder, c, ldc, rows, add, sums, masks) -> None:
                     builder.store(value, at, align=4)
 
 
+def _loop_start(builder, entry, a0, b0, count: int) -> tuple:
+    """A k loop's phis, entered from ``entry``: its step from 0, a's and b's pointers from a0 and b0, and
+    ``count`` accumulators from zero (``_loop_end`` adds what each holds after a pass)."""
+    phis = (builder.phi(_I64), builder.phi(a0.type), builder.phi(b0.type), *(builder.phi(_V) for _ in range(count)))
+    for phi, value in zip(phis, (ir.Constant(_I64, 0), a0, b0, *(ir.Constant(_V, [0.0] * LANES),) * count)):
+        phi.add_incoming(value, entry)
+    return phis[0], phis[1], phis[2], list(phis[3:])
+
+
+def _loop_end(builder, phis, values) -> None:
+    """Each of a loop's phis takes its value from the end of the pass (the current block)."""
+    for phi, value in zip(phis, values):
+        phi.add_incoming(value, builder.block)
+
+
 def _block_kernel(vectors: int, edge: bool):
     """An intrinsic computing c[0:rows, 0:cols] (=, or += if ``add``) a[0:rows, :k] @ b[:k, 0:cols] with
     ``vectors`` vectors per row; ``edge``: cols may end inside the last vector (masked there)."""
@@ -128,22 +143,12 @@ def _block_kernel(vectors: int, edge: bool):
             steps = builder.sub(k_, ir.Constant(_I64, 1))
             builder.cbranch(builder.icmp_signed(">", steps, ir.Constant(_I64, 0)), loop, tail)
             builder.position_at_end(loop)
-            i, pa, pb = builder.phi(_I64), builder.phi(fp), builder.phi(fp)
-            accumulators = [builder.phi(_V) for _ in range(ROWS * vectors)]
-            i.add_incoming(ir.Constant(_I64, 0), entry)
-            pa.add_incoming(a0, entry)
-            pb.add_incoming(b0, entry)
-            for acc in accumulators:
-                acc.add_incoming(zero, entry)
+            i, pa, pb, accumulators = _loop_start(builder, entry, a0, b0, ROWS * vectors)
             updated = step(pa, pb, accumulators, False)
             i_next, pa_next, pb_next = (builder.add(i, ir.Constant(_I64, 1)), builder.gep(pa, [a_step_]),
                                         builder.gep(pb, [ldb_]))
             loop_end = builder.block
-            i.add_incoming(i_next, loop_end)
-            pa.add_incoming(pa_next, loop_end)
-            pb.add_incoming(pb_next, loop_end)
-            for acc, new in zip(accumulators, updated):
-                acc.add_incoming(new, loop_end)
+            _loop_end(builder, [i, pa, pb, *accumulators], [i_next, pa_next, pb_next, *updated])
             builder.cbranch(builder.icmp_signed("<", i_next, steps), loop, tail)
 
             builder.position_at_end(tail)
@@ -183,7 +188,7 @@ def _window_kernel(vectors: int, edge: bool):
 
         def codegen(context, builder, sig, args):
             a0, a_row_, a_step_, x0, plane_, width_, channels_, c0, ldc_, rows_, cols_, add_ = args
-            fp, zero = _F.as_pointer(), ir.Constant(_V, [0.0] * LANES)
+            fp = _F.as_pointer()
             masks = _masks(builder, cols_, vectors) if edge else None
             a_offsets = _row_offsets(builder, rows_, a_row_)
             taps = [builder.add(builder.mul(width_, ir.Constant(_I64, ky)), ir.Constant(_I64, kx))
@@ -193,24 +198,13 @@ def _window_kernel(vectors: int, edge: bool):
             loop, done = builder.append_basic_block("window.loop"), builder.append_basic_block("window.done")
             builder.branch(loop)
             builder.position_at_end(loop)
-            i, pa, px = builder.phi(_I64), builder.phi(fp), builder.phi(fp)
-            accumulators = [builder.phi(_V) for _ in range(ROWS * vectors)]
-            i.add_incoming(ir.Constant(_I64, 0), entry)
-            pa.add_incoming(a0, entry)
-            px.add_incoming(x0, entry)
-            for acc in accumulators:
-                acc.add_incoming(zero, entry)
+            i, pa, px, accumulators = _loop_start(builder, entry, a0, x0, ROWS * vectors)
             sums, tap_a = accumulators, pa
-            for t, tap in enumerate(taps):
+            for tap in taps:
                 sums = _step(builder, tap_a, a_offsets, builder.gep(px, [tap]), sums, masks)
                 tap_a = builder.gep(tap_a, [a_step_])
             i_next = builder.add(i, ir.Constant(_I64, 1))
-            loop_end = builder.block
-            i.add_incoming(i_next, loop_end)
-            pa.add_incoming(tap_a, loop_end)
-            px.add_incoming(builder.gep(px, [plane_]), loop_end)
-            for acc, new in zip(accumulators, sums):
-                acc.add_incoming(new, loop_end)
+            _loop_end(builder, [i, pa, px, *accumulators], [i_next, tap_a, builder.gep(px, [plane_]), *sums])
             builder.cbranch(builder.icmp_signed("<", i_next, channels_), loop, done)
             builder.position_at_end(done)
             _store(builder, c0, ldc_, rows_, add_, sums, masks)
