@@ -6,7 +6,8 @@ from numba import njit
 
 from kernels.blas import F32, floats_at
 from kernels.epilogue import ZERO, finish_row
-from kernels.microgemm import AVX512, windows3x3
+from kernels.microgemm import AVX512
+from kernels.windows import windows3x3
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -132,9 +133,7 @@ def thin_tile(out, x, pad_top, pad_left, w, mult, offset, act, stride, first, la
     plane, pitch, ldc = x.strides[0] // F32, x.strides[1] // F32, out.strides[0] // F32
     for r0 in range(inner_lo, inner_hi, THIN_BAND):
         r1 = min(inner_hi, r0 + THIN_BAND)
-        for oy in range(r0, r1):
-            if whole and oy > r0:
-                continue
+        for oy in range(r0, r0 + 1 if whole else r1):
             # whole rows: one run from (r0, lo) to (r1 - 1, hi); else the row's columns [lo, hi)
             n = (r1 - r0 - 1) * out_w + hi - lo if whole else hi - lo
             windows3x3(filters, n, channels, w.ctypes.data, a_row, a_step,

@@ -24,101 +24,8 @@ from numba.extending import intrinsic
 
 from kernels.blas import F32, floats_at
 from kernels.blas import gemm as blas_gemm
-
-ROWS = 6        # rows of c per kernel call
-LANES = 16      # float32 per vector (512 bits)
-VECTORS = 4     # vectors per row of a block
-PANEL = LANES * VECTORS  # columns of a block: 64
-_F = ir.FloatType()
-_V = ir.VectorType(_F, LANES)
-_I64, _I32 = ir.IntType(64), ir.IntType(32)
-_MASK = ir.VectorType(ir.IntType(1), LANES)
-
-
-def _function(module, name, result, *params):
-    return module.globals.get(name) or ir.Function(module, ir.FunctionType(result, list(params)), name)
-
-
-def _splat(builder, value, vector_type):
-    lane0 = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(lane0, ir.Constant(vector_type, ir.Undefined),
-                                  ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
-
-
-def _masks(builder, cols, vectors: int) -> list:
-    """Per vector of a block's row, which of its lanes lie before column ``cols``."""
-    i64x16 = ir.VectorType(_I64, LANES)
-    limit = _splat(builder, cols, i64x16)
-    return [builder.icmp_signed("<", ir.Constant(i64x16, [LANES * j + t for t in range(LANES)]), limit)
-            for j in range(vectors)]
-
-
-def _row_offsets(builder, rows, a_row) -> list:
-    """Where each of a block's ``ROWS`` rows of a starts: rows past ``rows`` read the last one again."""
-    last_row = builder.sub(rows, ir.Constant(_I64, 1))
-    return [builder.mul(builder.select(builder.icmp_signed("<", ir.Constant(_I64, r), rows),
-                                       ir.Constant(_I64, r), last_row), a_row) for r in range(ROWS)]
-
-
-def _step(builder, pa, a_offsets, pb, accumulators, masks) -> list:
-    """One step along k: the vectors of b's row at ``pb`` (the last one masked if ``masks``), each times a's
-    value in each row, added to the accumulators (row-major: ``len(accumulators) // ROWS`` per row)."""
-    vectors = len(accumulators) // ROWS
-    vp = _V.as_pointer()
-    fma = _function(builder.module, "llvm.fma.v16f32", _V, _V, _V, _V)
-    at = [builder.bitcast(builder.gep(pb, [ir.Constant(_I64, LANES * j)]), vp) for j in range(vectors)]
-    bs = [builder.load(at[j], align=4) for j in range(vectors)]
-    if masks is not None:
-        load_masked = _function(builder.module, "llvm.masked.load.v16f32.p0v16f32", _V, vp, _I32, _MASK, _V)
-        bs[-1] = builder.call(load_masked, [at[-1], ir.Constant(_I32, 4), masks[-1], ir.Constant(_V, [0.0] * LANES)])
-    out = []
-    for r in range(ROWS):
-        ar = _splat(builder, builder.load(builder.gep(pa, [a_offsets[r]])), _V)
-        out += [builder.call(fma, [ar, bs[j], accumulators[r * vectors + j]]) for j in range(vectors)]
-    return out
-
-
-def _store(builder, c, ldc, rows, add, sums, masks) -> None:
-    """The block's sums into c's first ``rows`` rows (``ldc`` apart), added to what is there if ``add``; the
-    last vector of each row masked if ``masks``."""
-    vectors = len(sums) // ROWS
-    vp = _V.as_pointer()
-    c0 = builder.inttoptr(c, _F.as_pointer())
-    align, zero = ir.Constant(_I32, 4), ir.Constant(_V, [0.0] * LANES)
-    adding = builder.icmp_signed("!=", add, ir.Constant(_I64, 0))
-    for r in range(ROWS):
-        with builder.if_then(builder.icmp_signed("<", ir.Constant(_I64, r), rows)):
-            row = builder.mul(ldc, ir.Constant(_I64, r))
-            for j in range(vectors):
-                at = builder.bitcast(builder.gep(c0, [builder.add(row, ir.Constant(_I64, LANES * j))]), vp)
-                if masks is not None and j == vectors - 1:
-                    load_masked = _function(builder.module, "llvm.masked.load.v16f32.p0v16f32", _V, vp, _I32, _MASK,
-                                            _V)
-                    store_masked = _function(builder.module, "llvm.masked.store.v16f32.p0v16f32", ir.VoidType(), _V,
-                                             vp, _I32, _MASK)
-                    old = builder.call(load_masked, [at, align, masks[j], zero])
-                    value = builder.select(adding, builder.fadd(old, sums[r * vectors + j]), sums[r * vectors + j])
-                    builder.call(store_masked, [value, at, align, masks[j]])
-                else:
-                    old = builder.load(at, align=4)
-                    value = builder.select(adding, builder.fadd(old, sums[r * vectors + j]), sums[r * vectors + j])
-                    builder.store(value, at, align=4)
-
-
-def _loop_start(builder, entry, a0, b0, count: int) -> tuple:
-    """A k loop's phis, entered from ``entry``: its step from 0, a's and b's pointers from a0 and b0, and
-    ``count`` accumulators from zero (``_loop_end`` adds what each holds after a pass)."""
-    phis = (builder.phi(_I64), builder.phi(a0.type), builder.phi(b0.type), *(builder.phi(_V) for _ in range(count)))
-    for phi, value in zip(phis, (ir.Constant(_I64, 0), a0, b0, *(ir.Constant(_V, [0.0] * LANES),) * count)):
-        phi.add_incoming(value, entry)
-    return phis[0], phis[1], phis[2], list(phis[3:])
-
-
-def _loop_end(builder, phis, values) -> None:
-    """Each of a loop's phis takes its value from the end of the pass (the current block)."""
-    for phi, value in zip(phis, values):
-        phi.add_incoming(value, builder.block)
-
+from kernels.registers import (FLOAT, I64, LANES, PANEL, ROWS, VECTOR, VECTORS, fma_step, lane_masks, loop_end,
+                              loop_start, row_offsets, store_block)
 
 def _block_kernel(vectors: int, edge: bool):
     """An intrinsic computing c[0:rows, 0:cols] (=, or += if ``add``) a[0:rows, :k] @ b[:k, 0:cols] with
@@ -129,43 +36,43 @@ def _block_kernel(vectors: int, edge: bool):
 
         def codegen(context, builder, sig, args):
             a0, a_row_, a_step_, b0, ldb_, c0, ldc_, k_, rows_, cols_, add_ = args
-            fp, zero = _F.as_pointer(), ir.Constant(_V, [0.0] * LANES)
-            masks = _masks(builder, cols_, vectors)
-            a_offsets = _row_offsets(builder, rows_, a_row_)
+            fp, zero = FLOAT.as_pointer(), ir.Constant(VECTOR, [0.0] * LANES)
+            masks = lane_masks(builder, cols_, vectors)
+            a_offsets = row_offsets(builder, rows_, a_row_)
             a0, b0 = builder.inttoptr(a0, fp), builder.inttoptr(b0, fp)
 
             def step(pa, pb, accumulators, masked):
-                return _step(builder, pa, a_offsets, pb, accumulators, masks if masked and edge else None)
+                return fma_step(builder, pa, a_offsets, pb, accumulators, masks if masked and edge else None)
 
             # the loop runs k - 1 steps with whole loads; the last step (masked at an edge) follows it
             entry = builder.block
             loop, tail = builder.append_basic_block("gemm.loop"), builder.append_basic_block("gemm.tail")
-            steps = builder.sub(k_, ir.Constant(_I64, 1))
-            builder.cbranch(builder.icmp_signed(">", steps, ir.Constant(_I64, 0)), loop, tail)
+            steps = builder.sub(k_, ir.Constant(I64, 1))
+            builder.cbranch(builder.icmp_signed(">", steps, ir.Constant(I64, 0)), loop, tail)
             builder.position_at_end(loop)
-            i, pa, pb, accumulators = _loop_start(builder, entry, a0, b0, ROWS * vectors)
+            i, pa, pb, accumulators = loop_start(builder, entry, a0, b0, ROWS * vectors)
             updated = step(pa, pb, accumulators, False)
-            i_next, pa_next, pb_next = (builder.add(i, ir.Constant(_I64, 1)), builder.gep(pa, [a_step_]),
+            i_next, pa_next, pb_next = (builder.add(i, ir.Constant(I64, 1)), builder.gep(pa, [a_step_]),
                                         builder.gep(pb, [ldb_]))
-            loop_end = builder.block
-            _loop_end(builder, [i, pa, pb, *accumulators], [i_next, pa_next, pb_next, *updated])
+            pass_end = builder.block
+            loop_end(builder, [i, pa, pb, *accumulators], [i_next, pa_next, pb_next, *updated])
             builder.cbranch(builder.icmp_signed("<", i_next, steps), loop, tail)
 
             builder.position_at_end(tail)
             pa_t, pb_t = builder.phi(fp), builder.phi(fp)
             pa_t.add_incoming(a0, entry)
-            pa_t.add_incoming(pa_next, loop_end)
+            pa_t.add_incoming(pa_next, pass_end)
             pb_t.add_incoming(b0, entry)
-            pb_t.add_incoming(pb_next, loop_end)
+            pb_t.add_incoming(pb_next, pass_end)
             carried = []
             for new in updated:
-                phi = builder.phi(_V)
+                phi = builder.phi(VECTOR)
                 phi.add_incoming(zero, entry)
-                phi.add_incoming(new, loop_end)
+                phi.add_incoming(new, pass_end)
                 carried.append(phi)
             sums = step(pa_t, pb_t, carried, True)
 
-            _store(builder, c0, ldc_, rows_, add_, sums, masks if edge else None)
+            store_block(builder, c0, ldc_, rows_, add_, sums, masks if edge else None)
             return context.get_dummy_value()
         return signature, codegen
     return kernel
@@ -173,72 +80,6 @@ def _block_kernel(vectors: int, edge: bool):
 
 _whole = _block_kernel(VECTORS, False)
 _edge1, _edge2, _edge3, _edge4 = (_block_kernel(v, True) for v in range(1, VECTORS + 1))
-
-
-def _window_kernel(vectors: int, edge: bool):
-    """An intrinsic computing c[0:rows, 0:cols] (=, or += if ``add``) the 3x3 windows of ``channels`` input
-    planes (``plane`` floats apart, rows ``width`` apart) times a's rows: column j's window has its top left
-    tap at x + j, so b's nine rows per channel are the plane's runs at x, x + 1, x + 2, x + width, ... (an
-    im2col matrix never packed). a holds each row's taps in (channel, ky, kx) order, ``a_step`` apart.
-    ``edge``: cols may end inside the last vector, whose lanes past it are masked on every step (a run past
-    the columns may end outside the map)."""
-    @intrinsic
-    def kernel(typingctx, a, a_row, a_step, x, plane, width, channels, c, ldc, rows, cols, add):
-        signature = types.void(*(types.intp,) * 12)
-
-        def codegen(context, builder, sig, args):
-            a0, a_row_, a_step_, x0, plane_, width_, channels_, c0, ldc_, rows_, cols_, add_ = args
-            fp = _F.as_pointer()
-            masks = _masks(builder, cols_, vectors) if edge else None
-            a_offsets = _row_offsets(builder, rows_, a_row_)
-            taps = [builder.add(builder.mul(width_, ir.Constant(_I64, ky)), ir.Constant(_I64, kx))
-                    for ky in range(3) for kx in range(3)]
-            a0, x0 = builder.inttoptr(a0, fp), builder.inttoptr(x0, fp)
-            entry = builder.block
-            loop, done = builder.append_basic_block("window.loop"), builder.append_basic_block("window.done")
-            builder.branch(loop)
-            builder.position_at_end(loop)
-            i, pa, px, accumulators = _loop_start(builder, entry, a0, x0, ROWS * vectors)
-            sums, tap_a = accumulators, pa
-            for tap in taps:
-                sums = _step(builder, tap_a, a_offsets, builder.gep(px, [tap]), sums, masks)
-                tap_a = builder.gep(tap_a, [a_step_])
-            i_next = builder.add(i, ir.Constant(_I64, 1))
-            _loop_end(builder, [i, pa, px, *accumulators], [i_next, tap_a, builder.gep(px, [plane_]), *sums])
-            builder.cbranch(builder.icmp_signed("<", i_next, channels_), loop, done)
-            builder.position_at_end(done)
-            _store(builder, c0, ldc_, rows_, add_, sums, masks)
-            return context.get_dummy_value()
-        return signature, codegen
-    return kernel
-
-
-_window_whole = _window_kernel(VECTORS, False)
-_window_edge1, _window_edge2, _window_edge3, _window_edge4 = (_window_kernel(v, True) for v in range(1, VECTORS + 1))
-
-
-@njit(cache=True, nogil=True)
-def windows3x3(m, n, channels, a, a_row, a_step, x, plane, width, c, ldc, add):
-    """c (m x n) (=, or += if ``add``) a (m x channels*9) times the 3x3 windows of ``channels`` planes whose
-    column j has its top left tap at x + j (addresses; strides in floats): a stride-1 3x3 convolution of
-    whole rows, ``n`` output columns read as one run, without packing its input. Every read lies in
-    [x, x + (channels - 1) * plane + 2 * width + n + 2)."""
-    for i in range(0, m, ROWS):
-        rows = min(ROWS, m - i)
-        pa, pc = a + F32 * i * a_row, c + F32 * i * ldc
-        for j in range(0, n, PANEL):
-            cols = min(PANEL, n - j)
-            px, pcj = x + F32 * j, pc + F32 * j
-            if cols == PANEL:
-                _window_whole(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
-            elif cols > 3 * LANES:
-                _window_edge4(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
-            elif cols > 2 * LANES:
-                _window_edge3(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
-            elif cols > LANES:
-                _window_edge2(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
-            else:
-                _window_edge1(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
 
 
 @njit(cache=True, nogil=True)

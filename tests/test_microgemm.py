@@ -9,7 +9,8 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 from numba import njit
 
-from kernels.microgemm import PANEL, gemm, gemm_panels, panel_index, windows3x3
+from kernels.microgemm import PANEL, gemm, gemm_panels, panel_index
+from kernels.windows import windows3x3
 
 F32 = 4
 
