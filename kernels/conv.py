@@ -60,8 +60,9 @@ def _copy(cols, k, px, row, col, src):
     while done < src.size:
         at = col + done
         take = min(src.size - done, PACKED_PANEL - at % PACKED_PANEL)
-        start = panel_index(row, at, k, px, PACKED_PANEL)
-        cols[start:start + take] = src[done:done + take]
+        dst, run = cols[panel_index(row, at, k, px, PACKED_PANEL):], src[done:]
+        for i in range(take):  # an element loop: a slice assignment checked its operands' overlap every call
+            dst[i] = run[i]
         done += take
 
 
@@ -77,14 +78,62 @@ def _zero(cols, k, px, row, col, n):
         done += take
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _inside(pad_top, pad_left, h, w, ky, kx, row0, rows, out_w):
+    """For tap (ky, kx) of a stride-1 conv over whole rows: the output columns [first, stop) and rows [r_lo,
+    r_hi) of the band whose input lies inside the map."""
+    first = max(0, pad_left - kx)
+    stop = min(out_w, w + pad_left - kx)
+    r_lo = min(rows, max(0, pad_top - ky - row0))
+    r_hi = max(r_lo, min(rows, h + pad_top - ky - row0))
+    return first, stop, r_lo, r_hi
+
+
+@njit(cache=True, nogil=True)
+def _pack_whole_rows(cols, x, pad_top, pad_left, size, row0, rows, out_w, c_lo, c_hi):
+    """``_pack`` of a stride-1 conv whose input rows lie end to end and are as wide as the output's: each
+    row of the matrix is one run of its channel's plane, shifted by the tap; the runs cross from row to row,
+    so the columns they wrap into, and the rows outside the map, are zeroed afterwards, a position at a time
+    for every channel of the block (one store each, ``size * size`` rows of the matrix apart: done per row
+    with the panels' index arithmetic, they made packing a 13-wide layer 4x slower than its copies)."""
+    _, h, w = x.shape
+    px = rows * out_w
+    kk = size * size
+    k = (c_hi - c_lo) * kk
+    for c in range(c_lo, c_hi):
+        plane = floats_at(x.ctypes.data + c * x.strides[0], h * w)
+        for ky in range(size):
+            for kx in range(size):
+                first, stop, r_lo, r_hi = _inside(pad_top, pad_left, h, w, ky, kx, row0, rows, out_w)
+                if first < stop and r_hi > r_lo:
+                    start = (row0 + r_lo + ky - pad_top) * w + kx - pad_left  # under (r_lo, 0)
+                    n = (r_hi - r_lo) * w
+                    _copy(cols, k, px, ((c - c_lo) * size + ky) * size + kx, r_lo * w + first,
+                          plane[start + first:start + n - w + stop])
+    for ky in range(size):
+        for kx in range(size):
+            first, stop, r_lo, r_hi = _inside(pad_top, pad_left, h, w, ky, kx, row0, rows, out_w)
+            for r in range(rows):
+                inside = r_lo <= r < r_hi and first < stop
+                for ox in range(out_w):
+                    if inside and first <= ox < stop:
+                        continue
+                    at = panel_index(ky * size + kx, r * out_w + ox, k, px, PACKED_PANEL)
+                    step = kk * min(PACKED_PANEL, px - (r * out_w + ox) // PACKED_PANEL * PACKED_PANEL)
+                    for c in range(c_hi - c_lo):
+                        cols[at + c * step] = ZERO
+
+
 @njit(cache=True, nogil=True)
 def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_hi):
     """The im2col matrix of channels [c_lo, c_hi) and output rows [row0, row0 + rows): one row per (channel,
     ky, kx), one column per output pixel, stored in the GEMM's panels (``PACKED_PANEL`` columns each)."""
     _, h, w = x.shape
+    if stride == 1 and out_w == w and x.strides[2] == F32 and x.strides[1] == w * F32:
+        _pack_whole_rows(cols, x, pad_top, pad_left, size, row0, rows, out_w, c_lo, c_hi)
+        return
     px = rows * out_w
     k = (c_hi - c_lo) * size * size
-    flat = stride == 1 and out_w == w and x.strides[2] == F32 and x.strides[1] == w * F32
     for c in range(c_lo, c_hi):
         for ky in range(size):
             for kx in range(size):
@@ -92,28 +141,7 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
                 # output columns whose input column ox*stride + kx - pad_left lies inside [0, w)
                 first = max(0, -(-(pad_left - kx) // stride))
                 stop = min(out_w, (w - 1 + pad_left - kx) // stride + 1)
-                r_lo = r_hi = 0
-                if flat and first < stop:  # the rows inside the map: one run of the channel's plane, shifted
-                    r_lo = min(rows, max(0, pad_top - ky - row0))
-                    r_hi = max(r_lo, min(rows, h + pad_top - ky - row0))
-                    if r_hi > r_lo:
-                        start = (row0 + r_lo + ky - pad_top) * w + kx - pad_left  # under (r_lo, 0)
-                        n = (r_hi - r_lo) * w
-                        plane = floats_at(x.ctypes.data + c * x.strides[0], h * w)
-                        _copy(cols, k, px, row, r_lo * w + first, plane[start + first:start + n - w + stop])
-                        # columns that read a neighbouring row: padding, a column at a time (a loop over rows
-                        # of one or two columns each packed 13-wide layers 15% slower)
-                        for ox in range(first):
-                            for r in range(r_lo, r_hi):
-                                cols[panel_index(row, r * w + ox, k, px, PACKED_PANEL)] = ZERO
-                        for ox in range(stop, w):
-                            for r in range(r_lo, r_hi):
-                                cols[panel_index(row, r * w + ox, k, px, PACKED_PANEL)] = ZERO
-                    if r_lo == 0 and r_hi == rows:
-                        continue
                 for r in range(rows):
-                    if r_lo <= r < r_hi:
-                        continue
                     iy = (row0 + r) * stride + ky - pad_top
                     at = r * out_w
                     if iy < 0 or iy >= h or first >= stop:

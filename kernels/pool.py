@@ -9,7 +9,7 @@ from kernels.blas import F32, floats_at
 NEG_INF = np.float32(-np.inf)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, inline="always")
 def _window_max(x, c, y0, ky0, ky1, x0, size, w):
     best = NEG_INF
     for ky in range(ky0, ky1):

@@ -4,6 +4,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from numba import njit
 
 from engine.runtime import reference_ops as ops
@@ -15,7 +16,8 @@ from engine.lower.table import is_direct, layer_table, winograd_layer
 from engine.runtime.conv_calls import conv_calls, direct_calls, winograd_calls
 from kernels.winograd import (LINE, POSITIONS, SHARE_TILES, SLACK, plane_stride, transform_filters, winograd_by_filters,
                               winograd_sizes)
-from kernels.conv import CACHED_WEIGHTS, by_filters, conv_tile, shares, workspace_sizes
+from kernels.conv import CACHED_WEIGHTS, _pack, by_filters, conv_tile, shares, workspace_sizes
+from kernels.microgemm import PACKED_PANEL, panel_index
 from yolo.layers import Conv
 from kernels.pool import maxpool_tile
 
@@ -69,6 +71,39 @@ def test_conv_tile_matches_reference_with_blocking(k, stride, act, budget, to_ou
         conv_tile(out, x[c0:c1], pad, pad, band, channel_major, *p.epilogue(), ACT_CODES[act], k, stride, rows, block,
                   c0 == 0, c1 == 5, cols, acc, 0, 1)
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(channels=st.integers(1, 6), h=st.integers(1, 9), w=st.integers(1, 70), size=st.sampled_from([1, 3, 5]),
+       pad_top=st.integers(0, 2), pad_left=st.integers(0, 2), row0=st.integers(0, 8), rows=st.integers(1, 9),
+       c_lo=st.integers(0, 5), seed=st.integers(0, 9))
+def test_packed_input_is_the_im2col_matrix(channels, h, w, size, pad_top, pad_left, row0, rows, c_lo, seed):
+    """The packed matrix of a stride-1 band of whole rows, as wide as its input (one shifted run of each plane,
+    then the wrapped columns and the rows outside the map zeroed), and the same from rows that lie apart
+    (row by row), against the im2col matrix built here, in the GEMM's panels; any pads, including none
+    (a strip whose halo rows are real)."""
+    c_lo = min(c_lo, channels - 1)
+    x = np.random.default_rng(seed).standard_normal((channels, h, w)).astype(np.float32) + 2  # no zeros
+    padded = np.zeros((channels, h + 2 * size + 9, w + 2 * size), np.float32)
+    padded[:, size:size + h, size:size + w] = x
+    k, px = (channels - c_lo) * size * size, rows * w
+    expect = np.empty(k * px, np.float32)
+    for c in range(c_lo, channels):
+        for ky in range(size):
+            for kx in range(size):
+                row = ((c - c_lo) * size + ky) * size + kx
+                for r in range(rows):
+                    for ox in range(w):
+                        iy, ix = row0 + r + ky - pad_top, ox + kx - pad_left
+                        expect[panel_index(row, r * w + ox, k, px, PACKED_PANEL)] = \
+                            padded[c, iy + size, ix + size] if -size <= iy < h + 9 and -size <= ix < w + size else 0
+    apart = np.zeros((channels, h, w + 3), np.float32)[:, :, :w]
+    apart[:] = x
+    for source in (x, apart):
+        cols = np.full(k * px + 1, np.nan, np.float32)
+        _pack(cols, source, pad_top, pad_left, size, 1, row0, rows, w, c_lo, channels)
+        np.testing.assert_array_equal(cols[:-1], expect)
+        assert np.isnan(cols[-1])
 
 
 def test_weights_beyond_the_cache_are_read_in_one_band():
