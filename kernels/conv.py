@@ -79,14 +79,18 @@ def _zero(cols, k, px, row, col, n):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _columns_inside(pad_left, w, kx, stride, out_w):
+    """The output columns [first, stop) whose input column ox*stride + kx - pad_left lies inside [0, w)."""
+    return max(0, -(-(pad_left - kx) // stride)), min(out_w, (w - 1 + pad_left - kx) // stride + 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _inside(pad_top, pad_left, h, w, ky, kx, row0, rows, out_w):
     """For tap (ky, kx) of a stride-1 conv over whole rows: the output columns [first, stop) and rows [r_lo,
     r_hi) of the band whose input lies inside the map."""
-    first = max(0, pad_left - kx)
-    stop = min(out_w, w + pad_left - kx)
+    first, stop = _columns_inside(pad_left, w, kx, 1, out_w)
     r_lo = min(rows, max(0, pad_top - ky - row0))
-    r_hi = max(r_lo, min(rows, h + pad_top - ky - row0))
-    return first, stop, r_lo, r_hi
+    return first, stop, r_lo, max(r_lo, min(rows, h + pad_top - ky - row0))
 
 
 @njit(cache=True, nogil=True)
@@ -119,7 +123,7 @@ def _pack_whole_rows(cols, x, pad_top, pad_left, size, row0, rows, out_w, c_lo, 
                     if inside and first <= ox < stop:
                         continue
                     at = panel_index(ky * size + kx, r * out_w + ox, k, px, PACKED_PANEL)
-                    step = kk * min(PACKED_PANEL, px - (r * out_w + ox) // PACKED_PANEL * PACKED_PANEL)
+                    step = panel_index(ky * size + kx + kk, r * out_w + ox, k, px, PACKED_PANEL) - at  # a channel on
                     for c in range(c_hi - c_lo):
                         cols[at + c * step] = ZERO
 
@@ -138,9 +142,7 @@ def _pack(cols, x, pad_top, pad_left, size, stride, row0, rows, out_w, c_lo, c_h
         for ky in range(size):
             for kx in range(size):
                 row = ((c - c_lo) * size + ky) * size + kx
-                # output columns whose input column ox*stride + kx - pad_left lies inside [0, w)
-                first = max(0, -(-(pad_left - kx) // stride))
-                stop = min(out_w, (w - 1 + pad_left - kx) // stride + 1)
+                first, stop = _columns_inside(pad_left, w, kx, stride, out_w)
                 for r in range(rows):
                     iy = (row0 + r) * stride + ky - pad_top
                     at = r * out_w

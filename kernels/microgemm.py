@@ -24,62 +24,69 @@ from numba.extending import intrinsic
 
 from kernels.blas import F32, floats_at
 from kernels.blas import gemm as blas_gemm
-from kernels.registers import (FLOAT, I64, LANES, PANEL, ROWS, VECTOR, VECTORS, fma_step, lane_masks, loop_end,
-                              loop_start, row_offsets, store_block)
+from kernels.registers import (FLOAT, I64, LANES, PANEL, ROWS, VECTOR, by_width, fma_step, loop_end, loop_start,
+                              row_offsets, store_block)
 
-def _block_kernel(vectors: int, edge: bool):
-    """An intrinsic computing c[0:rows, 0:cols] (=, or += if ``add``) a[0:rows, :k] @ b[:k, 0:cols] with
-    ``vectors`` vectors per row; ``edge``: cols may end inside the last vector (masked there)."""
+
+def _block_kernel(edge: bool):
+    """An intrinsic computing c[0:rows, 0:cols] (=, or += if ``add``) a[0:rows, :k] @ b[:k, 0:cols]: a whole
+    block (64 columns, four vectors per row), or, if ``edge``, a block whose cols may end inside its last
+    vector (masked there), with as many vectors as they need (``by_width``)."""
     @intrinsic
     def kernel(typingctx, a, a_row, a_step, b, ldb, c, ldc, k, rows, cols, add):
         signature = types.void(*(types.intp,) * 11)
 
         def codegen(context, builder, sig, args):
             a0, a_row_, a_step_, b0, ldb_, c0, ldc_, k_, rows_, cols_, add_ = args
-            fp, zero = FLOAT.as_pointer(), ir.Constant(VECTOR, [0.0] * LANES)
-            masks = lane_masks(builder, cols_, vectors)
+            fp = FLOAT.as_pointer()
             a_offsets = row_offsets(builder, rows_, a_row_)
             a0, b0 = builder.inttoptr(a0, fp), builder.inttoptr(b0, fp)
-
-            def step(pa, pb, accumulators, masked):
-                return fma_step(builder, pa, a_offsets, pb, accumulators, masks if masked and edge else None)
-
-            # the loop runs k - 1 steps with whole loads; the last step (masked at an edge) follows it
-            entry = builder.block
-            loop, tail = builder.append_basic_block("gemm.loop"), builder.append_basic_block("gemm.tail")
-            steps = builder.sub(k_, ir.Constant(I64, 1))
-            builder.cbranch(builder.icmp_signed(">", steps, ir.Constant(I64, 0)), loop, tail)
-            builder.position_at_end(loop)
-            i, pa, pb, accumulators = loop_start(builder, entry, a0, b0, ROWS * vectors)
-            updated = step(pa, pb, accumulators, False)
-            i_next, pa_next, pb_next = (builder.add(i, ir.Constant(I64, 1)), builder.gep(pa, [a_step_]),
-                                        builder.gep(pb, [ldb_]))
-            pass_end = builder.block
-            loop_end(builder, [i, pa, pb, *accumulators], [i_next, pa_next, pb_next, *updated])
-            builder.cbranch(builder.icmp_signed("<", i_next, steps), loop, tail)
-
-            builder.position_at_end(tail)
-            pa_t, pb_t = builder.phi(fp), builder.phi(fp)
-            pa_t.add_incoming(a0, entry)
-            pa_t.add_incoming(pa_next, pass_end)
-            pb_t.add_incoming(b0, entry)
-            pb_t.add_incoming(pb_next, pass_end)
-            carried = []
-            for new in updated:
-                phi = builder.phi(VECTOR)
-                phi.add_incoming(zero, entry)
-                phi.add_incoming(new, pass_end)
-                carried.append(phi)
-            sums = step(pa_t, pb_t, carried, True)
-
-            store_block(builder, c0, ldc_, rows_, add_, sums, masks if edge else None)
+            operands = (a0, a_step_, a_offsets, b0, ldb_, c0, ldc_, k_, rows_, add_)
+            by_width(builder, edge, cols_, lambda vectors, masks: _block(builder, vectors, masks, *operands))
             return context.get_dummy_value()
         return signature, codegen
     return kernel
 
 
-_whole = _block_kernel(VECTORS, False)
-_edge1, _edge2, _edge3, _edge4 = (_block_kernel(v, True) for v in range(1, VECTORS + 1))
+def _block(builder, vectors, masks, a0, a_step_, a_offsets, b0, ldb_, c0, ldc_, k_, rows_, add_) -> None:
+    """A block's code with ``vectors`` vectors per row, the last one masked if ``masks``."""
+    fp, zero = FLOAT.as_pointer(), ir.Constant(VECTOR, [0.0] * LANES)
+
+    def step(pa, pb, accumulators, masked):
+        return fma_step(builder, pa, a_offsets, pb, accumulators, masks if masked else None)
+
+    # the loop runs k - 1 steps with whole loads; the last step (masked at an edge) follows it
+    entry = builder.block
+    loop, tail = builder.append_basic_block("gemm.loop"), builder.append_basic_block("gemm.tail")
+    steps = builder.sub(k_, ir.Constant(I64, 1))
+    builder.cbranch(builder.icmp_signed(">", steps, ir.Constant(I64, 0)), loop, tail)
+    builder.position_at_end(loop)
+    i, pa, pb, accumulators = loop_start(builder, entry, a0, b0, ROWS * vectors)
+    updated = step(pa, pb, accumulators, False)
+    i_next, pa_next, pb_next = (builder.add(i, ir.Constant(I64, 1)), builder.gep(pa, [a_step_]),
+                                builder.gep(pb, [ldb_]))
+    pass_end = builder.block
+    loop_end(builder, [i, pa, pb, *accumulators], [i_next, pa_next, pb_next, *updated])
+    builder.cbranch(builder.icmp_signed("<", i_next, steps), loop, tail)
+
+    builder.position_at_end(tail)
+    pa_t, pb_t = builder.phi(fp), builder.phi(fp)
+    pa_t.add_incoming(a0, entry)
+    pa_t.add_incoming(pa_next, pass_end)
+    pb_t.add_incoming(b0, entry)
+    pb_t.add_incoming(pb_next, pass_end)
+    carried = []
+    for new in updated:
+        phi = builder.phi(VECTOR)
+        phi.add_incoming(zero, entry)
+        phi.add_incoming(new, pass_end)
+        carried.append(phi)
+    sums = step(pa_t, pb_t, carried, True)
+
+    store_block(builder, c0, ldc_, rows_, add_, sums, masks)
+
+
+_whole, _edge = _block_kernel(False), _block_kernel(True)
 
 
 @njit(cache=True, nogil=True)
@@ -134,19 +141,6 @@ def _multiply(m, n, k, a, lda, a_transposed, b, ldb, panels, c, ldc, beta):
             _edge(pa, a_row, a_step, pb, step, pcj, ldc, whole_steps, rows, cols, add)
             for s in range(whole_steps, k):
                 _edge(pa + F32 * s * a_step, a_row, a_step, pb + F32 * s * step, step, pcj, ldc, 1, rows, cols, 1)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _edge(a, a_row, a_step, b, ldb, c, ldc, k, rows, cols, add):
-    """The kernel for a block of ``cols`` < 64 columns: as many vectors as they need."""
-    if cols > 3 * LANES:
-        _edge4(a, a_row, a_step, b, ldb, c, ldc, k, rows, cols, add)
-    elif cols > 2 * LANES:
-        _edge3(a, a_row, a_step, b, ldb, c, ldc, k, rows, cols, add)
-    elif cols > LANES:
-        _edge2(a, a_row, a_step, b, ldb, c, ldc, k, rows, cols, add)
-    else:
-        _edge1(a, a_row, a_step, b, ldb, c, ldc, k, rows, cols, add)
 
 
 # Only measured with AVX-512: elsewhere the kernel's 512-bit vectors would split in two, so OpenBLAS stays.

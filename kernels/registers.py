@@ -86,6 +86,28 @@ def store_block(builder, c, ldc, rows, add, sums, masks) -> None:
                     builder.store(value, at, align=4)
 
 
+def by_width(builder, edge: bool, cols, body) -> None:
+    """A kernel's block: ``body(vectors, masks)`` with all VECTORS vectors per row, unmasked, or, for an edge
+    block (``cols`` < PANEL), emitted for each count of vectors a row may need, its last vector masked past
+    ``cols``, and the one the columns need run: each kind of kernel has one edge intrinsic, the choice made
+    here."""
+    if not edge:
+        body(VECTORS, None)
+        return
+    needed = builder.add(builder.sdiv(builder.sub(cols, ir.Constant(I64, 1)), ir.Constant(I64, LANES)),
+                         ir.Constant(I64, 1))
+    cases = [builder.append_basic_block(f"width.{v}") for v in range(1, VECTORS + 1)]
+    end = builder.append_basic_block("width.end")
+    choice = builder.switch(needed, cases[-1])
+    for vectors, block in enumerate(cases[:-1], 1):
+        choice.add_case(ir.Constant(I64, vectors), block)
+    for vectors, block in enumerate(cases, 1):
+        builder.position_at_end(block)
+        body(vectors, lane_masks(builder, cols, vectors))
+        builder.branch(end)
+    builder.position_at_end(end)
+
+
 def loop_start(builder, entry, a0, b0, count: int) -> tuple:
     """A k loop's phis, entered from ``entry``: its step from 0, a's and b's pointers from a0 and b0, and
     ``count`` accumulators from zero (``loop_end`` adds what each holds after a pass)."""

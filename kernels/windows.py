@@ -8,17 +8,18 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from kernels.blas import F32
-from kernels.registers import (FLOAT, I64, LANES, PANEL, ROWS, VECTORS, fma_step, lane_masks, loop_end,
+from kernels.registers import (FLOAT, I64, PANEL, ROWS, by_width, fma_step, loop_end,
                                loop_start, row_offsets, store_block)
 
 
-def _window_kernel(vectors: int, edge: bool):
+def _window_kernel(edge: bool):
     """An intrinsic computing c[0:rows, 0:cols] (=, or += if ``add``) the 3x3 windows of ``channels`` input
     planes (``plane`` floats apart, rows ``width`` apart) times a's rows: column j's window has its top left
     tap at x + j, so b's nine rows per channel are the plane's runs at x, x + 1, x + 2, x + width, ... (an
     im2col matrix never packed). a holds each row's taps in (channel, ky, kx) order, ``a_step`` apart.
-    ``edge``: cols may end inside the last vector, whose lanes past it are masked on every step (a run past
-    the columns may end outside the map)."""
+    A whole block is 64 columns; ``edge``: cols may end inside the last vector, whose lanes past it are
+    masked on every step (a run past the columns may end outside the map), with as many vectors as the
+    columns need (``by_width``)."""
     @intrinsic
     def kernel(typingctx, a, a_row, a_step, x, plane, width, channels, c, ldc, rows, cols, add):
         signature = types.void(*(types.intp,) * 12)
@@ -26,32 +27,37 @@ def _window_kernel(vectors: int, edge: bool):
         def codegen(context, builder, sig, args):
             a0, a_row_, a_step_, x0, plane_, width_, channels_, c0, ldc_, rows_, cols_, add_ = args
             fp = FLOAT.as_pointer()
-            masks = lane_masks(builder, cols_, vectors) if edge else None
             a_offsets = row_offsets(builder, rows_, a_row_)
             taps = [builder.add(builder.mul(width_, ir.Constant(I64, ky)), ir.Constant(I64, kx))
                     for ky in range(3) for kx in range(3)]
-            a0, x0 = builder.inttoptr(a0, fp), builder.inttoptr(x0, fp)
-            entry = builder.block
-            loop, done = builder.append_basic_block("window.loop"), builder.append_basic_block("window.done")
-            builder.branch(loop)
-            builder.position_at_end(loop)
-            i, pa, px, accumulators = loop_start(builder, entry, a0, x0, ROWS * vectors)
-            sums, tap_a = accumulators, pa
-            for tap in taps:
-                sums = fma_step(builder, tap_a, a_offsets, builder.gep(px, [tap]), sums, masks)
-                tap_a = builder.gep(tap_a, [a_step_])
-            i_next = builder.add(i, ir.Constant(I64, 1))
-            loop_end(builder, [i, pa, px, *accumulators], [i_next, tap_a, builder.gep(px, [plane_]), *sums])
-            builder.cbranch(builder.icmp_signed("<", i_next, channels_), loop, done)
-            builder.position_at_end(done)
-            store_block(builder, c0, ldc_, rows_, add_, sums, masks)
+            operands = (builder.inttoptr(a0, fp), a_step_, a_offsets, builder.inttoptr(x0, fp), plane_, taps,
+                        channels_, c0, ldc_, rows_, add_)
+            by_width(builder, edge, cols_, lambda vectors, masks: _windows(builder, vectors, masks, *operands))
             return context.get_dummy_value()
         return signature, codegen
     return kernel
 
 
-_window_whole = _window_kernel(VECTORS, False)
-_window_edge1, _window_edge2, _window_edge3, _window_edge4 = (_window_kernel(v, True) for v in range(1, VECTORS + 1))
+def _windows(builder, vectors, masks, a0, a_step_, a_offsets, x0, plane_, taps, channels_, c0, ldc_, rows_,
+             add_) -> None:
+    """A block's code with ``vectors`` vectors per row, the last one masked on every step if ``masks``."""
+    entry = builder.block
+    loop, done = builder.append_basic_block("window.loop"), builder.append_basic_block("window.done")
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    i, pa, px, accumulators = loop_start(builder, entry, a0, x0, ROWS * vectors)
+    sums, tap_a = accumulators, pa
+    for tap in taps:
+        sums = fma_step(builder, tap_a, a_offsets, builder.gep(px, [tap]), sums, masks)
+        tap_a = builder.gep(tap_a, [a_step_])
+    i_next = builder.add(i, ir.Constant(I64, 1))
+    loop_end(builder, [i, pa, px, *accumulators], [i_next, tap_a, builder.gep(px, [plane_]), *sums])
+    builder.cbranch(builder.icmp_signed("<", i_next, channels_), loop, done)
+    builder.position_at_end(done)
+    store_block(builder, c0, ldc_, rows_, add_, sums, masks)
+
+
+_window_whole, _window_edge = _window_kernel(False), _window_kernel(True)
 
 
 @njit(cache=True, nogil=True)
@@ -68,11 +74,5 @@ def windows3x3(m, n, channels, a, a_row, a_step, x, plane, width, c, ldc, add):
             px, pcj = x + F32 * j, pc + F32 * j
             if cols == PANEL:
                 _window_whole(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
-            elif cols > 3 * LANES:
-                _window_edge4(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
-            elif cols > 2 * LANES:
-                _window_edge3(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
-            elif cols > LANES:
-                _window_edge2(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
             else:
-                _window_edge1(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
+                _window_edge(pa, a_row, a_step, px, plane, width, channels, pcj, ldc, rows, cols, add)
