@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from kernels.blas import F32, floats_at
+from kernels.blas import F32, floats_at, row_at
 from kernels.microgemm import PACKED_PANEL, matmul, matmul_packed, panel_index
 from kernels.epilogue import ONE, ZERO, finish_row
 
@@ -180,7 +180,10 @@ def _finish(out, acc, mult, offset, act, row0, rows, first, last):
                 finish_row(run, acc, n * px, m, o, not first, a)
             continue
         for r in range(rows):
-            finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
+            if out.strides[2] == F32:
+                finish_row(row_at(out, n, row0 + r), acc, n * px + r * out_w, m, o, not first, a)
+            else:
+                finish_row(out[n, row0 + r], acc, n * px + r * out_w, m, o, not first, a)
 
 
 @njit(cache=True, nogil=True)

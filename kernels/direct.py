@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from kernels.blas import F32, floats_at
+from kernels.blas import F32, floats_at, row_at
 from kernels.epilogue import ZERO, finish_row
 from kernels.microgemm import AVX512
 from kernels.windows import windows3x3
@@ -91,9 +91,17 @@ def depthwise_tile(out, x, pad_top, pad_left, w, mult, offset, act, size, stride
     share = -(-channels // parts)
     for c in range(part * share, min(channels, (part + 1) * share)):
         for oy in range(out_h):
-            row = out[c, oy]
-            _window_row(row, x, c, w, c, 0, oy, size, stride, pad_top, pad_left, False)
-            finish_row(row, row, 0, mult[c], offset[c], False, act)
+            if out.strides[2] == F32:
+                _depthwise_row(row_at(out, c, oy), x, c, w, oy, size, stride, pad_top, pad_left, mult[c], offset[c],
+                               act)
+            else:
+                _depthwise_row(out[c, oy], x, c, w, oy, size, stride, pad_top, pad_left, mult[c], offset[c], act)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _depthwise_row(row, x, c, w, oy, size, stride, pad_top, pad_left, m, o, act):
+    _window_row(row, x, c, w, c, 0, oy, size, stride, pad_top, pad_left, False)
+    finish_row(row, row, 0, m, o, False, act)
 
 
 THIN_BAND = 4  # output rows per run of windows: the band's input rows stay in L1, its output rows in L2
@@ -141,7 +149,7 @@ def thin_tile(out, x, pad_top, pad_left, w, mult, offset, act, stride, first, la
                        out.ctypes.data + oy * out.strides[1] + lo * F32, ldc, 0 if first else 1)
         for n in range(filters):
             for oy in range(r0, r1):
-                row = out[n, oy]
+                row = row_at(out, n, oy)  # rows here are contiguous (the condition above)
                 for ox in range(out_w - (hi - lo)):  # the border columns, [0, lo) and [hi, out_w)
                     ox += (hi - lo) * (ox >= lo)
                     v = ZERO

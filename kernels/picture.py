@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels.blas import F32, row_at
+
 GREY = np.float32(0.5)
 
 
@@ -66,15 +68,26 @@ def _place_region(picture, divisor, left, top, y0, x0, out):
     stop = max(first, min(width, left + iw - x0))
     for c in range(out.shape[0]):
         for y in range(out.shape[1]):
-            row, ry = out[c, y], y0 + y - top
-            if ry < 0 or ry >= ih:
-                row[:] = GREY
-                continue
-            row[:first] = GREY
-            source = picture[c, ry, first + x0 - left:stop + x0 - left]
-            if divisor == 1:  # a float32 picture: a copy (the loop below took 0.24 ms on 416x416, this 0.16)
-                row[first:stop] = source
+            if out.strides[2] == F32:
+                _place_row(row_at(out, c, y), picture, divisor, c, y0 + y - top, first, stop, x0 - left)
             else:
-                for x in range(stop - first):
-                    row[first + x] = np.float32(source[x]) / divisor
-            row[stop:] = GREY
+                _place_row(out[c, y], picture, divisor, c, y0 + y - top, first, stop, x0 - left)
+
+
+@njit(cache=True, inline="always")
+def _place_row(row, picture, divisor, c, ry, first, stop, shift):
+    """One row of ``_place_region``: grey, picture row ``ry``'s columns [first + shift, stop + shift)
+    (divided), grey. Element loops: a slice assignment checks its operands' overlap at every row."""
+    if ry < 0 or ry >= picture.shape[1]:
+        first = stop = row.shape[0]
+    for x in range(first):
+        row[x] = GREY
+    source, dest = picture[c, max(0, min(ry, picture.shape[1] - 1)), first + shift:stop + shift], row[first:stop]
+    if divisor == 1:  # loops indexed from 0: an index offset by a variable may be negative, checked every time
+        for x in range(stop - first):
+            dest[x] = source[x]
+    else:
+        for x in range(stop - first):
+            dest[x] = np.float32(source[x]) / divisor
+    for x in range(stop, row.shape[0]):
+        row[x] = GREY

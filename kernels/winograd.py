@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import F32, floats_at, gemm
+from kernels.blas import F32, floats_at, gemm, row_at
 from kernels.conv import by_filters
 from kernels.epilogue import ZERO, finish_row
 
@@ -249,17 +249,25 @@ def _transform_output(out, m, plane, mult, offset, act, row0, rows, tiles_w):
         for ty in range(tile_rows):
             y = row0 + TILE * ty
             for a in range(min(TILE, row0 + rows - y)):
-                s0, s1, s2, s3, s4, s5 = _six(m, a * step + n * tiles + ty * tiles_w, plane)
-                dst = out[n, y + a]
-                for tx in range(whole):
-                    q = TILE * tx
-                    dst[q], dst[q + 1], dst[q + 2], dst[q + 3] = _times_a(s0[tx], s1[tx], s2[tx], s3[tx], s4[tx],
-                                                                          s5[tx])
-                if whole < tiles_w:
-                    last = _times_a(s0[whole], s1[whole], s2[whole], s3[whole], s4[whole], s5[whole])
-                    for e in range(out_w - TILE * whole):
-                        dst[TILE * whole + e] = last[e]
-                finish_row(dst, dst, 0, mult[n], offset[n], False, act)
+                sums = _six(m, a * step + n * tiles + ty * tiles_w, plane)
+                if out.strides[2] == F32:
+                    _output_row(row_at(out, n, y + a), sums, whole, tiles_w, mult[n], offset[n], act)
+                else:
+                    _output_row(out[n, y + a], sums, whole, tiles_w, mult[n], offset[n], act)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _output_row(dst, sums, whole, tiles_w, m, o, act):
+    """One output row from its tiles' six planes of A^T m (m A per tile), then the epilogue."""
+    s0, s1, s2, s3, s4, s5 = sums
+    for tx in range(whole):
+        q = TILE * tx
+        dst[q], dst[q + 1], dst[q + 2], dst[q + 3] = _times_a(s0[tx], s1[tx], s2[tx], s3[tx], s4[tx], s5[tx])
+    if whole < tiles_w:
+        last = _times_a(s0[whole], s1[whole], s2[whole], s3[whole], s4[whole], s5[whole])
+        for e in range(dst.shape[0] - TILE * whole):
+            dst[TILE * whole + e] = last[e]
+    finish_row(dst, dst, 0, m, o, False, act)
 
 
 @njit(cache=True, nogil=True)
