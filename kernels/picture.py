@@ -62,7 +62,7 @@ def fit_region(picture, divisor, fitted_w, fitted_h, left, top, y0, x0, out):
 @njit(cache=True)
 def _place_region(picture, divisor, left, top, y0, x0, out):
     """``fit_region`` of a picture placed at its own size: each row a copy (divided), grey around it."""
-    ih, iw = picture.shape[1], picture.shape[2]
+    iw = picture.shape[2]
     width = out.shape[2]
     first = min(width, max(0, left - x0))         # the output columns over the picture
     stop = max(first, min(width, left + iw - x0))
