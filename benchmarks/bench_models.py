@@ -1,9 +1,9 @@
 """Memory and latency of the bundled trained models (and yolov2-416): layer by layer, the default plan and
 the smallest feasible peak at exactly 1.00x the network's MACs (stream reuse), each with the network input
-(made region by region by the first group) and without it; latencies of the reference, layer by layer in the arena and the default plan beside
-OpenCV DNN on the same cfg, weights and input. fusetile's runners run in interleaved turns, OpenCV right
-after them in its own block: interleaved, OpenCV's idle pool threads kept spinning and slowed fusetile's
-two-thread steps several times over.
+(made region by region by the first group) and without it; latencies of the reference, layer by layer in
+the arena and the default plan beside OpenCV DNN on the same cfg, weights and input. fusetile's runners run
+in interleaved turns, OpenCV right after them in its own block: interleaved, OpenCV's idle pool threads kept
+spinning and slowed fusetile's two-thread steps several times over.
 
     python -m benchmarks.bench_models [--models NAME ...] [--sizes 320 416] [--repeats 15]
 """

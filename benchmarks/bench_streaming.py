@@ -82,7 +82,8 @@ def bench(cfg: str, size: int, repeats: int, folder: Path) -> None:
     for label, base, run, predicted, _ in rows:
         ratio = seconds[label] / seconds[base] if base else 1.0
         same = "==" if predicted.engine_peak_bytes == run.engine_peak_bytes else "!="
-        print(f"| {label:<58} | {run.engine_peak_bytes / 2**20:>10.2f} | {same:>2} {predicted.engine_peak_bytes / 2**20:>6.2f} | "
+        print(f"| {label:<58} | {run.engine_peak_bytes / 2**20:>10.2f} | "
+              f"{same:>2} {predicted.engine_peak_bytes / 2**20:>6.2f} | "
               f"{run.weights_resident_peak_bytes / 2**20:>11.2f} | {run.weights_read_bytes / 2**20:>8.1f} | "
               f"{seconds[label] * 1e3:>5.0f} | {ratio:>9.2f} |")
     for label, base, run, _, executor in rows:  # a cold page cache: the file's pages dropped before each run

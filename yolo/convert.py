@@ -57,7 +57,8 @@ def command(args) -> int:
         raise WeightsError(f"{dst}: is the input file: write the conversion to another name")
     to_hdf5 = not is_hdf5(src)
     if to_hdf5 != (dst.suffix.lower() in HDF5_SUFFIXES):
-        wanted = "an .h5 name (the output is HDF5)" if to_hdf5 else "a name not ending in .h5 (the output is Darknet .weights)"
+        wanted = ("an .h5 name (the output is HDF5)" if to_hdf5
+                  else "a name not ending in .h5 (the output is Darknet .weights)")
         raise WeightsError(f"{dst}: expected {wanted}")
     print(convert(src, dst, args.cfg))
     return 0

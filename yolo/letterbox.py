@@ -1,4 +1,5 @@
-"""Image loading and Darknet's preprocessing: where the picture lands in the network input (letterbox or\nresize); the pixels themselves come from ``kernels.picture``, for the whole input or any region of it."""
+"""Image loading and Darknet's preprocessing: where the picture lands in the network input (letterbox or
+resize); the pixels themselves come from ``kernels.picture``, for the whole input or any region of it."""
 from __future__ import annotations
 
 from contextlib import contextmanager

@@ -135,9 +135,11 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> ArgumentParser:
-    ap = ArgumentParser(prog="python -m engine.run", description="Run a Darknet detector on an image in a fraction of the memory.",
+    ap = ArgumentParser(prog="python -m engine.run",
+                        description="Run a Darknet detector on an image in a fraction of the memory.",
                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cfg", nargs="?", default=DEFAULT_CFG, help=f"Darknet cfg path or bundled name (default {DEFAULT_CFG})")
+    ap.add_argument("cfg", nargs="?", default=DEFAULT_CFG,
+                    help=f"Darknet cfg path or bundled name (default {DEFAULT_CFG})")
     ap.add_argument("image", nargs="?", help="input image (default: the bundled sample photo dog.jpg)")
     ap.add_argument("--weights", help="Darknet .weights or fusetile .h5 (default: deterministic random weights)")
     ap.add_argument("--seed", type=seed, default=0, help="seed of the random weights used without --weights (default 0)")

@@ -133,7 +133,8 @@ def run(args) -> dict:
 
 
 COUNTS = ("measured_peak_bytes: live activation bytes (feature maps, tiles, saved strips and conv workspaces, the "
-          "network input included: its regions, made from the picture as the first group reads them); engine_peak_bytes: everything the engine holds at its peak, those and every weight byte "
+          "network input included: its regions, made from the picture as the first group reads them); "
+          "engine_peak_bytes: everything the engine holds at its peak, those and every weight byte "
           "(resident, or streamed into the arena)")
 
 

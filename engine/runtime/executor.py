@@ -158,7 +158,8 @@ class FusedExecutor:
         for buffer in self.frees[-1]:
             arena.free(buffer)
         head_inputs = {i: a.copy() for i, a in self._head_inputs.items()} or {len(self.network) - 1: output}
-        return FusedRun(output, head_inputs, head_outputs, self.program, self.layout, arena.events, tuple(int(v) for v in arena.timeline),
+        return FusedRun(output, head_inputs, head_outputs, self.program, self.layout, arena.events,
+                        tuple(int(v) for v in arena.timeline),
                         tuple(int(v) for v in arena.weights_timeline),
                         self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds)
 

@@ -3,11 +3,11 @@
 The space is every way of cutting the network's fusable chains into consecutive groups (any number),
 each with any grid in ``grids`` and any reuse mode; with streamed weights, also each group's weights mode
 (kept for the group's run, or read per tile in 1, 2 or 4 bands of input channels), the budget then bounding
-the engine peak (activations and every weight byte held), and the cost model pricing each read. A group's peak depends only on the group and the
-maps live beside it, which for a chain are fixed by the network (the group's input and output maps and
-the maps held for later routes), and latency is a sum over groups. So dynamic programming over cut
-points returns the true optimum of the space under the model; it keeps the ``top`` best per cut point
-to rank alternatives.
+the engine peak (activations and every weight byte held), and the cost model pricing each read. A group's
+peak depends only on the group and the maps live beside it, which for a chain are fixed by the network (the
+group's input and output maps and the maps held for later routes), and latency is a sum over groups. So
+dynamic programming over cut points returns the true optimum of the space under the model; it keeps the
+``top`` best per cut point to rank alternatives.
 """
 from __future__ import annotations
 
