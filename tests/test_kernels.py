@@ -14,8 +14,8 @@ from kernels.elementwise import ACT_CODES
 from kernels.expf import HIGHEST, LOWEST, exp32
 from engine.lower.table import is_direct, layer_table, winograd_layer
 from engine.runtime.conv_calls import conv_calls, direct_calls, winograd_calls
-from kernels.winograd import (LINE, POSITIONS, SHARE_TILES, SLACK, plane_stride, transform_filters, winograd_by_filters,
-                              winograd_sizes)
+from kernels.winograd import LINE, POSITIONS, SHARE_TILES, SLACK, plane_stride, winograd_by_filters, winograd_sizes
+from kernels.winograd_transforms import transform_filters
 from kernels.conv import CACHED_WEIGHTS, _pack, by_filters, conv_tile, shares, workspace_sizes
 from kernels.microgemm import PACKED_PANEL, panel_index
 from yolo.layers import Conv
@@ -360,6 +360,44 @@ def test_winograd_matches_reference_on_any_tile(shape, pads, budget, threads):
     assert len(calls) == threads
     run_at_once(calls)
     np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-4)
+
+
+def test_kernels_write_maps_whose_columns_lie_apart():
+    """Kernels write output rows through contiguous views when a map's rows are contiguous (``row_at``);
+    into every other column of a map they take the strided rows instead, with the same values: the
+    Winograd, depthwise and GEMM (rows apart) convolutions, and the picture's placement."""
+    from kernels.direct import depthwise_tile
+    from kernels.picture import fit_region
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6, 11, 13)).astype(np.float32)
+
+    def spaced(shape):
+        return np.full((shape[0], shape[1], 2 * shape[2]), np.nan, np.float32)[:, :, ::2]
+
+    p = bn_params(rng, 5, 6, 3)
+    expect = ops.conv_layer(x, p, 1, 1, 1, "leaky")
+    out = spaced(expect.shape)
+    rows, cols, block, *sizes = winograd_sizes(6, 5, *expect.shape[1:], 1 << 20)
+    run_at_once(winograd_calls(out, x, 1, 1, transform_filters(p.weights), *p.epilogue(), ACT_CODES["leaky"], rows,
+                               cols, block, *(np.zeros(n, np.float32) for n in sizes), 1))
+    np.testing.assert_allclose(out, expect, rtol=1e-4, atol=1e-4)
+    spec = Conv(0, (-1,), x.shape, expect.shape, filters=5, size=3, stride=1, padding=1, activation="leaky")
+    rows, block, n_cols, n_acc = workspace_sizes(6, 3, 5, *expect.shape[1:], 3000, False, False)
+    out = spaced(expect.shape)
+    run_at_once(conv_calls(spec, out, x, 1, 1, p.weights.reshape(5, -1), False, *p.epilogue(), ACT_CODES["leaky"],
+                           rows, block, True, True, np.zeros(n_cols, np.float32), np.zeros(n_acc, np.float32), 1))
+    np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+    d = bn_params(rng, 6, 1, 3)
+    expect = ops.conv_layer(x, d, 1, 1, 6, "relu")
+    out = spaced(expect.shape)
+    depthwise_tile(out, x, 1, 1, d.weights.reshape(6, 9), *d.epilogue(), ACT_CODES["relu"], 3, 1, 0, 1)
+    np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+    picture = rng.random((3, 7, 9)).astype(np.float32)
+    whole, out = np.zeros((3, 11, 13), np.float32), spaced((3, 11, 13))
+    for dest in (whole, out):
+        fit_region(picture, np.float32(1), 9, 7, 2, 3, 0, 0, dest)
+    np.testing.assert_array_equal(out, whole)
+    assert (whole[:, 3:10, 2:11] == picture).all() and (whole[:, :3] == np.float32(0.5)).all()
 
 
 def test_winograd_threads_share_bands_of_enough_tiles_else_filters():

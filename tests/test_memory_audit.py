@@ -66,7 +66,7 @@ import os
 import numpy as np
 from numba import njit
 from numba.core.runtime import rtsys
-from kernels import conv, direct, elementwise, pool, layout, picture, winograd
+from kernels import conv, direct, elementwise, pool, layout, picture, winograd, winograd_transforms
 from yolo.sources import read_runs
 
 f32 = np.float32
@@ -84,7 +84,7 @@ flat_in = np.random.default_rng(1).random(16 * 4 * 4).astype(f32)
 flat_out = np.zeros(16 * 4 * 4, f32)
 reg_in = np.random.default_rng(2).random((14, 3, 3)).astype(f32)
 reg_out = np.zeros((14, 3, 3), f32)
-u = winograd.transform_filters(np.random.default_rng(5).random((6, 4, 3, 3)).astype(f32))
+u = winograd_transforms.transform_filters(np.random.default_rng(5).random((6, 4, 3, 3)).astype(f32))
 v, mm = np.zeros(36 * 2 * 3, f32), np.zeros(36 * 6 * 3, f32)  # bands of a tile row of 3 tiles
 
 @njit

@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.lower.table import vector_floats
 from engine.ir.plan import PlanError
-from kernels.winograd import transform_filters
+from kernels.winograd_transforms import transform_filters
 from yolo.network import Conv, Network
 from yolo.params import BN_EPSILONS, Params
 

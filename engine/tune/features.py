@@ -6,7 +6,8 @@ import numpy as np
 from numba import njit
 
 from kernels.conv import by_filters
-from kernels.winograd import POSITIONS, band_grid, tiles_across, winograd_by_filters
+from kernels.winograd import band_grid, winograd_by_filters
+from kernels.winograd_transforms import POSITIONS, tiles_across
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
                                 S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS,
                                 S_METHOD, DIRECT_RUN, WINOGRAD_RUN)
