@@ -5,22 +5,26 @@ helper claims its share (an atomic counter of its own), runs it and posts the nu
 (``kernels.sync``). The kernels release the GIL, so the shares run at once. The caller, done with its own
 share, claims any share its helper has not: a helper that another process keeps off its core (one busy
 process beside a run) then costs the step one more share's time, not the wait for the scheduler. Between
-runs the helpers sleep on an event. One crew per thread count serves
-every executor of the process, one run at a time.
+steps neither thread returns to Python while the other may hold the GIL, as far as it can help it (the
+helper waits about 2 µs after claiming): in yolov2-tiny's 14 strips, a conv step's two shares took
+1.0-1.5x less time than one thread before, 1.2-1.9x after. Between runs the helpers sleep on an event. One
+crew per thread count serves every executor of the process, one run at a time.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from kernels.sync import claim, poll, post
+from kernels.sync import await_share, poll, post, serve, ticks
 
 SPINS = 1 << 20            # looks per poll call (about a millisecond) before the poller takes the GIL to yield
 END = np.int64(1) << 62    # posted instead of a step number when the run ends
 GO, DONE, CLAIMED, SLOTS = 0, 1, 2, 3  # each helper's counters: step posted, finished, claimed
+SETTLE_SECONDS = 2e-6      # a helper's wait after claiming a share, for the caller to let the GIL go (sync)
 _yield = getattr(os, "sched_yield", lambda: None)
 
 
@@ -28,6 +32,14 @@ def _await(counters: np.ndarray, slot: int, at_least: int) -> int:
     while (value := poll(counters, slot, at_least, SPINS)) < 0:
         _yield()
     return int(value)
+
+
+def _settle_ticks() -> int:
+    """SETTLE_SECONDS in cycle-counter ticks, the counter's rate measured against the clock (0 without one)."""
+    start, clock = ticks(), time.perf_counter()
+    while time.perf_counter() - clock < 2e-3:
+        pass
+    return int((ticks() - start) / (time.perf_counter() - clock) * SETTLE_SECONDS)
 
 
 class Crew:
@@ -40,6 +52,7 @@ class Crew:
         self._wake = [threading.Event() for _ in range(helpers)]
         self._shares: list = []
         self._errors: list = [None] * helpers
+        self._settle = _settle_ticks()
         self._threads = [threading.Thread(target=self._serve, args=(h,), daemon=True, name=f"fusetile-{h + 1}")
                          for h in range(helpers)]
         for thread in self._threads:
@@ -50,15 +63,18 @@ class Crew:
         while True:
             self._wake[h].wait()
             self._wake[h].clear()
-            seen = 0
-            while (step := _await(counters, go, seen + 1)) != END:
-                if claim(counters, taken, step):  # else the caller took the share
-                    try:
-                        self._shares[step - 1][h]()
-                    except BaseException as error:  # re-raised by the caller
-                        self._errors[h] = error
-                post(counters, done, step)
-                seen = step
+            finished, awaited = 0, 1
+            while (step := serve(counters, go, taken, done, finished, awaited, SPINS, self._settle)) != END:
+                finished = 0
+                if step < 0:  # nothing posted for a while: let other threads run
+                    awaited = -1 - step
+                    _yield()
+                    continue
+                try:
+                    self._shares[step - 1][h]()
+                except BaseException as error:  # re-raised by the caller
+                    self._errors[h] = error
+                finished, awaited = step, step + 1
             post(counters, done, END)
 
     def begin(self, shares: list) -> None:
@@ -78,10 +94,10 @@ class Crew:
         """The helpers' shares of step i: run here those no helper has claimed yet, wait for the others;
         re-raise what one of them raised."""
         for h, share in enumerate(self._shares[i]):
-            if claim(self.counters, SLOTS * h + CLAIMED, i + 1):
+            while (outcome := await_share(self.counters, SLOTS * h + CLAIMED, SLOTS * h + DONE, i + 1, SPINS)) < 0:
+                _yield()
+            if outcome:
                 share()
-            else:
-                _await(self.counters, SLOTS * h + DONE, i + 1)
         if any(self._errors):
             error, self._errors = next(e for e in self._errors if e is not None), [None] * self.helpers
             raise error
