@@ -277,9 +277,10 @@ def test_conv_threads_share_the_filters_of_a_weight_heavy_step(threads, filters,
 
 
 def test_maxpool_tile_matches_reference_on_a_view():
-    """On views with contiguous rows (2x2, stride 2 or 1: rows read as runs) and without (every other column)."""
+    """On views with contiguous rows (2x2, stride 2 or 1: rows read as runs), without (every other column),
+    and on whole planes (2x2, stride 1: each plane one run)."""
     x = np.random.default_rng(1).standard_normal((3, 12, 25)).astype(np.float32)
-    for view in (x[:, 1:, 2:14], x[:, 1:, ::2]):
+    for view in (x[:, 1:, 2:14], x[:, 1:, ::2], x):
         for size, stride, padding in [(2, 2, 1), (2, 2, 2), (2, 1, 1), (3, 1, 2), (3, 2, 2)]:
             expect = ops.maxpool(np.ascontiguousarray(view), size, stride, padding)
             out = np.full((4, *expect.shape[1:]), np.nan, np.float32)[1:]
