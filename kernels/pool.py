@@ -52,7 +52,8 @@ def maxpool_tile(out, x, size, stride, pad_top, pad_left):
     if (size == 2 and stride == 1 and pad_top == 0 and pad_left == 0 and (out_h, out_w) == (h, w) and h > 1
             and w > 1 and runs and x.strides[0] == out.strides[0] == h * w * F32 and x.strides[1] == w * F32
             and out.strides[1] == w * F32):
-        _planes_2x2_stride1(floats_at(out.ctypes.data, c_in * h * w), floats_at(x.ctypes.data, c_in * h * w), c_in, h, w)
+        n = c_in * h * w
+        _planes_2x2_stride1(floats_at(out.ctypes.data, n), floats_at(x.ctypes.data, n), c_in, h, w)
         return
     first = min(out_w, -((-pad_left) // stride))  # first output column whose window starts inside
     stop = max(first, min(out_w, (w - size + pad_left) // stride + 1))  # past the last one ending inside
