@@ -18,11 +18,11 @@ from engine.ir.order import run_order
 from engine.ir.plan import Group, Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering, step_lines
 from engine.lower.table import (SCRATCH_BUFFER, WEIGHTS_BUFFER, BUFFER_KINDS, B_C, B_FIRST, B_H, B_KIND, B_LAST,
-                                B_SEGMENT, B_W, COPY_STEP,
-                                GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER, INPUT_STEP, MAP_BUFFER,
-                                REGION_STEP, REORG_STEP, STEP_COLUMNS, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND, S_LAYER,
-                                S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0, S_TILE, S_WEIGHTS, S_C0, S_C1, S_SRC2,
-                                SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP)
+                                B_SEGMENT, B_W, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER,
+                                INPUT_STEP, MAP_BUFFER, REGION_STEP, REORG_STEP, STEP_COLUMNS, S_CHANNELS, S_DC0,
+                                S_DST, S_DY0, S_KIND, S_LAYER, S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0, S_TILE,
+                                S_WEIGHTS, S_C0, S_C1, S_SRC2, SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP,
+                                YOLO_STEP)
 from yolo.network import (FLOAT_BYTES, INPUT, AvgPool, Network, Region, Reorg, Route, ScaleChannels, Shortcut,
                           Upsample, Yolo)
 

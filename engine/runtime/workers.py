@@ -6,8 +6,8 @@ helper claims its share (an atomic counter of its own), runs it and posts the nu
 share, claims any share its helper has not: a helper that another process keeps off its core (one busy
 process beside a run) then costs the step one more share's time, not the wait for the scheduler. Between
 steps neither thread returns to Python while the other may hold the GIL, as far as it can help it (the
-helper waits about 2 µs after claiming): in yolov2-tiny's 14 strips, a conv step's two shares took
-1.0-1.5x less time than one thread before, 1.2-1.9x after. Between runs the helpers sleep on an event. One
+helper waits about 2 µs after claiming): in yolov2-tiny's 14 strips, a conv step's two shares ran
+1.0-1.5x as fast as one thread before, 1.2-1.9x after. Between runs the helpers sleep on an event. One
 crew per thread count serves every executor of the process, one run at a time.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _settle_ticks() -> int:
 
 
 class Crew:
-    """``helpers`` threads; ``run_steps`` drives one run."""
+    """``helpers`` threads; ``begin``, ``hand`` and ``join`` for each split step, and ``end`` drive one run."""
 
     def __init__(self, helpers: int):
         self.helpers = helpers
