@@ -4,20 +4,39 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels.blas import F32, floats_at, row_at
 from kernels.elementwise import logistic
 from kernels.expf import exp32
 
 ZERO = np.float32(0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def copy_channels(out, x, c0):
-    """out[c0:c0+C] = x, the piece of a [route] concatenation that comes from one source."""
+    """out[c0:c0+C] = x: the piece of a [route] concatenation that comes from one source, or a strip saved for
+    a later tile. Each plane whose rows lie end to end on both sides is one run, else each row (contiguous
+    views, which vectorize: strided indexing ran the strips of yolov2-tiny's 14 at 11 µs a copy)."""
     c_in, h, w = x.shape
+    if out.strides[2] != F32 or x.strides[2] != F32:
+        for c in range(c_in):
+            for y in range(h):
+                for i in range(w):
+                    out[c0 + c, y, i] = x[c, y, i]
+        return
+    planes = out.strides[1] == w * F32 and x.strides[1] == w * F32
     for c in range(c_in):
+        if planes:
+            _copy_run(floats_at(out.ctypes.data + (c0 + c) * out.strides[0], h * w),
+                      floats_at(x.ctypes.data + c * x.strides[0], h * w))
+            continue
         for y in range(h):
-            for i in range(w):
-                out[c0 + c, y, i] = x[c, y, i]
+            _copy_run(row_at(out, c0 + c, y), row_at(x, c, y))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_run(dst, src):
+    for i in range(src.size):
+        dst[i] = src[i]
 
 
 @njit(cache=True)

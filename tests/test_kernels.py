@@ -298,6 +298,16 @@ def test_reorg_region_and_route_kernels():
     cat = np.zeros((7, 3, 4), np.float32)
     layout.copy_channels(cat, r[:3], 4)
     np.testing.assert_array_equal(cat[4:], r[:3])
+    assert not cat[:4].any()
+    # a strip between regions of wider maps (row by row), and between maps whose columns lie apart
+    wide = np.zeros((5, 6, 9), np.float32)
+    layout.copy_channels(wide[:, 2:5, 1:5], r[:3], 1)
+    expect = np.zeros_like(wide)
+    expect[1:4, 2:5, 1:5] = r[:3]
+    np.testing.assert_array_equal(wide, expect)
+    layout.copy_channels(wide[:, :3, 1::2], r[3:5], 0)
+    expect[:2, :3, 1::2] = r[3:5]
+    np.testing.assert_array_equal(wide, expect)
 
 
 @njit
