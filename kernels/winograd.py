@@ -23,36 +23,24 @@ from __future__ import annotations
 from numba import njit
 
 from kernels.blas import F32, gemm
-from kernels.conv import CACHED_WEIGHTS, by_filters
+from kernels.conv import by_filters
 from kernels.winograd_transforms import POSITIONS, TILE, tiles_across, transform_input, transform_output
 
 LINE = 16       # float32 per 64-byte cache line
 SLACK = POSITIONS * 2 * LINE * 4  # floats each workspace holds beyond its planes: the padding of four shares
 SHARE_TILES = 12  # tiles of a band per thread from which threads share bands rather than filters (below)
 SPACED_BUDGET = 1 << 18  # bytes: smaller workspaces have planes too small to collide, and no slack
-MIN_TILES = 12    # 4x4 tiles per band: below, the 36 GEMMs ran no faster than one
-MIN_BLOCK = 16    # channels per block (or all): a band too large for the budget leaves fewer, and its GEMMs
-# as thin (yolov2's 208-wide layer at 512 KiB: one channel, 2.2x the time of F(2x2, 3x3))
-MIN_FILTER_BLOCK = 64  # filters whose results a band holds at least, when it holds those of a block at a time
 
 
 @njit(cache=True)
 def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
-    """(band rows and band columns (multiples of 4), block channels, block filters, and float32 elements of the
-    transformed input and of the GEMM results): half the budget for the results of all filters, the rest for
-    transformed input; at least one tile and one channel. A band is whole tile rows, or, when the results of
-    one tile row do not fit, a run of tiles along one: at 512 KiB, a band of yolov2's 104-wide layer holds 13 of
-    its 26 tiles (0.6x the GEMM's time at that budget on one thread, 0.8-0.9x on two), where whole rows left
-    room for one channel. Under budgets large enough for planes of many KiB, each holds SLACK floats more, for
-    its planes' spacing.
-
-    When that leaves a band too few tiles (or channels) for Winograd to gain and the transformed filters stay
-    cached, a band may hold the input of all channels, transformed once, and the results of a block of the
-    filters at a time (``_filter_blocks``), if it then holds enough tiles for two threads to share them
-    rather than the filters: yolov2-tiny's 26-wide layer at 1 MiB, 35 tiles and blocks of 64 of its 256
-    filters, ran 0.6-0.95x the GEMM's time on two threads. Threads that share the filters each transform their
-    half of the channels once per block of filters: with 14 tiles a band (512 KiB) the layer took 1.5-1.8x
-    the GEMM's time, yolov2's 52-wide layer in strips of 13 rows about as long as the GEMM."""
+    """(band rows and band columns (multiples of 4), block channels, float32 elements of the transformed input
+    and of the GEMM results): half the budget for the results of all filters, the rest for transformed input;
+    at least one tile and one channel. A band is whole tile rows, or, when the results of one tile row do not
+    fit, a run of tiles along one: at 512 KiB, a band of yolov2's 104-wide layer holds 13 of its 26 tiles
+    (0.6x the GEMM's time at that budget on one thread, 0.8-0.9x on two), where whole rows left room for one
+    channel. Under budgets large enough for planes of many KiB, each holds SLACK floats more, for its planes'
+    spacing."""
     slack = SLACK if budget_bytes >= SPACED_BUDGET else 0
     budget_bytes -= 2 * slack * F32
     tiles_w = tiles_across(out_w)
@@ -63,33 +51,8 @@ def winograd_sizes(channels, filters, out_h, out_w, budget_bytes):
         tile_rows = max(1, min(tiles_across(out_h), (budget_bytes // 2) // (per_tile * tiles_w)))
     tiles = tile_rows * tile_cols
     block = max(1, min(channels, (budget_bytes - per_tile * tiles) // (POSITIONS * tiles * F32)))
-    few = tiles < MIN_TILES or block < min(channels, MIN_BLOCK)
-    if few and POSITIONS * filters * channels * F32 <= CACHED_WEIGHTS:
-        blocked = _filter_blocks(channels, filters, out_h, out_w, budget_bytes)
-        if blocked[0] * blocked[1] >= 2 * SHARE_TILES:
-            tile_rows, tile_cols, filter_block = blocked
-            return (TILE * tile_rows, TILE * tile_cols, channels, filter_block,
-                    POSITIONS * channels * tile_rows * tile_cols + slack,
-                    POSITIONS * filter_block * tile_rows * tile_cols + slack)
     v, m = POSITIONS * block * tiles + slack, POSITIONS * filters * tiles + slack
-    return TILE * tile_rows, TILE * tile_cols, block, filters, v, m
-
-
-@njit(cache=True)
-def _filter_blocks(channels, filters, out_h, out_w, budget_bytes):
-    """(tile rows, tile columns, block filters) of bands holding the transformed input of all channels and the
-    results of at least MIN_FILTER_BLOCK filters: the most tiles that fits, with the filters in equal blocks as
-    large as the rest of the budget holds. yolov2's 52-wide layer of 256 filters at 512 KiB: one 13-tile row
-    and blocks of 128 filters, 0.5x the GEMM's time on one thread (GEMM was the only choice before)."""
-    tiles_w = tiles_across(out_w)
-    tiles = budget_bytes // (POSITIONS * (channels + min(filters, MIN_FILTER_BLOCK)) * F32)
-    tile_rows, tile_cols = 1, max(1, min(tiles_w, tiles))
-    if tiles >= tiles_w:
-        tile_rows = min(tiles_across(out_h), tiles // tiles_w)
-    tiles = tile_rows * tile_cols
-    room = max(1, (budget_bytes - POSITIONS * channels * tiles * F32) // (POSITIONS * tiles * F32))
-    blocks = -(-filters // min(filters, room))
-    return tile_rows, tile_cols, -(-filters // blocks)
+    return TILE * tile_rows, TILE * tile_cols, block, v, m
 
 
 @njit(cache=True, nogil=True)
@@ -142,14 +105,13 @@ def winograd_by_filters(filters, tiles, block_channels, workers):
 
 
 @njit(cache=True, nogil=True)
-def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, band_cols, block_channels,
-                  block_filters, v, m, part, parts):
+def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, band_cols, block_channels, v, m, part,
+                  parts):
     """out (N, OH, OW) <- conv3x3(x (C, H, W) with border pads), stride 1, from transformed filters u (36, N, C)
     (any row stride: a slice of the filters), BN + activation fused. ``x`` and ``out`` may be strided views.
 
-    The workspaces hold bands of ``band_rows`` x ``band_cols`` outputs, and the results of ``block_filters``
-    filters at a time (the transformed input then holds all channels). With ``parts`` threads, each computes a
-    contiguous share of the smaller bands ``band_grid`` gives, within its slice of each workspace (``part``)."""
+    The workspaces hold bands of ``band_rows`` x ``band_cols`` outputs. With ``parts`` threads, each computes
+    a contiguous share of the smaller bands ``band_grid`` gives, within its slice of each workspace (``part``)."""
     n_out, out_h, out_w = out.shape
     channels = x.shape[0]
     tiles_w, tile_rows_all = tiles_across(out_w), tiles_across(out_h)
@@ -163,18 +125,14 @@ def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, ba
         tile_rows, cols = min(rows_b, tile_rows_all - ty0), min(cols_b, tiles_w - tx0)
         tiles = tile_rows * cols
         row0, col0 = TILE * ty0, TILE * tx0
-        band_out = out[:, :, col0:min(out_w, col0 + TILE * cols)]
-        for f_lo in range(0, n_out, block_filters):
-            f_hi = min(n_out, f_lo + block_filters)
-            m_plane = plane_stride((f_hi - f_lo) * tiles, m.size)
-            for c_lo in range(0, channels, block_channels):
-                c_hi = min(channels, c_lo + block_channels)
-                v_plane = plane_stride((c_hi - c_lo) * tiles, v.size)
-                if f_lo == 0 or block_channels < channels:  # all channels' input is transformed once a band
-                    transform_input(v, v_plane, x, pad_top, pad_left - col0, row0, tile_rows, cols, c_lo, c_hi)
-                for p in range(POSITIONS):
-                    gemm(f_hi - f_lo, tiles, c_hi - c_lo, u.ctypes.data + p * u.strides[0] + f_lo * u.strides[1]
-                         + c_lo * F32, lda, False, v.ctypes.data + p * v_plane * F32, tiles,
-                         m.ctypes.data + p * m_plane * F32, tiles, 0.0 if c_lo == 0 else 1.0)
-            transform_output(band_out[f_lo:f_hi], m, m_plane, mult[f_lo:f_hi], offset[f_lo:f_hi], act, row0,
-                             min(TILE * tile_rows, out_h - row0), cols)
+        m_plane = plane_stride(n_out * tiles, m.size)
+        for c_lo in range(0, channels, block_channels):
+            c_hi = min(channels, c_lo + block_channels)
+            v_plane = plane_stride((c_hi - c_lo) * tiles, v.size)
+            transform_input(v, v_plane, x, pad_top, pad_left - col0, row0, tile_rows, cols, c_lo, c_hi)
+            for p in range(POSITIONS):
+                gemm(n_out, tiles, c_hi - c_lo, u.ctypes.data + p * u.strides[0] + c_lo * F32, lda, False,
+                     v.ctypes.data + p * v_plane * F32, tiles, m.ctypes.data + p * m_plane * F32, tiles,
+                     0.0 if c_lo == 0 else 1.0)
+        transform_output(out[:, :, col0:min(out_w, col0 + TILE * cols)], m, m_plane, mult, offset, act, row0,
+                         min(TILE * tile_rows, out_h - row0), cols)

@@ -104,7 +104,7 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
         direct.thin_tile(out[:, :5, :5], x[:3], 1, 1, w2t[:27].T, m, o, 1, 2, False, True, 1, 2)  # strided, adds
         elementwise.shortcut(out[:4, 1:5, 1:5], x[:, :4, :4], big[:4, 2:6, 2:6], 1)  # regions of three maps
         elementwise.upsample(out[:4, :5, :5], x[:, :3, :3], 2, f32(1), 1, 1)
-        winograd.winograd_tile(out, x, 1, 1, u, m, o, 1, 4, 8, 2, 3, v, mm, 0, 1)  # 2 bands, 2 blocks of each
+        winograd.winograd_tile(out, x, 1, 1, u, m, o, 1, 4, 8, 2, v, mm, 0, 1)  # 3 tile rows in 2 bands, 2 blocks
 
 args = (x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, reg_in, reg_out, u, v, mm)
 drive(1, *args)

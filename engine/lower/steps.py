@@ -12,11 +12,10 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 INPUT_STEP, LOAD_STEP, L_BN, L_C_IN, L_C_OUT, L_GROUPS, L_IN_W, L_KIND, L_OUT_W,
                                 L_PART, L_SIZE, L_SRC2, L_STRIDE, L_WINOGRAD, MAXPOOL_STEP, SCRATCH_BUFFER,
                                 SHORTCUT_STEP, STRIP_BUFFER, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_C0, S_C1, S_CHANNELS,
-                                S_DC0, S_DST, S_DX0, S_DY0, S_FILTER_BLOCK, S_KIND, S_LAYER, S_MACS, S_METHOD,
-                                S_PAD_LEFT, S_PAD_TOP, S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE,
-                                S_WEIGHTS, TILE_CONV, TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE,
-                                UPSAMPLE_STEP, WEIGHTS_BUFFER, WINOGRAD_HELD, WINOGRAD_RUN, is_direct, vector_floats,
-                                winograd_gains)
+                                S_DC0, S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD, S_PAD_LEFT, S_PAD_TOP,
+                                S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS, TILE_CONV,
+                                TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP, WEIGHTS_BUFFER,
+                                WINOGRAD_HELD, WINOGRAD_RUN, is_direct, vector_floats, winograd_gains)
 from kernels.conv import workspace_sizes
 from kernels.winograd import winograd_sizes
 
@@ -193,8 +192,7 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
         if chain[j, L_WINOGRAD] and w < 0 and bands == 1:  # Winograd where this step's bands hold enough tiles
             row[S_METHOD] = WINOGRAD_HELD
             if winograd_gains(c1 - c0, c_out, oh, ow, budget):
-                rows, band_cols, block, filter_block, cols, acc = winograd_sizes(c1 - c0, c_out, oh, ow, budget)
-                row[S_BAND_COLS], row[S_FILTER_BLOCK] = band_cols, filter_block
+                rows, row[S_BAND_COLS], block, cols, acc = winograd_sizes(c1 - c0, c_out, oh, ow, budget)
                 row[S_METHOD] = WINOGRAD_RUN
         if is_direct(chain, j):
             row[S_METHOD], cols, acc = DIRECT_RUN, 0, 0

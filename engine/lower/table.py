@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.winograd import MIN_BLOCK, MIN_TILES, band_tiles, winograd_sizes
+from kernels.winograd import band_tiles, winograd_sizes
 from yolo.network import Conv, MaxPool, Network, Route, Shortcut, Upsample
 
 # --- the layer table: one row per network layer ------------------------------------------------------
@@ -52,14 +52,16 @@ def layer_table(network: Network) -> np.ndarray:
 GEMM_RUN, WINOGRAD_RUN, WINOGRAD_HELD, DIRECT_RUN = 0, 1, 2, 3  # S_METHOD values
 THIN_CHANNELS = 4  # at most this many input channels: a 3x3 conv runs directly (``kernels.direct.thin_tile``)
 WINOGRAD_MIN_CHANNELS = 8  # fewer input channels make each of the 36 GEMMs too thin to gain
+WINOGRAD_MIN_TILES = 12    # 4x4 tiles per band: below, the 36 GEMMs ran no faster than one
+WINOGRAD_MIN_BLOCK = 16    # channels per block (or all): a band too large for the budget leaves fewer, and
+# its GEMMs as thin (yolov2's 208-wide layer at 512 KiB: one channel, 2.2x the time of F(2x2, 3x3))
 
 
 def winograd_layer(layer, budget_bytes: int) -> bool:
     """Whether a conv may run by Winograd's F(4x4, 3x3) (where its weights are resident): 3x3, stride 1, one
     group, enough input channels, and bands of the whole map wide enough under the workspace budget. On
-    yolov2-416 at 1 MiB that is the 208- to 52-wide layers, and yolov2-tiny's 26-wide one of 256 filters; the
-    wider-channelled 26- and 13-wide ones, whose weights (4x as many once transformed) are most of the
-    network's and would be read again for every band, stay on the GEMM."""
+    yolov2-416 at 1 MiB that is the 208- to 52-wide layers; the 26- and 13-wide ones, whose 36 GEMMs would
+    be thin, and whose weights (4x as many once transformed) are most of the network's, stay on the GEMM."""
     if not isinstance(layer, Conv) or (layer.size, layer.stride, layer.groups) != (3, 1, 1):
         return False
     channels, out_h, out_w = layer.in_shape[0], layer.out_shape[1], layer.out_shape[2]
@@ -71,14 +73,14 @@ def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
     """Whether a conv output region's Winograd bands hold enough tiles and channels under the budget (the
     lowering asks it of each step of a ``winograd_layer``, which asks it of the whole map)."""
     rows, cols, block = winograd_sizes(channels, filters, out_h, out_w, budget_bytes)[:3]
-    return band_tiles(rows, cols, out_h, out_w) >= MIN_TILES and block >= min(channels, MIN_BLOCK)
+    return band_tiles(rows, cols, out_h, out_w) >= WINOGRAD_MIN_TILES and block >= min(channels, WINOGRAD_MIN_BLOCK)
 
 
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
- S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD, S_BAND_COLS, S_FILTER_BLOCK) = range(31)
-STEP_COLUMNS = 31
+ S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD, S_BAND_COLS) = range(30)
+STEP_COLUMNS = 30
 # S_KIND codes
 (INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP, SHORTCUT_STEP, SCALE_STEP,
  UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP) = range(12)
@@ -88,9 +90,8 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # multiplies into the output's rows, which lie end to end there).
 # S_METHOD: how a conv step computes. GEMM_RUN: im2col bands times the filters (0 for every other step);
 # WINOGRAD_RUN: Winograd's F(4x4, 3x3) (its scratch buffers then hold transformed input and the 36 GEMMs'
-# results, S_BAND_ROWS, S_BAND_COLS, S_BLOCK and S_FILTER_BLOCK as ``winograd_sizes`` gives them);
-# WINOGRAD_HELD: the GEMM, though its layer's filters are held transformed (as well as plain) because other
-# steps' bands hold enough tiles;
+# results, S_BAND_ROWS, S_BAND_COLS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM,
+# though its layer's filters are held transformed (as well as plain) because other steps' bands hold enough tiles;
 # DIRECT_RUN: directly, without a workspace (a depthwise conv, or a thin one: ``is_direct``).
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way); a copy with

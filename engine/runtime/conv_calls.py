@@ -56,20 +56,19 @@ def grouped_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offse
     return tuple(partial(share, part) for part in range(parts))
 
 
-def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, band_cols, block, block_filters, v, m,
-                   threads: int) -> tuple:
+def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, band_cols, block, v, m, threads: int) -> tuple:
     """A Winograd step's calls: its filters shared between the threads (``winograd_by_filters``; each thread
-    transforms its own copy of the input within its slice of the workspaces), else its bands."""
+    transforms its own copy of the input within its slice of the workspace), else its bands."""
     filters, rows, width = out.shape
     tiles = band_tiles(band_rows, band_cols, rows, width)
     if winograd_by_filters(filters, tiles, block, threads):
-        share, v_room, m_room = -(-filters // threads), v.size // threads, m.size // threads
+        share, room = -(-filters // threads), v.size // threads
         cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
-        held = max(1, m_room // (POSITIONS * tiles))  # filters whose results a share's slice holds
+        spare = (m.size - POSITIONS * filters * tiles) // len(cuts)  # each share's part of the planes' slack
         return tuple(partial(winograd_tile, out[a:b], x, top, left, u[:, a:b], mult[a:b], offset[a:b], act, band_rows,
-                             band_cols, block // threads, min(b - a, held), v[t * v_room:(t + 1) * v_room],
-                             m[t * m_room:(t + 1) * m_room], 0, 1)
+                             band_cols, block // threads, v[t * room:(t + 1) * room],
+                             m[POSITIONS * a * tiles + t * spare:POSITIONS * b * tiles + (t + 1) * spare], 0, 1)
                      for t, (a, b) in enumerate(cuts))
     parts = winograd_parts(band_rows, band_cols, rows, width, threads)
-    return tuple(partial(winograd_tile, out, x, top, left, u, mult, offset, act, band_rows, band_cols, block,
-                         block_filters, v, m, part, parts) for part in range(parts))
+    return tuple(partial(winograd_tile, out, x, top, left, u, mult, offset, act, band_rows, band_cols, block, v, m,
+                         part, parts) for part in range(parts))

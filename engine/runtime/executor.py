@@ -19,8 +19,8 @@ from engine.lower.program import Program, build_program
 from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, S_METHOD, DIRECT_RUN, WINOGRAD_HELD, WINOGRAD_RUN,
                                 B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND,
-                                S_FILTER_BLOCK, S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2,
-                                SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_S2X0, S_S2Y0)
+                                S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP,
+                                SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_S2X0, S_S2Y0)
 from engine.memory.planner import Layout, plan_layout
 from engine.runtime.arena import Arena, Event
 from engine.runtime.reference import HeadResults
@@ -241,7 +241,7 @@ class FusedExecutor:
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
             if row[S_METHOD] == WINOGRAD_RUN:
                 return winograd_calls(out, x, top, left, self.weights[layer].transformed, mult, offset, act, band_rows,
-                                      band_cols, block, int(row[S_FILTER_BLOCK]), cols, acc, self.threads)
+                                      band_cols, block, cols, acc, self.threads)
             if row[S_METHOD] == DIRECT_RUN:
                 return direct_calls(spec, out, x if spec.groups > 1 else x[f0:f1], top, left,
                                     w2d.T if channel_major else w2d, mult, offset, act, first, last, self.threads)

@@ -9,14 +9,13 @@ from kernels.conv import by_filters
 from kernels.winograd import band_grid, winograd_by_filters
 from kernels.winograd_transforms import POSITIONS, tiles_across
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
-                                S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_FILTER_BLOCK, S_KIND,
-                                S_LAYER, S_MACS,
+                                S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS,
                                 S_METHOD, DIRECT_RUN, WINOGRAD_RUN)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed",
             "thin_macs", "packed_whole", "transform_rows", "thin_rows", "pooled_rows")
-FEATURES_VERSION = 29  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 28  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
@@ -33,13 +32,13 @@ def step_features(steps, layers, workers, out):
             out[s, 18] = layers[row[S_LAYER], L_C_OUT] * c * oh  # rows of windows summed: narrow tiles, more
             out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
             out[s, 5] = 1
-        elif kind == CONV_STEP and row[S_METHOD] == WINOGRAD_RUN:  # 36 GEMMs per band and block, two transforms
+        elif kind == CONV_STEP and row[S_METHOD] == WINOGRAD_RUN:  # 36 GEMMs per band and channel block, two transforms
             filters, tile_rows = layers[row[S_LAYER], L_C_OUT], tiles_across(oh)
             tiles = tile_rows * tiles_across(ow)
             rows_b, cols_b, across, bands = band_grid(row[S_BAND_ROWS], row[S_BAND_COLS], oh, ow, 1)
             per_band = rows_b * cols_b  # tiles of a band
             runs = tile_rows * across  # runs of tiles along a tile row, one per band side by side
-            out[s, 1] = POSITIONS * bands * -(-c // row[S_BLOCK]) * -(-filters // row[S_FILTER_BLOCK])
+            out[s, 1] = POSITIONS * bands * -(-c // row[S_BLOCK])
             out[s, 2] = POSITIONS * filters * c * bands
             out[s, 13] = POSITIONS * filters * c * tiles
             out[s, 14] = POSITIONS * (c + filters) * tiles
