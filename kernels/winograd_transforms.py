@@ -3,8 +3,9 @@ the filters' G g G^T (once, when weights are prepared), each band's input patche
 sums' A^T m A back into output rows, with the epilogue. The interpolation points are 0, 1, -1, 2, -2 and
 infinity: the smallest that give F(4x4, 3x3), whose float32 rounding stays within the reference's tolerance.
 
-The input and output transforms each run as loops over many tiles at once, which vectorize: they then cost
-about as much as F(2x2, 3x3)'s, which handle fewer values per tile. Input outside ``x`` reads as zero (the
+The input transform runs as loops over many tiles at once, the output transform over many tiles' or
+filters' sums at once, which vectorize: they then cost about as much as F(2x2, 3x3)'s, which handle fewer
+values per tile. Input outside ``x`` reads as zero (the
 padding); tiles past an edge compute rows or columns that are not stored. Nothing here allocates.
 """
 from __future__ import annotations
@@ -22,19 +23,19 @@ TWO, FOUR, FIVE, EIGHT = (np.float32(k) for k in (2, 4, 5, 8))  # the transforms
 
 
 def transform_filters(weights: np.ndarray) -> np.ndarray:
-    """U = G g G^T of every (filter, channel) 3x3 kernel: (36, N, C) float32, position major, so that each
-    position's (N, C) matrix is one GEMM operand. Made in float64 a few filters at a time, so that the
+    """U = G g G^T of every (filter, channel) 3x3 kernel: (36, C, N) float32, position major, so that each
+    position's (C, N) matrix is one GEMM operand. Made in float64 a few filters at a time, so that the
     temporaries stay small beside U (whole, they were as large as U: 150 MB more at the peak for yolov2's
     13-wide layers)."""
     g = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
                   [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
     filters, channels = weights.shape[:2]
-    u = np.empty((PATCH, PATCH, filters, channels), np.float32)
+    u = np.empty((PATCH, PATCH, channels, filters), np.float32)
     step = max(1, (1 << 19) // max(1, channels * 9))  # about 4 MiB of float64 filters at a time
     for a in range(0, filters, step):
-        u[:, :, a:a + step] = np.einsum("ik,nckl,jl->ijnc", g, weights[a:a + step].astype(np.float64), g,
-                                        optimize=True)
-    return u.reshape(POSITIONS, filters, channels)
+        u[:, :, :, a:a + step] = np.einsum("ik,nckl,jl->ijcn", g, weights[a:a + step].astype(np.float64), g,
+                                           optimize=True)
+    return u.reshape(POSITIONS, channels, filters)
 
 
 @njit(cache=True)
@@ -140,38 +141,37 @@ def _times_a(m0, m1, m2, m3, m4, m5):
 
 @njit(cache=True, nogil=True)
 def transform_output(out, m, plane, mult, offset, act, row0, rows, tiles_w):
-    """Rows [row0, row0 + rows) of ``out`` from the GEMM results m[p * plane + n * tiles + t]: A^T m A. First
-    A^T over each column of positions, in place into its first four, for every filter's tiles in one loop;
-    then each output row from a row of those, and the epilogue."""
+    """Rows [row0, row0 + rows) of ``out`` from the GEMM results m[p * plane + t * N + n] (each position's
+    tiles x filters): A^T m A. First A^T over each column of positions, in place into its first four, for
+    every tile and filter in one loop; then each tile's row of outputs for all filters at once (a loop along
+    the filters, which lie together), and the epilogue over the rows written."""
     n_out, _, out_w = out.shape
     tile_rows = tiles_across(rows)
     tiles = tile_rows * tiles_w
-    whole = out_w // TILE  # tiles whose four columns are all stored
     step = PATCH * plane
     for q in range(PATCH):
         m0, m1, m2, m3, m4, m5 = _six(m, q * plane, step)
         for t in range(n_out * tiles):
             m0[t], m1[t], m2[t], m3[t] = _times_a(m0[t], m1[t], m2[t], m3[t], m4[t], m5[t])
+    for ty in range(tile_rows):
+        y = row0 + TILE * ty
+        for a in range(min(TILE, row0 + rows - y)):
+            for tx in range(tiles_w):
+                s0, s1, s2, s3, s4, s5 = _six(m, a * step + (ty * tiles_w + tx) * n_out, plane)
+                q = TILE * tx
+                if q + TILE <= out_w:
+                    for n in range(n_out):
+                        out[n, y + a, q], out[n, y + a, q + 1], out[n, y + a, q + 2], out[n, y + a, q + 3] = _times_a(
+                            s0[n], s1[n], s2[n], s3[n], s4[n], s5[n])
+                    continue
+                for n in range(n_out):
+                    last = _times_a(s0[n], s1[n], s2[n], s3[n], s4[n], s5[n])
+                    for e in range(out_w - q):
+                        out[n, y + a, q + e] = last[e]
     for n in range(n_out):
-        for ty in range(tile_rows):
-            y = row0 + TILE * ty
-            for a in range(min(TILE, row0 + rows - y)):
-                sums = _six(m, a * step + n * tiles + ty * tiles_w, plane)
-                if out.strides[2] == F32:
-                    _output_row(row_at(out, n, y + a), sums, whole, tiles_w, mult[n], offset[n], act)
-                else:
-                    _output_row(out[n, y + a], sums, whole, tiles_w, mult[n], offset[n], act)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _output_row(dst, sums, whole, tiles_w, m, o, act):
-    """One output row from its tiles' six planes of A^T m (m A per tile), then the epilogue."""
-    s0, s1, s2, s3, s4, s5 = sums
-    for tx in range(whole):
-        q = TILE * tx
-        dst[q], dst[q + 1], dst[q + 2], dst[q + 3] = _times_a(s0[tx], s1[tx], s2[tx], s3[tx], s4[tx], s5[tx])
-    if whole < tiles_w:
-        last = _times_a(s0[whole], s1[whole], s2[whole], s3[whole], s4[whole], s5[whole])
-        for e in range(dst.shape[0] - TILE * whole):
-            dst[TILE * whole + e] = last[e]
-    finish_row(dst, dst, 0, m, o, False, act)
+        for r in range(row0, row0 + rows):
+            if out.strides[2] == F32:
+                row = row_at(out, n, r)
+                finish_row(row, row, 0, mult[n], offset[n], False, act)
+            else:
+                finish_row(out[n, r], out[n, r], 0, mult[n], offset[n], False, act)

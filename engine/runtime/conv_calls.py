@@ -65,8 +65,8 @@ def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, band_cols
         share, room = -(-filters // threads), v.size // threads
         cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
         spare = (m.size - POSITIONS * filters * tiles) // len(cuts)  # each share's part of the planes' slack
-        return tuple(partial(winograd_tile, out[a:b], x, top, left, u[:, a:b], mult[a:b], offset[a:b], act, band_rows,
-                             band_cols, block // threads, v[t * room:(t + 1) * room],
+        return tuple(partial(winograd_tile, out[a:b], x, top, left, u[:, :, a:b], mult[a:b], offset[a:b], act,
+                             band_rows, band_cols, block // threads, v[t * room:(t + 1) * room],
                              m[POSITIONS * a * tiles + t * spare:POSITIONS * b * tiles + (t + 1) * spare], 0, 1)
                      for t, (a, b) in enumerate(cuts))
     parts = winograd_parts(band_rows, band_cols, rows, width, threads)

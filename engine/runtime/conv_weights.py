@@ -58,7 +58,7 @@ def load_weights(view: np.ndarray, source, layer: Conv, c0: int, c1: int) -> Non
 class ConvWeights:
     w2d: np.ndarray      # (N, C/g*k*k) view of the filters
     epilogue: tuple[np.ndarray, np.ndarray]  # per-channel multiplier and offset (BN and bias folded)
-    transformed: np.ndarray | None  # (36, N, C) for Winograd's steps (``transform_filters``), if the layer has any
+    transformed: np.ndarray | None  # (36, C, N) for Winograd's steps (``transform_filters``), if the layer has any
     held_bytes: int      # what this engine holds for the layer outside the arena
 
 
