@@ -15,7 +15,7 @@ ZERO = np.float32(0.0)
 def copy_channels(out, x, c0):
     """out[c0:c0+C] = x: the piece of a [route] concatenation that comes from one source, or a strip saved for
     a later tile. Each plane whose rows lie end to end on both sides is one run, else each row (contiguous
-    views, which vectorize: strided indexing ran the strips of yolov2-tiny's 14 at 11 µs a copy)."""
+    views, which vectorize: indexing the strided maps copied 2-row strips in 3.1-6.3 µs, these in 1.4-2.1)."""
     c_in, h, w = x.shape
     if out.strides[2] != F32 or x.strides[2] != F32:
         for c in range(c_in):

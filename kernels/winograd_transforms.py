@@ -5,8 +5,8 @@ infinity: the smallest that give F(4x4, 3x3), whose float32 rounding stays withi
 
 The input transform runs as loops over many tiles at once, the output transform over many tiles' or
 filters' sums at once, which vectorize: they then cost about as much as F(2x2, 3x3)'s, which handle fewer
-values per tile. Input outside ``x`` reads as zero (the
-padding); tiles past an edge compute rows or columns that are not stored. Nothing here allocates.
+values per tile. Input outside ``x`` reads as zero (the padding); tiles past an edge compute rows or
+columns that are not stored. Nothing here allocates.
 """
 from __future__ import annotations
 
