@@ -10,7 +10,7 @@ GEMM runs in BLAS, blocked over bands of tiles (whole tile rows, or runs along o
 within flat float32 workspaces (``winograd_sizes``), and a call may compute one share of the bands or, given
 slices, of the filters. Nothing here allocates.
 
-The GEMMs multiply tiles (rows) by filters (columns): OpenBLAS ran them in 0.81-0.93x the time of filters
+The GEMMs multiply tiles (rows) by filters (columns): OpenBLAS ran them in 0.81-0.94x the time of filters
 by tiles, and whole steps of yolov2's shapes took 0.83-0.94x their time on two threads (one process, in
 turns), the output transform reading each tile's results for all filters together.
 
