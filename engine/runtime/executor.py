@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, S_METHOD, DIRE
                                 S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP,
                                 SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_S2X0, S_S2Y0)
 from engine.memory.planner import Layout, plan_layout
-from engine.runtime.arena import Arena, Event
+from engine.runtime.arena import Arena, Event, events
 from engine.runtime.reference import HeadResults
 from engine.runtime.workers import crew, default_threads, single_threaded_blas
 from kernels import elementwise, layout as layout_kernels
@@ -43,12 +43,16 @@ class FusedRun(HeadResults):
     head_outputs: dict[int, np.ndarray]  # head layer -> copy of its output
     program: Program
     layout: Layout
-    events: tuple[Event, ...]        # every alloc and free the executor made
+    record: np.ndarray               # every alloc and free the executor made: (step, buffer, signed bytes) rows
     live_bytes: tuple[int, ...]      # measured live bytes per step (streamed weights included)
     weights_live_bytes: tuple[int, ...]  # of which weights buffers
     weights_read_bytes: int          # bytes the load steps read from the weights source
     resident_weights_bytes: int      # weights held outside the arena (layers whose weights are resident)
     seconds: float
+
+    @cached_property
+    def events(self) -> tuple[Event, ...]:
+        return events(self.record, self.program.buffers)
 
     @property
     def peak_bytes(self) -> int:
@@ -158,9 +162,8 @@ class FusedExecutor:
         for buffer in self.frees[-1]:
             arena.free(buffer)
         head_inputs = {i: a.copy() for i, a in self._head_inputs.items()} or {len(self.network) - 1: output}
-        return FusedRun(output, head_inputs, head_outputs, self.program, self.layout, arena.events,
-                        tuple(int(v) for v in arena.timeline),
-                        tuple(int(v) for v in arena.weights_timeline),
+        return FusedRun(output, head_inputs, head_outputs, self.program, self.layout, arena.record,
+                        tuple(arena.timeline.tolist()), tuple(arena.weights_timeline.tolist()),
                         self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds)
 
     def execute(self, picture: np.ndarray, placement: Placement, step_seconds: np.ndarray | None = None) -> None:
