@@ -12,7 +12,7 @@ from yolo.params import ConvParams
 from kernels import layout
 from kernels.elementwise import ACT_CODES
 from kernels.expf import HIGHEST, LOWEST, exp32
-from engine.lower.table import is_direct, layer_table, winograd_layer
+from engine.lower.table import is_direct, layer_table, winograd_gains, winograd_layer
 from engine.runtime.conv_calls import conv_calls, direct_calls, winograd_calls
 from kernels.winograd import LINE, POSITIONS, SHARE_TILES, SLACK, plane_stride, winograd_by_filters, winograd_sizes
 from kernels.winograd_transforms import transform_filters
@@ -434,7 +434,7 @@ def test_winograd_planes_start_on_distinct_cache_sets(plane):
 
 def test_winograd_layers_are_those_it_speeds_up():
     """3x3 stride-1 convs of one group whose bands hold enough tiles under the budget; not the first layer
-    (3 channels), not a 13-wide map at 1 MiB."""
+    (3 channels), not a 13-wide map at 1 MiB, nor filters too large once transformed at any budget."""
     spec = lambda c, n, hw, **kw: Conv(0, (-1,), (c, hw, hw), (n, hw, hw), filters=n, size=kw.get("size", 3),
                                       padding=1, activation="leaky", stride=1, groups=kw.get("groups", 1))
     assert winograd_layer(spec(32, 64, 208), 1 << 20) and winograd_layer(spec(128, 256, 52), 1 << 20)
@@ -446,3 +446,9 @@ def test_winograd_layers_are_those_it_speeds_up():
     assert winograd_layer(spec(32, 64, 208), 1 << 19)
     assert winograd_sizes(32, 64, 208, 208, 1 << 19)[:3] == (4, 104, 32)
     assert winograd_sizes(32, 64, 208, 208, 1 << 20)[:3] == (4, 208, 32)
+    # larger budgets leave bands enough tiles on 13-wide maps too, but filters whose transform (36 floats
+    # for each 9) outgrows the cache stay on the GEMM at any budget
+    big = spec(1024, 512, 13)
+    assert winograd_gains(1024, 512, 13, 13, 4 << 20) and POSITIONS * 1024 * 512 * 4 > CACHED_WEIGHTS
+    assert not winograd_layer(big, 4 << 20) and not winograd_layer(spec(256, 512, 13), 2 << 20)
+    assert winograd_layer(spec(128, 256, 26), 2 << 20)

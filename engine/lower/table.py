@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.winograd import band_tiles, winograd_sizes
+from kernels.blas import F32
+from kernels.conv import CACHED_WEIGHTS
+from kernels.winograd import POSITIONS, band_tiles, winograd_sizes
 from yolo.network import Conv, MaxPool, Network, Route, Shortcut, Upsample
 
 # --- the layer table: one row per network layer ------------------------------------------------------
@@ -59,13 +61,16 @@ WINOGRAD_MIN_BLOCK = 16    # channels per block (or all): a band too large for t
 
 def winograd_layer(layer, budget_bytes: int) -> bool:
     """Whether a conv may run by Winograd's F(4x4, 3x3) (where its weights are resident): 3x3, stride 1, one
-    group, enough input channels, and bands of the whole map wide enough under the workspace budget. On
-    yolov2-416 at 1 MiB that is the 208- to 52-wide layers; the 26- and 13-wide ones, whose 36 GEMMs would
-    be thin, and whose weights (4x as many once transformed) are most of the network's, stay on the GEMM."""
+    group, enough input channels, transformed filters (4x the bytes) that stay in the cache, and bands of the
+    whole map wide enough under the workspace budget. Filters past CACHED_WEIGHTS come from memory again for
+    every band, and hold 4x their bytes besides: yolov2-tiny's 13-wide layers, which a 2 MiB budget let
+    through, ran 1.5-2.8x the GEMM's time and held 170 MB more. On yolov2-416 at 1 MiB the 208- to 52-wide
+    layers run it; the 26- and 13-wide ones stay on the GEMM."""
     if not isinstance(layer, Conv) or (layer.size, layer.stride, layer.groups) != (3, 1, 1):
         return False
     channels, out_h, out_w = layer.in_shape[0], layer.out_shape[1], layer.out_shape[2]
-    return channels >= WINOGRAD_MIN_CHANNELS and winograd_gains(channels, layer.filters, out_h, out_w, budget_bytes)
+    return (channels >= WINOGRAD_MIN_CHANNELS and POSITIONS * channels * layer.filters * F32 <= CACHED_WEIGHTS
+            and winograd_gains(channels, layer.filters, out_h, out_w, budget_bytes))
 
 
 @njit(cache=True)
