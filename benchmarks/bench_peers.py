@@ -22,7 +22,8 @@ slowdowns compare like with like.
 The peers read the network as ONNX built from the same description (``benchmarks.onnx_graph``), except
 OpenCV, which reads the cfg and Darknet weights itself. fusetile runs: the NumPy reference, the fused
 executor layer by layer, the default plan of ``engine.run`` and the plan the search finds fastest under
-1/8 of the layer-by-layer peak (its conv workspace budget searched as well, as ``engine.run --budget`` does).
+1/8 of the layer-by-layer peak (each group's conv workspace budget searched as well, as ``engine.run
+--budget`` does).
 """
 from __future__ import annotations
 

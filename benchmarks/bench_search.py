@@ -2,8 +2,9 @@
 
     python -m benchmarks.bench_search [--count 100] [--repeats 3] [--max-grid 8]
 
-Every configuration of the sweep (random cut points, 1-4 groups, grids up to 8x8, every reuse mode)
-and every pick is measured in turns; for each budget the pick and the five fastest configurations of the
+Every configuration of the sweep (random cut points, 1-4 groups, grids up to 8x8, every reuse mode, 1 MiB
+workspaces) and every pick (each group's workspace searched, as ``engine.run --budget`` does) is measured
+in turns; for each budget the pick and the five fastest configurations of the
 sweep whose peak fits are measured again in turns, and the pick is compared with each of them turn by turn
 (the median of the per-turn ratios); the table shows the one the pick is slowest against.
 """
@@ -20,7 +21,7 @@ from engine.runtime.executor import FusedExecutor
 from yolo.params import random_params
 from engine.ir.plan import Plan
 from engine.memory.predictor import Predictor
-from engine.tune.search import Evaluator, search
+from engine.tune.search import WORKSPACES, Evaluator, search
 from yolo.cfg import load_network
 
 
@@ -33,7 +34,9 @@ def main() -> None:
     args = ap.parse_args()
     network = load_network("yolov2.cfg", 416)
     predictor = Predictor(network)
-    evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20))
+    # the picks, as ``engine.run --budget``'s, give each group its conv workspace budget; the sweep runs at 1 MiB
+    evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20),
+                          workspaces=tuple(0 if w == predictor.scratch_bytes else w for w in WORKSPACES))
     sweep = [()] + random_plans(network, args.count - 1, seed=2)
     peaks = {g: predictor.predict_peak(g) for g in sweep}
     budgets = {name: int(np.quantile(list(peaks.values()), q)) for name, q in

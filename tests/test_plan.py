@@ -21,6 +21,10 @@ def test_parse_groups_and_defaults(yolov2):
     tiny = load_network("yolov2-tiny.cfg")
     assert default_groups(tiny) == (Group(0, 5, 8, 1), Group(6, 8, 4, 1))
     assert Plan(yolov2, parse_groups("0-16:5x5")).spec == "0-16:5x5:none"
+    # a group's own conv workspace budget, in KiB
+    assert parse_groups("8-11:13x1:stream@1024,28-30:1x1:none:tile/2@256") == (
+        Group(8, 11, 13, 1, "stream", scratch_bytes=1 << 20), Group(28, 30, 1, 1, "none", "tile", 2, 1 << 18))
+    assert Plan(yolov2, parse_groups("8-11:13x1:stream@1024")).spec == "8-11:13x1:stream@1024"
 
 
 def test_reuse_modes_per_group_and_by_default(yolov2):
@@ -48,10 +52,17 @@ def test_bad_plans_say_what_is_wrong_and_what_is_valid(yolov2, spec, message):
         Plan(yolov2, parse_groups(spec))
 
 
-@pytest.mark.parametrize("text", ["0-7", "0-7:4", "a-b:1x1", "0-7:0x2"])
+@pytest.mark.parametrize("text", ["0-7", "0-7:4", "a-b:1x1", "0-7:0x2", "0-7:2x2@", "0-7:2x2@1.5"])
 def test_bad_group_syntax(text):
     with pytest.raises(PlanError, match="expected FIRST-LAST:ROWSxCOLS\\[:REUSE|at least 1x1"):
         Plan(load_network("yolov2-tiny.cfg"), parse_groups(text))
+
+
+def test_bad_workspace_says_what_is_expected():
+    with pytest.raises(PlanError, match=r"--groups '0-7:2x2@0': workspace @0: expected at least 1 KiB"):
+        parse_groups("0-7:2x2@0")
+    with pytest.raises(PlanError, match="workspace of 1000 bytes: expected whole KiB"):
+        Plan(load_network("yolov2-tiny.cfg"), (Group(0, 7, 2, 2, scratch_bytes=1000),))
 
 
 def test_bad_grid_syntax():

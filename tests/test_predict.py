@@ -34,7 +34,8 @@ def predictor(network, scratch):
 @st.composite
 def configurations(draw, network):
     """Random cut points, 1-4 groups, grids up to 8x8 (non-square), every reuse mode, weights resident, kept
-    per group or loaded per tile in bands; layers outside groups resident or streamed; retried until valid."""
+    per group or loaded per tile in bands, the plan's workspace budget or the group's own; layers outside
+    groups resident or streamed; retried until valid."""
     while True:
         n_groups = draw(st.integers(1, 4))
         cuts = sorted(draw(st.lists(st.integers(0, len(network) - 1), min_size=2 * n_groups, max_size=2 * n_groups)))
@@ -42,7 +43,8 @@ def configurations(draw, network):
         for first, last in zip(cuts[::2], cuts[1::2]):
             _, h, w = network[last].out_shape
             groups.append(Group(first, last, draw(st.integers(1, min(8, h))), draw(st.integers(1, min(8, w))),
-                                draw(st.sampled_from(REUSE_MODES)), *draw(weights_of(network, first, last))))
+                                draw(st.sampled_from(REUSE_MODES)), *draw(weights_of(network, first, last)),
+                                draw(st.sampled_from((0, 1 << 12, 1 << 16, 1 << 20)))))
         try:
             return Plan(network, tuple(groups), draw(st.sampled_from(("resident", "streamed"))),
                         draw(st.sampled_from((1 << 16, 1 << 20, 1 << 24))))

@@ -165,8 +165,9 @@ def build_parser() -> ArgumentParser:
                     help=f"how tiles share overlapping work, for groups that name no mode (default {DEFAULT_REUSE}); "
                          f"with --budget, the only mode searched (stream: exactly the network's MACs)")
     ap.add_argument("--scratch-kib", type=positive_int,
-                    help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024}; with "
-                         f"--budget SIZE, the fastest of 256, 512, 1024 and 2048)")
+                    help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024}; a group "
+                         f"may name its own, as 8-11:13x1:stream@1024; with --budget SIZE, each group's is searched "
+                         f"among 256, 512, 1024 and 2048)")
     ap.add_argument("--budget", type=budget_arg, metavar="SIZE|auto",
                     help="search the fastest configuration whose predicted peak fits SIZE (e.g. 6MB, 5MiB), run it; "
                          "with --stream-weights SIZE bounds the engine peak (activations and weights) and the weights' "

@@ -35,7 +35,8 @@ def search_plan(args, network: Network, target, workspace_searched: bool):
     """(the plan chosen, (its configuration, the budget searched, how it was chosen, the largest grid side)).
     With --stream-weights the budget bounds the engine peak, and the weights modes and bands are searched
     too (the band size of layers outside groups as well, unless --band-kib names it). With
-    ``workspace_searched`` the conv workspace budget is searched too, and ``args.scratch_kib`` set to it."""
+    ``workspace_searched`` each group's conv workspace budget is searched too (the plan names those that
+    differ from ``args.scratch_kib``, which is set to the budget of the layers outside groups)."""
     from engine.tune.costmodel import load_or_calibrate
     from engine.tune.search import (BAND_SIZES, Choice, Evaluator, search, search_streamed, search_workspaces,
                                     smallest_feasible_peak)
@@ -71,7 +72,7 @@ def search_plan(args, network: Network, target, workspace_searched: bool):
         raise PlanError(f"--budget {args.budget} B: no configuration fits; the smallest feasible predicted "
                         f"{what} is {low} B ({low / 2**20:.2f} MiB)")
     how = "the fastest predicted configuration whose predicted peak fits" + (
-        " (and conv workspace budget)" if workspace_searched else "")
+        " (and each group's conv workspace budget)" if workspace_searched else "")
     return evaluator.chosen(found[0]), (found[0], args.budget, how, side)
 
 

@@ -1,7 +1,8 @@
 """Plans: which consecutive layers are fused into groups, and each group's grid.
 
 Layers outside every group run layer by layer. A spec string reads "0-7:4x4,8-16:2x2" (inclusive
-Darknet layer indices, rows x cols).
+Darknet layer indices, rows x cols); "8-11:13x1:stream@1024" also gives the group's conv workspace budget
+in KiB.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ class Group:
     weights: str = "resident"  # one of WEIGHT_MODES
     bands: int = 1  # each conv step split into this many bands of input channels (each loaded alone in "tile"
     # mode, the band's steps accumulating into the output region)
+    scratch_bytes: int = 0  # the workspace budget of each of the group's conv steps (0: the plan's). A budget
+    # is a trade within one plan: under yolov2's tightest peaks only the 13-wide layers need a small one
+
 
     @property
     def layers(self) -> range:
@@ -40,7 +44,8 @@ class Group:
     def __str__(self) -> str:
         held = "" if self.weights == "resident" and self.bands == 1 else \
             f":{self.weights}" + (f"/{self.bands}" if self.bands > 1 else "")
-        return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}{held}"
+        workspace = f"@{self.scratch_bytes // 1024}" if self.scratch_bytes else ""
+        return f"{self.first}-{self.last}:{self.rows}x{self.cols}:{self.reuse}{held}{workspace}"
 
 
 DEFAULT_BAND_BYTES = 2 << 20  # streamed weights of a layer outside groups are read in bands of at most this
@@ -111,6 +116,8 @@ def validate(network: Network, groups: tuple[Group, ...]) -> None:
                             f"{fewest}")
         if g.reuse not in REUSE_MODES:
             raise PlanError(f"group {g}: reuse mode {g.reuse!r}: expected one of {', '.join(REUSE_MODES)}")
+        if g.scratch_bytes < 0 or g.scratch_bytes % 1024:
+            raise PlanError(f"group {g}: workspace of {g.scratch_bytes} bytes: expected whole KiB (@KIB, e.g. @512)")
         if g.rows < 1 or g.cols < 1:
             raise PlanError(f"group {g}: grid {g.rows}x{g.cols}: expected at least 1x1")
         _, h, w = network[g.last].out_shape
@@ -124,7 +131,7 @@ def fusable_spans(network: Network) -> list[str]:
     return [f"{a}-{b}" for a, b in fusion(network).spans()]
 
 
-GROUP_RE = re.compile(r"^(\d+)-(\d+):(\d+)x(\d+)(?::(\w+))?(?::(\w+)(?:/(\d+))?)?$")
+GROUP_RE = re.compile(r"^(\d+)-(\d+):(\d+)x(\d+)(?::(\w+))?(?::(\w+)(?:/(\d+))?)?(?:@(\d+))?$")
 
 
 def parse_grid(text: str, what: str = "--tiles") -> tuple[int, int]:
@@ -149,11 +156,13 @@ def parse_groups(spec: str, reuse: str = "none", weights: str = "resident") -> t
     for part in filter(None, (p.strip() for p in spec.split(","))):
         m = GROUP_RE.match(part)
         if not m:
-            raise PlanError(f"--groups {part!r}: expected FIRST-LAST:ROWSxCOLS[:REUSE[:WEIGHTS[/BANDS]]] such as "
-                            f"0-7:4x4, 0-7:4x4:stream or 30-30:1x1:none:tile/4")
+            raise PlanError(f"--groups {part!r}: expected FIRST-LAST:ROWSxCOLS[:REUSE[:WEIGHTS[/BANDS]]][@KIB] such "
+                            f"as 0-7:4x4, 0-7:4x4:stream, 30-30:1x1:none:tile/4 or 8-11:13x1:stream@1024")
         mode = check_reuse(m[5] or reuse, f"--groups {part!r}")
+        if m[8] is not None and int(m[8]) < 1:
+            raise PlanError(f"--groups {part!r}: workspace @{m[8]}: expected at least 1 KiB")
         groups.append(Group(int(m[1]), int(m[2]), int(m[3]), int(m[4]), mode, m[6] or weights,
-                            int(m[7] or 1)))
+                            int(m[7] or 1), int(m[8] or 0) * 1024))
     return tuple(groups)
 
 

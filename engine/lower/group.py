@@ -54,10 +54,10 @@ def step_lines(steps: np.ndarray, name, limit: int) -> list[str]:
 
 
 class Lowering:
-    """Lowers any group of one network under one workspace budget. Per-axis geometry depends only on the
-    group's last layer and its number of parts, so it is computed once and shared by every group ending
-    there; ``lower_into`` writes into caller-owned arrays so that a search can lower thousands of groups
-    without keeping them."""
+    """Lowers any group of one network under one workspace budget, or the group's own (``of``). Per-axis
+    geometry depends only on the group's last layer and its number of parts, so it is computed once and
+    shared by every group ending there; ``lower_into`` writes into caller-owned arrays so that a search can
+    lower thousands of groups without keeping them."""
 
     def __init__(self, network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES):
         self.network, self.scratch_bytes = network, scratch_bytes
@@ -68,6 +68,15 @@ class Lowering:
         self._grids: dict[tuple[int, int, int], tuple] = {}
         self._programs: dict[Group, GroupProgram] = {}
         self._work = (np.empty((0, STEP_COLUMNS), np.int64), np.empty((0, BUFFER_COLUMNS), np.int64))
+        self._budgets: dict[int, Lowering] = {scratch_bytes: self}
+
+    def of(self, group: Group) -> Lowering:
+        """The lowering under the group's own workspace budget, if it names one, else this one."""
+        budget = group.scratch_bytes or self.scratch_bytes
+        found = self._budgets.get(budget)
+        if found is None:
+            found = self._budgets[budget] = Lowering(self.network, budget)
+        return found
 
     def geometry(self, last: int, parts: int, axis: int):
         key = (last, parts, axis)
@@ -80,6 +89,8 @@ class Lowering:
 
     def walk_arguments(self, group: Group) -> tuple:
         """The arguments of ``lower_group`` for this group, but the output arrays."""
+        if group.scratch_bytes not in (0, self.scratch_bytes):
+            return self.of(group).walk_arguments(group)
         key = (group.last, group.rows, group.cols)
         grid = self._grids.get(key)
         if grid is None:

@@ -101,13 +101,13 @@ class Predictor:
             found = self._own_arena[group] = greedy_by_size(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST])[1]
         return found
 
-    def derived_bytes(self, index: int, bands: int) -> int:
+    def derived_bytes(self, index: int, group: Group) -> int:
         """What the executor makes of a resident conv layer's parameters and holds beside them: its filters
-        transformed for Winograd (36 floats for each 9) if it has Winograd steps, and the epilogue's two
-        vectors."""
+        transformed for Winograd (36 floats for each 9) if it has Winograd steps under its group's workspace
+        budget, and the epilogue's two vectors."""
         layer = self.network[index]
         transformed = (POSITIONS * layer.filters * layer.in_shape[0] * FLOAT_BYTES
-                       if self.lowering.table[index, L_WINOGRAD] and bands == 1 else 0)
+                       if self.lowering.of(group).table[index, L_WINOGRAD] and group.bands == 1 else 0)
         return transformed + 2 * FLOAT_BYTES * layer.filters
 
     def predict_peak(self, groups: tuple[Group, ...] | Plan) -> int:
@@ -159,9 +159,9 @@ class Predictor:
             for weights, out in ((True, peaks), (False, activations)):
                 with_source, after_source = self.own_peaks(seg, weights)
                 out.append(group_peak(int(live_maps[k]), source_bytes, source_last == k, with_source, after_source))
-        convs = [(i, seg.bands) for seg in segs if isinstance(seg, Group) and seg.weights == "resident"
+        convs = [(i, seg) for seg in segs if isinstance(seg, Group) and seg.weights == "resident"
                  for i in seg.layers if isinstance(self.network[i], Conv)]
-        derived = sum(self.derived_bytes(i, bands) for i, bands in convs)
+        derived = sum(self.derived_bytes(i, seg) for i, seg in convs)
         resident = derived + sum(conv_weights_bytes(self.network[i]) for i, _ in convs)
         return Prediction(max(peaks), self._arena_bytes(maps, segs) if arena else 0, self.weights_bytes, tuple(peaks),
                           max(activations), resident, derived)

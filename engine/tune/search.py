@@ -20,6 +20,7 @@ from numba import njit
 from engine.ir.fusion import fusion
 from engine.ir.order import orders_of, run_order
 from engine.ir.plan import REUSE_MODES, Group, Plan
+from engine.lower.group import DEFAULT_SCRATCH_BYTES
 from engine.lower.program import input_step, input_tiled, segments, whole_map_steps
 from engine.lower.table import B_BYTES, B_FIRST, B_LAST, GROUP_OWN
 from engine.lower.walk import lower_group
@@ -50,10 +51,12 @@ class Evaluator:
     """Predicted peak and latency of single groups and whole-map layers. A group's own bytes and work
     counts are read from its lowered program, which is not kept. With ``band_bytes`` the weights are
     streamed: groups take every weights mode, and layers outside groups read theirs in bands of at most
-    ``band_bytes`` (the attribute may change between searches; what depends on it is cached by it)."""
+    ``band_bytes`` (the attribute may change between searches; what depends on it is cached by it). Groups
+    take each conv workspace budget of ``workspaces`` (0: the predictor's)."""
 
-    def __init__(self, predictor: Predictor, model: CostModel, band_bytes: int | None = None):
-        self.predictor, self.model, self.band_bytes = predictor, model, band_bytes
+    def __init__(self, predictor: Predictor, model: CostModel, band_bytes: int | None = None,
+                 workspaces: tuple[int, ...] = (0,)):
+        self.predictor, self.model, self.band_bytes, self.workspaces = predictor, model, band_bytes, workspaces
         self.network = predictor.network
         self.lowering = predictor.lowering
         self._facts: dict[Group, tuple[int, int, float]] = {}
@@ -95,16 +98,18 @@ class Evaluator:
                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[Group, ...]]]:
         """Every group over layers first..last in the space, as arrays (peaks, seconds) and the groups a
         plan names for them (none for a 1x1 one-layer group, which is what runs anyway); cached."""
-        key = (first, last, tuple(grids), tuple(modes), self.band_bytes, order)
+        key = (first, last, tuple(grids), tuple(modes), self.band_bytes, order, self.workspaces)
         found = self._options.get(key)
         if found is None:
             _, h, w = self.network[last].out_shape
             held = self.weight_modes(first, last)
-            groups = [Group(first, last, r, c, m, *weights) for r, c in grids if r <= h and c <= w
-                      for m in (("none",) if (r, c) == (1, 1) else modes) for weights in held]
+            groups = [Group(first, last, r, c, m, *weights, workspace) for r, c in grids if r <= h and c <= w
+                      for m in (("none",) if (r, c) == (1, 1) else modes) for weights in held
+                      for workspace in self.workspaces]
             shown = [(g,) for g in groups]
             if first == last and fusion(self.network).alone[first]:  # 1x1: as it runs outside every group
-                groups = [g for g in groups if (g.rows, g.cols) != (1, 1)] + [self.outside(first)]
+                runs_alone = [(g.rows, g.cols, g.scratch_bytes) == (1, 1, 0) for g in groups]
+                groups = [g for g, alone in zip(groups, runs_alone) if not alone] + [self.outside(first)]
                 shown = [(g,) for g in groups[:-1]] + [()]
             figures = [self.group(g, order) for g in groups]
             found = self._options[key] = (np.array([f[0] for f in figures], np.int64),
@@ -169,7 +174,12 @@ def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=R
     order in ``orders`` (default: each the network has)."""
     found = [choice for order in orders or orders_of(evaluator.network)
              for choice in _search(evaluator, budget_bytes, grids, modes, top, order)]
-    return sorted(found, key=lambda c: (c.predicted_seconds, c.predicted_peak_bytes, len(c.groups)))[:top]
+    return sorted(found, key=lambda c: rank(c.predicted_seconds, c.predicted_peak_bytes, c.groups))[:top]
+
+
+def rank(seconds: float, peak: int, groups: tuple[Group, ...]) -> tuple:
+    """Faster first, then smaller, then fewer groups, then fewer groups with their own workspace budget."""
+    return seconds, peak, len(groups), sum(1 for g in groups if g.scratch_bytes)
 
 
 WORKSPACES = (1 << 18, 1 << 19, 1 << 20, 1 << 21)  # 256 KiB .. 2 MiB: the conv workspace budgets searched
@@ -177,18 +187,18 @@ WORKSPACES = (1 << 18, 1 << 19, 1 << 20, 1 << 21)  # 256 KiB .. 2 MiB: the conv 
 
 def search_workspaces(network, model: CostModel, budget_bytes: int, workspaces=WORKSPACES,
                       **options) -> tuple[Evaluator, list[Choice]]:
-    """``search`` under each conv workspace budget of ``workspaces``: the evaluator of the one whose fastest
-    configuration is predicted fastest, and its configurations ([] if none fits any). A smaller workspace
-    leaves room under a tight budget for larger tiles (yolov2 under 1/8 of its peak: at 1 MiB its 13-wide
-    layers 23 and 24 ran in 14 tiles each, reading their weights 14 times; at 512 KiB whole). One cost model
-    serves them all: its features count what the workspace changes (GEMM calls, weights read once per band)."""
-    best: tuple[Evaluator | None, list[Choice]] = (None, [])
-    for workspace in workspaces:
-        evaluator = Evaluator(Predictor(network, workspace), model)
-        found = search(evaluator, budget_bytes, **options)
-        if best[0] is None or found and (not best[1] or found[0].predicted_seconds < best[1][0].predicted_seconds):
-            best = (evaluator, found)
-    return best
+    """``search`` with each group under any conv workspace budget of ``workspaces``: the evaluator (its
+    predictor's budget, for layers outside groups, is 1 MiB if searched, else the first) and the
+    configurations ([] if none fits). A smaller workspace leaves room under a tight budget for larger tiles
+    (yolov2 under 1/8 of its peak: at 1 MiB its 13-wide layers 23 and 24 ran in 14 tiles each, reading their
+    weights 14 times; at 512 KiB whole), a larger one runs faster where the peak allows: with one budget for
+    the whole plan, yolov2's early groups ran at the 512 KiB those layers need (layers 8 and 10 in 7 strips
+    took 16.0 ms, against 9.2 at 1 MiB in 13). One cost model serves them all: its features count what the
+    workspace changes (GEMM calls, weights read once per band, the method)."""
+    base = DEFAULT_SCRATCH_BYTES if DEFAULT_SCRATCH_BYTES in workspaces else workspaces[0]
+    evaluator = Evaluator(Predictor(network, base), model,
+                          workspaces=tuple(0 if workspace == base else workspace for workspace in workspaces))
+    return evaluator, search(evaluator, budget_bytes, **options)
 
 
 def _search(evaluator: Evaluator, budget_bytes: int, grids, modes, top: int, order: str) -> list[Choice]:
@@ -219,7 +229,7 @@ def _search(evaluator: Evaluator, budget_bytes: int, grids, modes, top: int, ord
                 options.append((k + 1, seconds, peak, ()))
         for end, seconds, peak, shown in options:
             merged = best[end] + [(c + seconds, max(pk, peak), gs + shown) for c, pk, gs in best[k]]
-            best[end] = heapq.nsmallest(top, merged, key=lambda t: (t[0], t[1], len(t[2])))
+            best[end] = heapq.nsmallest(top, merged, key=lambda t: rank(*t))
     return [Choice(tuple(sorted(groups, key=lambda g: g.first)), seconds, peak, order)
             for seconds, peak, groups in best[n]]
 
