@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from engine.ir.order import ORDERS
-from engine.ir.plan import DEFAULT_BAND_BYTES, REUSE_MODES
+from engine.ir.plan import DEFAULT_BAND_BYTES, MAX_SCRATCH_BYTES, REUSE_MODES
 from engine.lower.group import DEFAULT_SCRATCH_BYTES
 from engine.units import parse_size
 from yolo.errors import FusetileError
@@ -134,6 +134,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_int_to(most: int, what: str):
+    """``positive_int`` of at most ``most`` (``what``: the bound in words)."""
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"{text}: expected at most {most} ({what})")
+        return value
+    return parse
+
+
+MAX_THREADS = 256  # threads a run may start: more than cores only wait for them
+
+
 def build_parser() -> ArgumentParser:
     ap = ArgumentParser(prog="python -m engine.run",
                         description="Run a Darknet detector on an image in a fraction of the memory.",
@@ -164,7 +177,7 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--reuse", metavar="|".join(REUSE_MODES),
                     help=f"how tiles share overlapping work, for groups that name no mode (default {DEFAULT_REUSE}); "
                          f"with --budget, the only mode searched (stream: exactly the network's MACs)")
-    ap.add_argument("--scratch-kib", type=positive_int,
+    ap.add_argument("--scratch-kib", type=positive_int_to(MAX_SCRATCH_BYTES // 1024, "1 TiB"),
                     help=f"workspace budget of one conv step in KiB (default {DEFAULT_SCRATCH_BYTES // 1024}; a group "
                          f"may name its own, as 8-11:13x1:stream@1024; with --budget SIZE, each group's is searched "
                          f"among 256, 512, 1024 and 2048)")
@@ -187,10 +200,10 @@ def build_parser() -> ArgumentParser:
                     help="read each conv layer's weights into the arena just before the steps that use them and "
                          "release them after: groups keep a layer's weights for their run (or per tile: "
                          "0-7:4x4:stream:tile/2), other layers read them in bands of input channels (--band-kib)")
-    ap.add_argument("--band-kib", type=positive_int, metavar="KIB",
+    ap.add_argument("--band-kib", type=positive_int_to(MAX_SCRATCH_BYTES // 1024, "1 TiB"), metavar="KIB",
                     help=f"with --stream-weights, the largest piece of weights a layer outside groups holds "
                          f"(default: searched with --budget, else {DEFAULT_BAND_BYTES // 1024})")
-    ap.add_argument("--threads", type=positive_int, metavar="N",
+    ap.add_argument("--threads", type=positive_int_to(MAX_THREADS, "threads"), metavar="N",
                     help="threads sharing each conv and maxpool step (BLAS runs single-threaded inside each share; "
                          "with --reference, BLAS's threads) (default: one per core this process may use)")
     ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",

@@ -36,7 +36,6 @@ class Group:
     scratch_bytes: int = 0  # the workspace budget of each of the group's conv steps (0: the plan's). A budget
     # is a trade within one plan: under yolov2's tightest peaks only the 13-wide layers need a small one
 
-
     @property
     def layers(self) -> range:
         return range(self.first, self.last + 1)
@@ -49,6 +48,7 @@ class Group:
 
 
 DEFAULT_BAND_BYTES = 2 << 20  # streamed weights of a layer outside groups are read in bands of at most this
+MAX_SCRATCH_BYTES = 1 << 40  # a conv workspace budget past this is a typo (and would overflow the lowering)
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,9 @@ def validate(network: Network, groups: tuple[Group, ...]) -> None:
                             f"{fewest}")
         if g.reuse not in REUSE_MODES:
             raise PlanError(f"group {g}: reuse mode {g.reuse!r}: expected one of {', '.join(REUSE_MODES)}")
-        if g.scratch_bytes < 0 or g.scratch_bytes % 1024:
-            raise PlanError(f"group {g}: workspace of {g.scratch_bytes} bytes: expected whole KiB (@KIB, e.g. @512)")
+        if not 0 <= g.scratch_bytes <= MAX_SCRATCH_BYTES or g.scratch_bytes % 1024:
+            raise PlanError(f"group {g}: workspace of {g.scratch_bytes} bytes: expected whole KiB up to 1 TiB "
+                            f"(@KIB, e.g. @512)")
         if g.rows < 1 or g.cols < 1:
             raise PlanError(f"group {g}: grid {g.rows}x{g.cols}: expected at least 1x1")
         _, h, w = network[g.last].out_shape

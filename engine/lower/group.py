@@ -89,8 +89,9 @@ class Lowering:
 
     def walk_arguments(self, group: Group) -> tuple:
         """The arguments of ``lower_group`` for this group, but the output arrays."""
-        if group.scratch_bytes not in (0, self.scratch_bytes):
-            return self.of(group).walk_arguments(group)
+        own = self.of(group)
+        if own is not self:
+            return own.walk_arguments(group)
         key = (group.last, group.rows, group.cols)
         grid = self._grids.get(key)
         if grid is None:
