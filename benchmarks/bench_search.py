@@ -21,7 +21,7 @@ from engine.runtime.executor import FusedExecutor
 from yolo.params import random_params
 from engine.ir.plan import Plan
 from engine.memory.predictor import Predictor
-from engine.tune.search import WORKSPACES, Evaluator, search
+from engine.tune.search import Evaluator, beside, search
 from yolo.cfg import load_network
 
 
@@ -35,8 +35,7 @@ def main() -> None:
     network = load_network("yolov2.cfg", 416)
     predictor = Predictor(network)
     # the picks, as ``engine.run --budget``'s, give each group its conv workspace budget; the sweep runs at 1 MiB
-    evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20),
-                          workspaces=tuple(0 if w == predictor.scratch_bytes else w for w in WORKSPACES))
+    evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20), workspaces=beside(predictor.scratch_bytes))
     sweep = [()] + random_plans(network, args.count - 1, seed=2)
     peaks = {g: predictor.predict_peak(g) for g in sweep}
     budgets = {name: int(np.quantile(list(peaks.values()), q)) for name, q in

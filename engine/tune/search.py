@@ -196,9 +196,13 @@ def search_workspaces(network, model: CostModel, budget_bytes: int, workspaces=W
     took 16.0 ms, against 9.2 at 1 MiB in 13). One cost model serves them all: its features count what the
     workspace changes (GEMM calls, weights read once per band, the method)."""
     base = DEFAULT_SCRATCH_BYTES if DEFAULT_SCRATCH_BYTES in workspaces else workspaces[0]
-    evaluator = Evaluator(Predictor(network, base), model,
-                          workspaces=tuple(0 if workspace == base else workspace for workspace in workspaces))
+    evaluator = Evaluator(Predictor(network, base), model, workspaces=beside(base, workspaces))
     return evaluator, search(evaluator, budget_bytes, **options)
+
+
+def beside(base: int, workspaces=WORKSPACES) -> tuple[int, ...]:
+    """``workspaces`` as an Evaluator's groups name them beside a predictor under ``base``: that one as 0."""
+    return tuple(0 if workspace == base else workspace for workspace in workspaces)
 
 
 def _search(evaluator: Evaluator, budget_bytes: int, grids, modes, top: int, order: str) -> list[Choice]:
