@@ -59,6 +59,7 @@ BAD = [  # (arguments, what the one line must say); files are named relative to 
     (["yolov2-tiny.cfg", "--size", "64", "--scratch-kib", "9" * 20], "expected at most 1073741824 (1 TiB)"),
     (["yolov2-tiny.cfg", "--size", "64", "--band-kib", "9" * 20], "expected at most 1073741824 (1 TiB)"),
     (["yolov2-tiny.cfg", "--size", "64", "--threads", "100000"], "expected at most 256 (threads)"),
+    (["yolov2-tiny.cfg", "--size", "64", "--repeat", "1000000000"], "expected at most 100000"),
     (["yolov2-tiny.cfg", "--size", "64", "--budget", "1MB", "--max-grid", "416"], "expected at most 32"),
     (["yolov2-tiny.cfg", "--size", "64", "--device", ""], "--device '': expected a device name"),
     (["yolov2-tiny.cfg", "--size", "64", "--device-memory", "1GB"], "--device-memory needs --device"),

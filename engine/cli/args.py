@@ -145,6 +145,7 @@ def positive_int_to(most: int, what: str):
 
 
 MAX_THREADS = 256  # threads a run may start: more than cores only wait for them
+MAX_REPEAT = 100_000  # --repeat: every latency is kept and reported
 MAX_GRID = 32  # --max-grid: the search weighs about N^2 grids per span (yolov2 at 32: 189 s, 654 MB)
 
 
@@ -208,7 +209,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--threads", type=positive_int_to(MAX_THREADS, "threads"), metavar="N",
                     help="threads sharing each conv and maxpool step (BLAS runs single-threaded inside each share; "
                          "with --reference, BLAS's threads) (default: one per core this process may use)")
-    ap.add_argument("--repeat", type=positive_int, default=1, metavar="N",
+    ap.add_argument("--repeat", type=positive_int_to(MAX_REPEAT, "runs, each listed in latencies_s"), default=1,
+                    metavar="N",
                     help="time N runs after the warm-up; latency_s is their median, latencies_s all N (default 1)")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress lines on stderr (by default long work says what it does every few seconds)")
