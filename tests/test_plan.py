@@ -74,7 +74,8 @@ def test_bad_grid_syntax():
 @pytest.mark.parametrize("cfg, kept", [("yolov2.cfg", "0-7:8x1:stream"),
                                        ("yolov2-tiny.cfg", "0-5:8x1:stream,6-7:2x1:stream"),
                                        ("MobileNetV2-YOLOv3-Nano-coco.cfg",
-                                        "0-5:4x1:stream,6-8:4x1:stream,10-11:2x1:stream")])
+                                        "0-5:4x1:stream,6-8:4x1:stream,10-11:2x1:stream"),
+                                       ("yoloface-500k.cfg", "")])  # no fusion lowers its peak
 def test_default_plan_keeps_only_the_fusion_that_lowers_the_peak(cfg, kept):
     network = load_network(cfg)
     predictor = Predictor(network)

@@ -123,7 +123,7 @@ class Predictor:
         peak, groups = self.predict_peak(plan), plan.groups
         for i in reversed(range(len(groups))):
             fewer = replace(plan, groups=groups[:i] + groups[i + 1:])
-            if fewer.groups and self.predict_peak(fewer) <= peak:
+            if self.predict_peak(fewer) <= peak:
                 groups = fewer.groups
         for i in reversed(range(len(groups))):
             for field in ("last", "rows", "cols"):
