@@ -28,7 +28,7 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     report = json.loads(out)
     assert set(report) >= {"config", "detections", "latency_s", "memory", "macs"}
     assert report["config"]["size"] == [160, 160] and report["config"]["mode"] == "fused"
-    held = {"weights": "resident", "bands": 1}
+    held = {"weights": "resident", "bands": 1, "scratch_bytes": 0}
     # at 160 the default's second group (6-8) lowers no peak, nor its first group's last layer (the pool 5)
     assert report["config"]["groups"] == [{"layers": [0, 4], "grid": [8, 1], "reuse": "stream"} | held]
     assert report["config"]["stream_weights"] is False and report["config"]["band_bytes"] is None
@@ -127,13 +127,25 @@ def test_subprocess_exit_status_and_clean_stdout(tmp_path):
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_a_groups_own_workspace_is_reported(tmp_path, capsys):
+    """The text names each group as --groups does (its weights mode and workspace included); the JSON gives
+    the workspace in bytes (0: the run's)."""
+    common = ["yolov2-tiny.cfg", "--size", "64", "--quiet", "--out", str(tmp_path / "p.png"), "--groups",
+              "0-5:2x2:stream@64,6-8:2x1:stream:tile/2"]
+    status, out, _ = run_cli(capsys, *common)
+    assert status == 0 and "groups 0-5:2x2:stream@64, 6-8:2x1:stream:tile/2)" in out
+    report = json.loads(run_cli(capsys, *common, "--json")[1])
+    assert [g["scratch_bytes"] for g in report["config"]["groups"]] == [64 << 10, 0]
+    assert [g["scratch_bytes"] for g in report["memory"]["groups"]] == [64 << 10, 0]
+
+
 def test_tiles_and_reference_modes_agree(tmp_path, capsys):
     common = ["yolov2-tiny.cfg", "--size", "128", "--json", "--out", str(tmp_path / "p.png")]
     fused = json.loads(run_cli(capsys, *common, "--tiles", "3x2", "--reuse", "checkerboard",
                                "--save-output", str(tmp_path / "f.npy"))[1])
     ref = json.loads(run_cli(capsys, *common, "--reference", "--save-output", str(tmp_path / "r.npy"))[1])
     assert fused["config"]["groups"] == [{"layers": [0, 8], "grid": [3, 2], "reuse": "checkerboard", "weights": "resident",
-                                         "bands": 1}]
+                                         "bands": 1, "scratch_bytes": 0}]
     assert ref["config"]["groups"] == []
     assert ref["memory"]["measured_peak_bytes"] == ref["memory"]["layer_by_layer_peak_bytes"]
     a, b = np.load(tmp_path / "f.npy"), np.load(tmp_path / "r.npy")
@@ -198,18 +210,20 @@ def key_paths(value, prefix=""):
 FUSED_SCHEMA = {
     "config", "config.cfg", "config.size", "config.mode", "config.weights", "config.image", "config.groups",
     "config.groups[].layers", "config.groups[].grid", "config.groups[].reuse", "config.groups[].weights",
-    "config.groups[].bands", "config.scratch_bytes", "config.stream_weights", "config.band_bytes", "config.threads", "config.semantics",
+    "config.groups[].bands", "config.groups[].scratch_bytes", "config.scratch_bytes", "config.stream_weights",
+    "config.band_bytes", "config.threads", "config.semantics",
     "config.preprocess", "config.thresh", "config.order",
     "detections", "latency_s", "latencies_s", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
     "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
     "memory.engine_peak_bytes", "memory.predicted_engine_peak_bytes", "memory.weights_resident_peak_bytes",
     "memory.weights_read_bytes",
     "memory.predicted_arena_bytes", "memory.groups", "memory.groups[].layers", "memory.groups[].grid",
-    "memory.groups[].reuse", "memory.groups[].weights", "memory.groups[].bands", "memory.groups[].peak_bytes", "memory.groups[].strip_bytes_at_peak",
+    "memory.groups[].reuse", "memory.groups[].weights", "memory.groups[].bands", "memory.groups[].scratch_bytes",
+    "memory.groups[].peak_bytes", "memory.groups[].strip_bytes_at_peak",
     "memory.groups[].max_strip_bytes", "memory.runtime_baseline_bytes", "memory.predicted_process_bytes",
     "memory.measured_process_peak_bytes", "macs", "macs.network", "macs.executed", "macs.overhead", "macs.groups",
     "macs.groups[].layers", "macs.groups[].grid", "macs.groups[].reuse", "macs.groups[].weights",
-    "macs.groups[].bands", "macs.groups[].network",
+    "macs.groups[].bands", "macs.groups[].scratch_bytes", "macs.groups[].network",
     "macs.groups[].executed", "macs.groups[].overhead", "macs.groups[].per_layer", "macs.groups[].per_layer[].layer",
     "macs.groups[].per_layer[].network", "macs.groups[].per_layer[].executed", "outputs", "outputs.picture",
     "outputs.raw_output", "outputs.plots"}

@@ -11,8 +11,15 @@ from engine.memory.timeline import live_bytes
 
 
 def group_dict(group: Group) -> dict:
+    """A group as the JSON report gives it (``scratch_bytes`` 0: the run's workspace budget); ``group_of``
+    reads it back."""
     return {"layers": [group.first, group.last], "grid": [group.rows, group.cols], "reuse": group.reuse,
-            "weights": group.weights, "bands": group.bands}
+            "weights": group.weights, "bands": group.bands, "scratch_bytes": group.scratch_bytes}
+
+
+def group_of(entry: dict) -> Group:
+    return Group(*entry["layers"], *entry["grid"], entry["reuse"], entry["weights"], entry["bands"],
+                 entry["scratch_bytes"])
 
 
 def _user_groups(program: Program) -> list[tuple[int, Group]]:

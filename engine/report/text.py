@@ -1,6 +1,8 @@
 """The run's report as text for a person (the JSON's figures, in Darknet's style where it has one)."""
 from __future__ import annotations
 
+from engine.report.accounting import group_of
+
 
 def print_human(report: dict, thresh: float) -> None:
     cfg = report["config"]
@@ -15,8 +17,7 @@ def print_human(report: dict, thresh: float) -> None:
     timed = f"median of {runs} runs" if runs > 1 else "one run after a warm-up"
     print(f"latency: {report['latency_s'] * 1e3:.1f} ms, {timed} ({macs['network'] / 1e9:.2f} GMAC, "
           f"{macs['overhead']:.3f}x executed)")
-    groups = ", ".join(f"{a}-{b}:{n}x{m}:{g['reuse']}" for g in report["config"]["groups"]
-                       for (a, b), (n, m) in [(g["layers"], g["grid"])]) or "none"
+    groups = ", ".join(str(group_of(g)) for g in report["config"]["groups"]) or "none"
     groups += "" if report["config"]["order"] == "darknet" else f", {report['config']['order']}"
     print(f"peak activation memory: {mem['measured_peak_bytes'] / 2**20:.2f} MiB measured "
           f"({cfg['mode']}, groups {groups}) vs {mem['layer_by_layer_peak_bytes'] / 2**20:.2f} MiB layer by layer; "
