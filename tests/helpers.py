@@ -1,12 +1,14 @@
-"""Shared test helpers: small networks from cfg text, and weights sharpened so detections survive."""
+"""Shared test helpers: small networks from cfg text, weights sharpened so detections survive, random conv
+parameters, and calls run on threads at once."""
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import numpy as np
 
 from yolo.network import Network
-from yolo.params import Params, conv_layers, random_params
+from yolo.params import ConvParams, Params, conv_layers, random_params
 from yolo.cfg import BUNDLED_DIR, build_network, cfg_text_at_size, parse_sections
 
 
@@ -57,3 +59,20 @@ def random_stack(draw_kinds, size: int, channels: int = 3) -> Network:
         layers.append(layer)
         shape = layer.out_shape
     return Network("stack", (channels, size, size), tuple(layers))
+
+
+def run_at_once(calls) -> None:
+    """Each call on its own thread, all at once."""
+    threads = [threading.Thread(target=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def bn_params(rng, filters: int, channels: int, k: int) -> ConvParams:
+    """Random filters, biases and batch-norm vectors (a variance away from zero)."""
+    f32 = np.float32
+    return ConvParams(rng.standard_normal(filters).astype(f32), rng.standard_normal((filters, channels, k, k)).astype(f32),
+                      rng.uniform(0.5, 1.5, filters).astype(f32), rng.normal(0, 0.1, filters).astype(f32),
+                      rng.uniform(0.5, 2, filters).astype(f32))
