@@ -63,9 +63,9 @@ def winograd_layer(layer, budget_bytes: int) -> bool:
     """Whether a conv may run by Winograd's F(4x4, 3x3) (where its weights are resident): 3x3, stride 1, one
     group, enough input channels, transformed filters (4x the bytes) that stay in the cache, and bands of the
     whole map wide enough under the workspace budget. Filters past CACHED_WEIGHTS come from memory again for
-    every band, and hold 4x their bytes besides: yolov2-tiny's 13-wide layers, which a 2 MiB budget let
-    through, ran 1.5-2.8x the GEMM's time and held 170 MB more. On yolov2-416 at 1 MiB the 208- to 52-wide
-    layers run it; the 26- and 13-wide ones stay on the GEMM."""
+    every band, and hold 4x their bytes besides: yolov2-tiny's 13-wide layers, which budgets of 2 MiB and more
+    let through, ran 1.5-2.8x the GEMM's time, and at 4 MiB the network held 170 MB more. On yolov2-416 at
+    1 MiB the 208- to 52-wide layers run it; the 26- and 13-wide ones stay on the GEMM."""
     if not isinstance(layer, Conv) or (layer.size, layer.stride, layer.groups) != (3, 1, 1):
         return False
     channels, out_h, out_w = layer.in_shape[0], layer.out_shape[1], layer.out_shape[2]

@@ -37,7 +37,6 @@ class Arena:
         self._raw = np.empty(size + ALIGN, np.uint8)
         start = (-self._raw.ctypes.data) % ALIGN
         self.memory = self._raw[start:start + size]
-        self.buffers = buffers
         self.views = [self.memory[o:o + int(b)].view(np.float32).reshape(shape)
                       for o, b, shape in zip(offsets.tolist(), buffers[:, B_BYTES], shapes)]
         self._bytes = buffers[:, B_BYTES].tolist()
@@ -94,12 +93,8 @@ class Arena:
     @property
     def record(self) -> np.ndarray:
         """A copy of what was allocated and freed so far, one (step, buffer, signed bytes) row each: cheap to
-        take after every run, unlike ``events``."""
+        take after every run, unlike ``events`` of it."""
         return self._record[:self._count].copy()
-
-    @property
-    def events(self) -> tuple[Event, ...]:
-        return events(self.record, self.buffers)
 
     @property
     def peak_bytes(self) -> int:
