@@ -115,19 +115,28 @@ def winograd_tile(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, ba
     (any row stride: a slice of the filters), BN + activation fused. ``x`` and ``out`` may be strided views.
 
     The workspaces hold bands of ``band_rows`` x ``band_cols`` outputs. With ``parts`` threads, each computes
-    a contiguous share of the smaller bands ``band_grid`` gives, within its slice of each workspace (``part``)."""
+    an equal run of the tiles (row by row), within its slice of each workspace (``part``), in bands no larger
+    than the smaller ones ``band_grid`` gives: whole tile rows where they fit, else runs along one. Shares of
+    whole bands were uneven where the bands did not divide: yolov2-tiny's default plan has strips of 3 tile
+    rows at its 104-wide layer, of which one thread computed 2 and the other 1."""
     n_out, out_h, out_w = out.shape
     channels = x.shape[0]
     tiles_w, tile_rows_all = tiles_across(out_w), tiles_across(out_h)
-    rows_b, cols_b, across, bands = band_grid(band_rows, band_cols, out_h, out_w, parts)
-    share = -(-bands // parts)
+    rows_b, cols_b = band_grid(band_rows, band_cols, out_h, out_w, parts)[:2]
+    room = rows_b * cols_b  # tiles a band in this thread's slice of the workspaces holds
     v = v[part * (v.size // parts):(part + 1) * (v.size // parts)]
     m = m[part * (m.size // parts):(part + 1) * (m.size // parts)]
     ldb = u.strides[1] // F32
-    for band in range(part * share, min(bands, (part + 1) * share)):
-        ty0, tx0 = band // across * rows_b, band % across * cols_b
-        tile_rows, cols = min(rows_b, tile_rows_all - ty0), min(cols_b, tiles_w - tx0)
+    total = tiles_w * tile_rows_all
+    t, end = total * part // parts, total * (part + 1) // parts
+    while t < end:
+        ty0, tx0 = t // tiles_w, t % tiles_w
+        tile_rows = min(rows_b, (end - t) // tiles_w) if tx0 == 0 and cols_b == tiles_w else 0
+        cols = tiles_w
+        if tile_rows == 0:  # a run along one tile row: a band's, or what is left of a row
+            tile_rows, cols = 1, min(room, tiles_w - tx0, end - t)
         tiles = tile_rows * cols
+        t += tiles
         row0, col0 = TILE * ty0, TILE * tx0
         m_plane = plane_stride(n_out * tiles, m.size)
         for c_lo in range(0, channels, block_channels):

@@ -110,10 +110,16 @@ def test_a_very_wide_picture_runs(corpus, tmp_path, capsys):
 def test_signals_say_one_line_and_leave_nothing(tmp_path, sig, status, word):
     out = tmp_path / "out"
     out.mkdir()
-    child = subprocess.Popen([sys.executable, "-m", "engine.run", "yolov2.cfg", "--out", "p.png", "--save-output",
-                              "o.npy", "--plot", "plots", "--budget", "6MB", "--max-grid", "8"], cwd=out,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             env=os.environ | {"FUSETILE_CACHE": str(tmp_path / "cache")})
+    # a handler here, which exec resets to the default in the child: a suite run as a shell's background job
+    # has SIGINT ignored, which its children would inherit
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "engine.run", "yolov2.cfg", "--out", "p.png", "--save-output",
+                                  "o.npy", "--plot", "plots", "--budget", "6MB", "--max-grid", "8"], cwd=out,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 env=os.environ | {"FUSETILE_CACHE": str(tmp_path / "cache")})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     first = child.stderr.readline()  # the first progress line: the run is under way
     child.send_signal(sig)
     _, err = child.communicate(timeout=120)
