@@ -4,7 +4,10 @@ import pytest
 
 from engine.cli.planning import default_plan
 from engine.ir.plan import Group, Plan, PlanError, default_groups, parse_grid, parse_groups
+from engine.lower.program import build_program
+from engine.lower.table import CONV_STEP, S_KIND, S_LAYER, S_METHOD, WINOGRAD_RUN, winograd_layer
 from engine.memory.predictor import Predictor
+from engine.tune.search import WORKSPACES
 from yolo.cfg import load_network
 
 
@@ -80,8 +83,9 @@ def test_default_plan_keeps_only_the_fusion_that_lowers_the_peak(cfg, kept):
     network = load_network(cfg)
     predictor = Predictor(network)
     shaped = Plan(network, default_groups(network, reuse="stream"))
-    plan = default_plan(network)
+    plan = predictor.lean(shaped)
     assert plan.spec == kept
+    assert set(plan.groups) <= set(default_plan(network).groups)
     peak = predictor.predict_peak(plan)
     assert peak == predictor.predict_peak(shaped)
     for i, group in enumerate(plan.groups):  # every group kept, every layer and strip of it, pays in memory
@@ -91,3 +95,22 @@ def test_default_plan_keeps_only_the_fusion_that_lowers_the_peak(cfg, kept):
             smaller = replace(group, **{field: getattr(group, field) - 1})
             if smaller.last > smaller.first and smaller.rows * smaller.cols > 1:
                 assert predictor.predict_peak(Plan(network, others[:i] + (smaller,) + others[i:])) > peak
+
+
+def test_default_plan_gives_a_layer_the_workspace_it_needs_for_winograd_where_the_peak_has_room():
+    """yolov2-tiny's 26-wide layer 8 has bands of 7 tiles at 1 MiB, too few for Winograd: the default plan
+    runs it alone at 2 MiB, where they hold 14, at the same peak (set by the early layers). Where the peak
+    has no room (a plan tiled for 1/8 of it, at 512 KiB), or the weights are streamed, nothing changes."""
+    network = load_network("yolov2-tiny.cfg")
+    predictor = Predictor(network)
+    lean = predictor.lean(Plan(network, default_groups(network, reuse="stream")))
+    plan = default_plan(network)
+    assert plan.groups == (*lean.groups, Group(8, 8, scratch_bytes=2 << 20))
+    assert not winograd_layer(network[8], 1 << 20) and winograd_layer(network[8], 2 << 20)
+    assert predictor.predict_peak(plan) == predictor.predict_peak(lean)
+    steps = build_program(plan, 1 << 20).steps
+    assert set(steps[(steps[:, S_KIND] == CONV_STEP) & (steps[:, S_LAYER] == 8), S_METHOD]) == {WINOGRAD_RUN}
+    tight = Predictor(network, 1 << 19)
+    tiled = Plan(network, parse_groups("0-7:14x1:stream"))
+    assert tight.widen(tiled, WORKSPACES) == tiled
+    assert predictor.widen(replace(lean, weights="streamed"), WORKSPACES) == replace(lean, weights="streamed")

@@ -96,6 +96,9 @@ def default_plan(network: Network, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, r
                  weights: str = "resident", mode: str = "resident", band_bytes: int = DEFAULT_BAND_BYTES,
                  order: str = "darknet") -> Plan:
     """The plan run when no groups or tiles are named: ``default_groups``' shape, less the fusion that lowers
-    no peak (``Predictor.lean``)."""
+    no peak (``Predictor.lean``), with a larger workspace for the layers that then run Winograd, where the
+    peak leaves room for it (``Predictor.widen``)."""
+    from engine.tune.search import WORKSPACES
     plan = Plan(network, default_groups(network, None, reuse, weights), mode, band_bytes, order)
-    return Predictor(network, scratch_bytes).lean(plan)
+    predictor = Predictor(network, scratch_bytes)
+    return predictor.widen(predictor.lean(plan), WORKSPACES)
