@@ -1,11 +1,18 @@
 """The crew that shares steps between threads: every share runs once per step, in order, and a share that
-raises surfaces in the caller, which can run again afterwards."""
+raises surfaces in the caller, which can run again afterwards; runs that find the cores busy are followed by
+runs on the caller alone."""
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from engine.runtime.workers import Crew
+from engine.ir.plan import Plan, parse_groups
+from engine.runtime import executor as executor_module
+from engine.runtime.executor import ALONE_RUNS, FusedExecutor
+from engine.runtime.workers import Crew, crew
+from yolo.cfg import load_network
+from yolo.params import random_params
 
 
 def test_every_share_runs_once_and_errors_reach_the_caller():
@@ -62,9 +69,56 @@ def test_the_caller_runs_a_share_its_helper_has_not_claimed():
         crew.hand(0)
         started.wait()
         crew.hand(1)
+        stolen = crew.stolen
         crew.join(1)  # the helper is still in step 0's share
-        assert ran == {1: threading.get_ident()}
+        assert ran == {1: threading.get_ident()} and crew.stolen == stolen + 1
         crew.join(0)
-        assert ran[0] != threading.get_ident()
+        assert ran[0] != threading.get_ident() and crew.stolen == stolen + 1
     finally:
         crew.end()
+
+
+def test_after_a_run_whose_helpers_were_off_their_cores_the_caller_runs_alone_for_a_while(monkeypatch):
+    """A run in which the caller ran more than CONTENDED of the helpers' shares (as when another process has
+    their cores: here every share is counted so) is followed by ALONE_RUNS runs with every share on the
+    calling thread and the helpers asleep, with the same results; then the helpers are tried again."""
+    monkeypatch.setattr(executor_module, "IDLE_S", 1e9)  # a slow machine's pauses between runs do not count
+    network = load_network("yolov2-tiny.cfg", 96)
+    executor = FusedExecutor(Plan(network, parse_groups("0-5:4x1:stream")), random_params(network, 0), threads=2)
+    x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
+    expected = executor.run(x).head
+    assert executor.alone_runs == 0
+    team = crew(2)
+    join = team.join
+
+    def join_counting_all(i):  # the helper ran its share; counted as if the caller had
+        join(i)
+        team.stolen += 1
+    monkeypatch.setattr(team, "join", join_counting_all)
+    hands = []
+    monkeypatch.setattr(team, "hand", lambda i, hand=team.hand: (hands.append(i), hand(i))[-1])
+    np.testing.assert_array_equal(executor.run(x).head, expected)
+    assert executor.alone_runs == ALONE_RUNS and hands
+    for left in reversed(range(ALONE_RUNS)):
+        hands.clear()
+        np.testing.assert_array_equal(executor.run(x).head, expected)
+        assert executor.alone_runs == left and not hands  # no step handed to the helpers
+    hands.clear()
+    np.testing.assert_array_equal(executor.run(x).head, expected)
+    assert hands and executor.alone_runs == ALONE_RUNS  # tried again, still busy
+
+
+
+def test_a_run_after_a_pause_tries_the_helpers_again(monkeypatch):
+    """The load may have gone: a run that starts IDLE_S after the last one ended uses the helpers again."""
+    network = load_network("yolov2-tiny.cfg", 96)
+    executor = FusedExecutor(Plan(network, parse_groups("0-5:4x1:stream")), random_params(network, 0), threads=2)
+    x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
+    executor.run(x)
+    executor.alone_runs = ALONE_RUNS
+    monkeypatch.setattr(executor_module, "IDLE_S", 0.0)
+    hands = []
+    team = crew(2)
+    monkeypatch.setattr(team, "hand", lambda i, hand=team.hand: (hands.append(i), hand(i))[-1])
+    executor.run(x)
+    assert hands

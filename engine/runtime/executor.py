@@ -84,6 +84,13 @@ class FusedRun(HeadResults):
 ONE = np.float32(1)  # the picture's values are already in [0, 1]
 POOL_SPLIT = 1 << 16  # outputs from which a maxpool step splits between threads: below, handing a share to a
 # helper cost more than the share (yolov2-tiny's 52-wide pool in 14 strips: 0.46 ms split, 0.19 on one thread)
+# Another busy process on the cores: the helpers, off their core most of the time, leave the caller to run
+# most of their shares (yolov2-tiny: 32-38 of 40 split steps, against none alone), while their spinning
+# takes the caller's core from it; the caller alone ran yolov2-tiny in 49.5 ms against 55.5 with them (one
+# busy process beside, one process in turns). So a run whose caller ran more than CONTENDED of the split
+# steps' shares is followed by up to ALONE_RUNS runs on the calling thread alone, the helpers asleep; then
+# they are tried again, as they are for a run that starts IDLE_S or more after the last one ended.
+CONTENDED, ALONE_RUNS, IDLE_S = 0.5, 7, 0.05
 
 
 class FusedExecutor:
@@ -116,6 +123,8 @@ class FusedExecutor:
             self.frees[last].append(i)
         self._arena: Arena | None = None
         self._bound: list | None = None
+        self.alone_runs = 0  # runs still to make on the calling thread alone (CONTENDED)
+        self._last_run = 0.0  # when the last run ended (perf_counter)
         self._picture = np.empty((0, 0, 0), np.float32)
         self._placement = (0, 0, 0, 0)
         # the maps feeding heads are results, made once outside the arena: each head copies its input there
@@ -171,19 +180,31 @@ class FusedExecutor:
         calls and frees (the last step's buffers, which hold the result and the tensor feeding [region],
         stay live for the caller). ``step_seconds``, if given, receives each step's duration.
 
-        With several threads, a split step's first share runs here while helpers run the others, and BLAS
-        runs single-threaded inside each share."""
+        With several threads, a split step's first share runs here while helpers run the others (all of them
+        here for a while after a run that found the cores busy: CONTENDED), and BLAS runs single-threaded
+        inside each share."""
         self._picture = picture
         self._placement = (placement.width, placement.height, placement.left, placement.top)
         if self.threads == 1:
             return self._steps(step_seconds, None)
-        team = crew(self.threads)
-        with single_threaded_blas():
-            team.begin([calls[1:] for calls in self._bound])
-            try:
-                self._steps(step_seconds, team)
-            finally:
-                team.end()
+        if time.perf_counter() - self._last_run > IDLE_S:
+            self.alone_runs = 0  # the load may have changed since
+        try:
+            with single_threaded_blas():
+                if self.alone_runs:  # the cores are busy: every share runs here, and the helpers sleep
+                    self.alone_runs -= 1
+                    return self._steps(step_seconds, None)
+                team = crew(self.threads)
+                stolen = team.stolen
+                team.begin([calls[1:] for calls in self._bound])
+                try:
+                    self._steps(step_seconds, team)
+                finally:
+                    team.end()
+                if team.stolen - stolen > CONTENDED * sum(len(calls) > 1 for calls in self._bound):
+                    self.alone_runs = ALONE_RUNS
+        finally:
+            self._last_run = time.perf_counter()
 
     def _steps(self, step_seconds: np.ndarray | None, team) -> None:
         arena, last = self._arena, len(self._bound) - 1
@@ -193,12 +214,13 @@ class FusedExecutor:
             arena.begin(i)
             for buffer in self.allocs[i]:
                 arena.alloc(buffer)
-            if len(calls) > 1:
+            if len(calls) > 1 and team is not None:
                 team.hand(i)
                 calls[0]()
                 team.join(i)
             else:
-                calls[0]()
+                for call in calls:
+                    call()
             if i != last:
                 for buffer in self.frees[i]:
                     arena.free(buffer)

@@ -49,6 +49,7 @@ class Crew:
         self.helpers = helpers
         self.counters = np.zeros(SLOTS * helpers, np.int64)
         self._lock = threading.Lock()
+        self.stolen = 0  # helpers' shares the caller ran itself, since the crew began (the cores were busy)
         self._wake = [threading.Event() for _ in range(helpers)]
         self._shares: list = []
         self._errors: list = [None] * helpers
@@ -91,12 +92,13 @@ class Crew:
             post(self.counters, SLOTS * h + GO, i + 1)
 
     def join(self, i: int) -> None:
-        """The helpers' shares of step i: run here those no helper has claimed yet, wait for the others;
-        re-raise what one of them raised."""
+        """The helpers' shares of step i: run here those no helper has claimed yet (counted in ``stolen``),
+        wait for the others; re-raise what one of them raised."""
         for h, share in enumerate(self._shares[i]):
             while (outcome := await_share(self.counters, SLOTS * h + CLAIMED, SLOTS * h + DONE, i + 1, SPINS)) < 0:
                 _yield()
             if outcome:
+                self.stolen += 1
                 share()
         if any(self._errors):
             error, self._errors = next(e for e in self._errors if e is not None), [None] * self.helpers
