@@ -81,13 +81,12 @@ def test_the_caller_runs_a_share_its_helper_has_not_claimed():
 def test_after_a_run_whose_helpers_were_off_their_cores_the_caller_runs_alone_for_a_while(monkeypatch):
     """A run in which the caller ran more than CONTENDED of the helpers' shares (as when another process has
     their cores: here every share is counted so) is followed by ALONE_RUNS runs with every share on the
-    calling thread and the helpers asleep, with the same results; then the helpers are tried again."""
+    calling thread and the helpers asleep, with the same results; then the helpers are tried again. An
+    executor's first run is not judged."""
     monkeypatch.setattr(executor_module, "IDLE_S", 1e9)  # a slow machine's pauses between runs do not count
     network = load_network("yolov2-tiny.cfg", 96)
     executor = FusedExecutor(Plan(network, parse_groups("0-5:4x1:stream")), random_params(network, 0), threads=2)
     x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
-    expected = executor.run(x).head
-    assert executor.alone_runs == 0
     team = crew(2)
     join = team.join
 
@@ -97,6 +96,8 @@ def test_after_a_run_whose_helpers_were_off_their_cores_the_caller_runs_alone_fo
     monkeypatch.setattr(team, "join", join_counting_all)
     hands = []
     monkeypatch.setattr(team, "hand", lambda i, hand=team.hand: (hands.append(i), hand(i))[-1])
+    expected = executor.run(x).head
+    assert executor.alone_runs == 0  # the first run (compiling, mapping pages) is not judged
     np.testing.assert_array_equal(executor.run(x).head, expected)
     assert executor.alone_runs == ALONE_RUNS and hands
     for left in reversed(range(ALONE_RUNS)):

@@ -201,7 +201,8 @@ class FusedExecutor:
                     self._steps(step_seconds, team)
                 finally:
                     team.end()
-                if team.stolen - stolen > CONTENDED * sum(len(calls) > 1 for calls in self._bound):
+                first = not self._last_run  # compiles and maps its pages: its helpers' pace says nothing
+                if not first and team.stolen - stolen > CONTENDED * sum(len(calls) > 1 for calls in self._bound):
                     self.alone_runs = ALONE_RUNS
         finally:
             self._last_run = time.perf_counter()
