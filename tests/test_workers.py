@@ -102,11 +102,13 @@ def test_after_a_run_whose_helpers_were_off_their_cores_the_caller_runs_alone_fo
     assert executor.alone_runs == ALONE_RUNS and hands
     for left in reversed(range(ALONE_RUNS)):
         hands.clear()
-        np.testing.assert_array_equal(executor.run(x).head, expected)
-        assert executor.alone_runs == left and not hands  # no step handed to the helpers
+        run = executor.run(x)
+        np.testing.assert_array_equal(run.head, expected)
+        assert run.alone and executor.alone_runs == left and not hands  # no step handed to the helpers
     hands.clear()
-    np.testing.assert_array_equal(executor.run(x).head, expected)
-    assert hands and executor.alone_runs == ALONE_RUNS  # tried again, still busy
+    run = executor.run(x)
+    np.testing.assert_array_equal(run.head, expected)
+    assert not run.alone and hands and executor.alone_runs == ALONE_RUNS  # tried again, still busy
 
 
 

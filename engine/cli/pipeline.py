@@ -96,7 +96,7 @@ def run(args) -> dict:
 
     if not kernels_cached():
         PROGRESS.note("compiling the kernels on first use (about 20 s on 2 cores; cached for later runs) ...")
-    run, latencies = execute(args, plan, params, source, picture, placement)
+    run, latencies, alone = execute(args, plan, params, source, picture, placement)
     detections = detect_all(network, run.head_outputs, (image.shape[2], image.shape[1]), thresh, args.nms,
                             preprocess == "letterbox")
     names = class_names(network.heads[-1].classes)
@@ -116,6 +116,7 @@ def run(args) -> dict:
                        for d in detections],
         "latency_s": round(float(np.median(latencies)), 6),
         "latencies_s": [round(t, 6) for t in latencies],
+        "runs_alone": alone,  # timed runs made on one thread, the cores being busy (engine/runtime/executor.py)
         "memory": memory,
         "macs": macs,
         "outputs": {"picture": str(args.out), "raw_output": args.save_output, "plots": args.plot},
@@ -229,7 +230,7 @@ def write_plots(folder: Path, plan: Plan, run, args, outputs) -> None:
 
 def execute(args, plan: Plan, params: Params | None, source, picture: np.ndarray, placement):
     """One warm-up run (JIT cache load, page faults), then ``--repeat`` timed runs: (the last run, the
-    seconds of each). The reference makes the whole network input first; a fused run makes it region by
+    seconds of each, how many ran on one thread as the cores were busy). The reference makes the whole network input first; a fused run makes it region by
     region as its first group reads it."""
     threads = args.threads or default_threads()
     if args.reference:
@@ -244,9 +245,10 @@ def execute(args, plan: Plan, params: Params | None, source, picture: np.ndarray
         executor = FusedExecutor(plan, params, args.scratch_kib * 1024, source=source, threads=threads)
         once = lambda: executor.run(picture, placement)
     once()
-    seconds = []
+    seconds, alone = [], 0
     for k in range(args.repeat):
         run = once()
         seconds.append(run.seconds)
+        alone += not args.reference and run.alone
         PROGRESS.step("timed runs", k + 1, args.repeat)
-    return run, seconds
+    return run, seconds, alone

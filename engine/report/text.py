@@ -15,6 +15,8 @@ def print_human(report: dict, thresh: float) -> None:
     mem, macs = report["memory"], report["macs"]
     runs = len(report["latencies_s"])
     timed = f"median of {runs} runs" if runs > 1 else "one run after a warm-up"
+    if report["runs_alone"]:
+        timed += f", {report['runs_alone']} of them on one thread: the cores were busy"
     print(f"latency: {report['latency_s'] * 1e3:.1f} ms, {timed} ({macs['network'] / 1e9:.2f} GMAC, "
           f"{macs['overhead']:.3f}x executed)")
     groups = ", ".join(str(group_of(g)) for g in report["config"]["groups"]) or "none"

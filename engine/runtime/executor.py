@@ -49,6 +49,7 @@ class FusedRun(HeadResults):
     weights_read_bytes: int          # bytes the load steps read from the weights source
     resident_weights_bytes: int      # weights held outside the arena (layers whose weights are resident)
     seconds: float
+    alone: bool = False              # every share ran on the calling thread, the cores being busy (CONTENDED)
 
     @cached_property
     def events(self) -> tuple[Event, ...]:
@@ -124,6 +125,7 @@ class FusedExecutor:
         self._arena: Arena | None = None
         self._bound: list | None = None
         self.alone_runs = 0  # runs still to make on the calling thread alone (CONTENDED)
+        self.ran_alone = False  # whether the last run did
         self._last_run = 0.0  # when the last run ended (perf_counter)
         self._picture = np.empty((0, 0, 0), np.float32)
         self._placement = (0, 0, 0, 0)
@@ -173,7 +175,8 @@ class FusedExecutor:
         head_inputs = {i: a.copy() for i, a in self._head_inputs.items()} or {len(self.network) - 1: output}
         return FusedRun(output, head_inputs, head_outputs, self.program, self.layout, arena.record,
                         tuple(arena.timeline.tolist()), tuple(arena.weights_timeline.tolist()),
-                        self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds)
+                        self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds,
+                        self.ran_alone)
 
     def execute(self, picture: np.ndarray, placement: Placement, step_seconds: np.ndarray | None = None) -> None:
         """The measured part, in the arena of the last ``arena()`` call: every step's allocations, kernel
@@ -191,7 +194,8 @@ class FusedExecutor:
             self.alone_runs = 0  # the load may have changed since
         try:
             with single_threaded_blas():
-                if self.alone_runs:  # the cores are busy: every share runs here, and the helpers sleep
+                self.ran_alone = self.alone_runs > 0
+                if self.ran_alone:  # the cores are busy: every share runs here, and the helpers sleep
                     self.alone_runs -= 1
                     return self._steps(step_seconds, None)
                 team = crew(self.threads)
