@@ -28,7 +28,7 @@ def _column_pass(picture, c, row, rx, w_scale, fitted_w, divisor):
             + dx * (np.float32(picture[c, row, right]) / divisor))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fit_region(picture, divisor, fitted_w, fitted_h, left, top, y0, x0, out):
     """out[c, y, x] = the network input at (y0 + y, x0 + x): the picture (C, H, W; values divided by
     ``divisor``) resized to fitted_w x fitted_h and placed with its corner at (top, left), grey elsewhere."""
@@ -59,7 +59,7 @@ def fit_region(picture, divisor, fitted_w, fitted_h, left, top, y0, x0, out):
                 out[c, y, x] = value
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _place_region(picture, divisor, left, top, y0, x0, out):
     """``fit_region`` of a picture placed at its own size: each row a copy (divided), grey around it."""
     iw = picture.shape[2]

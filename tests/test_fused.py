@@ -109,3 +109,17 @@ def test_two_groups_cut_yolov2_peak_below_a_quarter():
     program = build_program(Plan(net, parse_groups("0-7:4x4,8-16:2x2")))
     peak = int(program_live_bytes(program.buffers, len(program.steps)).max())
     assert peak * 4 <= 27_688_960
+
+
+@pytest.mark.parametrize("groups", ["", "0-5:8x1:stream"])
+def test_a_large_picture_region_made_by_both_threads_gives_the_references_outputs(groups):
+    """A network input region of POOL_SPLIT values or more is resized from the picture by the threads
+    together, half its rows each (yolov2-tiny's whole 416x416 input layer by layer, and its strips)."""
+    from yolo.letterbox import Placement, fit
+    network = load_network("yolov2-tiny.cfg", 416)
+    picture = random_image((3, 301, 517), 4)
+    placement = Placement.of((517, 301), (416, 416), "letterbox")
+    params = random_params(network, 4)
+    ref = run_reference(network, params, fit(picture, 416, 416, placement))
+    run = run_fused(Plan(network, parse_groups(groups, "stream")), params, picture, threads=2, placement=placement)
+    assert_close(run.output, ref.output)

@@ -83,8 +83,8 @@ class FusedRun(HeadResults):
 
 
 ONE = np.float32(1)  # the picture's values are already in [0, 1]
-POOL_SPLIT = 1 << 16  # outputs from which a maxpool step splits between threads: below, handing a share to a
-# helper cost more than the share (yolov2-tiny's 52-wide pool in 14 strips: 0.46 ms split, 0.19 on one thread)
+POOL_SPLIT = 1 << 16  # outputs from which a maxpool or input step splits between threads: below, handing a share
+# to a helper cost more than the share (yolov2-tiny's 52-wide pool in 14 strips: 0.46 ms split, 0.19 on one thread)
 # Another busy process on the cores: the helpers, off their core most of the time, leave the caller to run
 # most of their shares (yolov2-tiny: 32-38 of 40 split steps, against none alone), while their spinning
 # takes the caller's core from it; the caller alone ran yolov2-tiny in 49.5 ms against 55.5 with them (one
@@ -232,6 +232,10 @@ class FusedExecutor:
             if step_seconds is not None:
                 step_seconds[i] = clock() - start
 
+    def _fit(self, y0: int, x0: int, region: np.ndarray) -> None:
+        """The network input's rows and columns from (y0, x0) into ``region``, from this run's picture."""
+        fit_region(self._picture, ONE, *self._placement, y0, x0, region)
+
     def _head(self, x: np.ndarray, dest: np.ndarray, spec, kernel, *args):
         """A head's call: its input copied out as a result first, then the head ``kernel(dest, copy, *args)``,
         which reads the copy, so that its output may lie over its input."""
@@ -252,9 +256,10 @@ class FusedExecutor:
         y0, y1, x0, x1 = (int(v) for v in row[S_DY0:S_DY0 + 4])
         dest = arena.views[dst]
         sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
-        if kind == INPUT_STEP:  # the network input's region [sy0, sy1) x [sx0, sx1), from the picture
-            region = dest[:, y0:y1, x0:x1]
-            return (lambda: fit_region(self._picture, ONE, *self._placement, sy0, sx0, region),)
+        if kind == INPUT_STEP:  # the network input's region [sy0, sy1) x [sx0, sx1), from the picture, by rows
+            parts = min(self.threads, y1 - y0) if dest[:, y0:y1, x0:x1].size >= POOL_SPLIT else 1
+            cuts = [y0 + (y1 - y0) * p // parts for p in range(parts + 1)]
+            return tuple(partial(self._fit, sy0 + a - y0, sx0, dest[:, a:b, x0:x1]) for a, b in zip(cuts, cuts[1:]))
         if kind == LOAD_STEP:
             return (partial(load_weights, dest, self.source, self.network[layer], f0, f1),)
         x = arena.views[src][:, sy0:sy1, sx0:sx1]
