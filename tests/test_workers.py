@@ -125,3 +125,25 @@ def test_a_run_after_a_pause_tries_the_helpers_again(monkeypatch):
     monkeypatch.setattr(team, "hand", lambda i, hand=team.hand: (hands.append(i), hand(i))[-1])
     executor.run(x)
     assert hands
+
+
+def test_one_helper_of_several_off_its_core_keeps_the_helpers(monkeypatch):
+    """On more cores one busy core is not contention enough: with two helpers, the caller running one of the
+    two helper shares of every step (half of them, not more) leaves the crew at work."""
+    monkeypatch.setattr(executor_module, "IDLE_S", 1e9)
+    network = load_network("yolov2-tiny.cfg", 96)
+    executor = FusedExecutor(Plan(network, parse_groups("0-5:4x1:stream")), random_params(network, 0), threads=3)
+    x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)
+    executor.run(x)
+    team = crew(3)
+    join, counted = team.join, []
+
+    def join_counting_one(i):  # as if the caller had run one helper's share of each step (on 2 cores, 3
+        stolen = team.stolen   # threads contend for real: what the caller really ran is not counted here)
+        join(i)
+        team.stolen = stolen + 1
+        counted.append(i)
+    monkeypatch.setattr(team, "join", join_counting_one)
+    executor.run(x)
+    shares = sum(len(calls) - 1 for calls in executor._bound)
+    assert counted and 2 * len(counted) <= shares and executor.alone_runs == 0

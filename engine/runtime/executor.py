@@ -88,9 +88,10 @@ POOL_SPLIT = 1 << 16  # outputs from which a maxpool or input step splits betwee
 # Another busy process on the cores: the helpers, off their core most of the time, leave the caller to run
 # most of their shares (yolov2-tiny: 32-38 of 40 split steps, against none alone), while their spinning
 # takes the caller's core from it; the caller alone ran yolov2-tiny in 49.5 ms against 55.5 with them (one
-# busy process beside, one process in turns). So a run whose caller ran more than CONTENDED of the split
-# steps' shares is followed by up to ALONE_RUNS runs on the calling thread alone, the helpers asleep; then
-# they are tried again, as they are for a run that starts IDLE_S or more after the last one ended.
+# busy process beside, one process in turns). So a run whose caller ran more than CONTENDED of the helpers'
+# shares (on more cores, one busy core leaves most of them to their helpers) is followed by up to ALONE_RUNS
+# runs on the calling thread alone, the helpers asleep; then they are tried again, as they are for a run
+# that starts IDLE_S or more after the last one ended.
 CONTENDED, ALONE_RUNS, IDLE_S = 0.5, 7, 0.05
 
 
@@ -206,7 +207,7 @@ class FusedExecutor:
                 finally:
                     team.end()
                 first = not self._last_run  # compiles and maps its pages: its helpers' pace says nothing
-                if not first and team.stolen - stolen > CONTENDED * sum(len(calls) > 1 for calls in self._bound):
+                if not first and team.stolen - stolen > CONTENDED * sum(len(calls) - 1 for calls in self._bound):
                     self.alone_runs = ALONE_RUNS
         finally:
             self._last_run = time.perf_counter()
