@@ -8,22 +8,21 @@ epilogue vectors) and are not activations.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 
 import numpy as np
 
 from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
-from engine.lower.program import Program, build_program
+from engine.lower.program import build_program
 from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, S_METHOD, DIRECT_RUN, WINOGRAD_HELD, WINOGRAD_RUN,
                                 B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND,
                                 S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP,
                                 SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_S2X0, S_S2Y0)
-from engine.memory.planner import Layout, plan_layout
-from engine.runtime.arena import Arena, Event, events
-from engine.runtime.reference import HeadResults
+from engine.memory.planner import plan_layout
+from engine.runtime.arena import Arena
+from engine.runtime.fused_run import FusedRun
 from engine.runtime.workers import crew, default_threads, single_threaded_blas
 from kernels import elementwise, layout as layout_kernels
 from kernels.elementwise import ACT_CODES
@@ -34,52 +33,6 @@ from engine.runtime.conv_calls import conv_calls, direct_calls, grouped_calls, w
 from yolo.letterbox import Placement
 from yolo.params import Params
 from yolo.sources import ParamsSource
-
-
-@dataclass(frozen=True, eq=False)
-class FusedRun(HeadResults):
-    output: np.ndarray               # copy of the last layer's output, taken after the run
-    head_inputs: dict[int, np.ndarray]   # layer -> copy of its output, for each layer feeding a head
-    head_outputs: dict[int, np.ndarray]  # head layer -> copy of its output
-    program: Program
-    layout: Layout
-    record: np.ndarray               # every alloc and free the executor made: (step, buffer, signed bytes) rows
-    live_bytes: tuple[int, ...]      # measured live bytes per step (streamed weights included)
-    weights_live_bytes: tuple[int, ...]  # of which weights buffers
-    weights_read_bytes: int          # bytes the load steps read from the weights source
-    resident_weights_bytes: int      # weights held outside the arena (layers whose weights are resident)
-    seconds: float
-    alone: bool = False              # every share ran on the calling thread, the cores being busy (CONTENDED)
-
-    @cached_property
-    def events(self) -> tuple[Event, ...]:
-        return events(self.record, self.program.buffers)
-
-    @property
-    def peak_bytes(self) -> int:
-        """Peak bytes held in the arena: activations, workspaces and streamed weights."""
-        return max(self.live_bytes)
-
-    @property
-    def activation_peak_bytes(self) -> int:
-        return max(a - w for a, w in zip(self.live_bytes, self.weights_live_bytes))
-
-    @property
-    def engine_peak_bytes(self) -> int:
-        """Everything the engine holds at its peak: the arena's live bytes and the resident weights."""
-        return self.peak_bytes + self.resident_weights_bytes
-
-    @property
-    def weights_resident_peak_bytes(self) -> int:
-        return max(self.weights_live_bytes) + self.resident_weights_bytes
-
-    @property
-    def arena_bytes(self) -> int:
-        return self.layout.size
-
-    @property
-    def macs(self) -> int:
-        return self.program.macs
 
 
 ONE = np.float32(1)  # the picture's values are already in [0, 1]
