@@ -73,6 +73,7 @@ def run_at_once(calls) -> None:
 def bn_params(rng, filters: int, channels: int, k: int) -> ConvParams:
     """Random filters, biases and batch-norm vectors (a variance away from zero)."""
     f32 = np.float32
-    return ConvParams(rng.standard_normal(filters).astype(f32), rng.standard_normal((filters, channels, k, k)).astype(f32),
+    return ConvParams(rng.standard_normal(filters).astype(f32),
+                      rng.standard_normal((filters, channels, k, k)).astype(f32),
                       rng.uniform(0.5, 1.5, filters).astype(f32), rng.normal(0, 0.1, filters).astype(f32),
                       rng.uniform(0.5, 2, filters).astype(f32))

@@ -144,8 +144,8 @@ def test_tiles_and_reference_modes_agree(tmp_path, capsys):
     fused = json.loads(run_cli(capsys, *common, "--tiles", "3x2", "--reuse", "checkerboard",
                                "--save-output", str(tmp_path / "f.npy"))[1])
     ref = json.loads(run_cli(capsys, *common, "--reference", "--save-output", str(tmp_path / "r.npy"))[1])
-    assert fused["config"]["groups"] == [{"layers": [0, 8], "grid": [3, 2], "reuse": "checkerboard", "weights": "resident",
-                                         "bands": 1, "scratch_bytes": 0}]
+    assert fused["config"]["groups"] == [{"layers": [0, 8], "grid": [3, 2], "reuse": "checkerboard",
+                                         "weights": "resident", "bands": 1, "scratch_bytes": 0}]
     assert ref["config"]["groups"] == []
     assert ref["memory"]["measured_peak_bytes"] == ref["memory"]["layer_by_layer_peak_bytes"]
     a, b = np.load(tmp_path / "f.npy"), np.load(tmp_path / "r.npy")
@@ -213,7 +213,8 @@ FUSED_SCHEMA = {
     "config.groups[].bands", "config.groups[].scratch_bytes", "config.scratch_bytes", "config.stream_weights",
     "config.band_bytes", "config.threads", "config.semantics",
     "config.preprocess", "config.thresh", "config.order",
-    "detections", "latency_s", "latencies_s", "runs_alone", "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
+    "detections", "latency_s", "latencies_s", "runs_alone",
+    "memory", "memory.layer_by_layer_peak_bytes", "memory.weights_bytes",
     "memory.counts", "memory.measured_peak_bytes", "memory.predicted_peak_bytes", "memory.arena_bytes",
     "memory.engine_peak_bytes", "memory.predicted_engine_peak_bytes", "memory.weights_resident_peak_bytes",
     "memory.weights_read_bytes",

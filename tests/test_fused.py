@@ -16,6 +16,7 @@ from yolo.params import random_params
 from engine.ir.plan import REUSE_MODES, Group, Plan, parse_groups
 from engine.runtime.reference import run_reference
 from yolo.cfg import load_network
+from yolo.letterbox import Placement, fit
 from yolo.region import detect
 from tests.helpers import random_image, sharpened_params
 from tests.strategies import stacks, weights_of
@@ -115,7 +116,6 @@ def test_two_groups_cut_yolov2_peak_below_a_quarter():
 def test_a_large_picture_region_made_by_both_threads_gives_the_references_outputs(groups):
     """A network input region of POOL_SPLIT values or more is resized from the picture by the threads
     together, half its rows each (yolov2-tiny's whole 416x416 input layer by layer, and its strips)."""
-    from yolo.letterbox import Placement, fit
     network = load_network("yolov2-tiny.cfg", 416)
     picture = random_image((3, 301, 517), 4)
     placement = Placement.of((517, 301), (416, 416), "letterbox")

@@ -190,7 +190,8 @@ def build_parser() -> ArgumentParser:
     ap.add_argument("--max-grid", type=positive_int_to(MAX_GRID, "the search's time grows with its square"),
                     default=8, metavar="N",
                     help=f"--budget searches grids up to N x N, non-square included, and strips of whole rows up to "
-                         f"8N (default 8, at most {MAX_GRID}: yolov2's search took 3.5 s at 8, 27 s at 16, 189 s at 32)")
+                         f"8N (default 8, at most {MAX_GRID}: yolov2's search took 3.5 s at 8, 27 s at 16, "
+                         f"189 s at 32)")
     ap.add_argument("--device", metavar="NAME[:FIELDS]",
                     help="model paging on a device: rpi3, rpi4-usb-ssd or zram, fields overridable as in "
                          "rpi3:fault=1ms,read=10MB/s (a model, see below)")

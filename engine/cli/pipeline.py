@@ -230,8 +230,8 @@ def write_plots(folder: Path, plan: Plan, run, args, outputs) -> None:
 
 def execute(args, plan: Plan, params: Params | None, source, picture: np.ndarray, placement):
     """One warm-up run (JIT cache load, page faults), then ``--repeat`` timed runs: (the last run, the
-    seconds of each, how many ran on one thread as the cores were busy). The reference makes the whole network input first; a fused run makes it region by
-    region as its first group reads it."""
+    seconds of each, how many ran on one thread as the cores were busy). The reference makes the whole
+    network input first; a fused run makes it region by region as its first group reads it."""
     threads = args.threads or default_threads()
     if args.reference:
         from yolo.letterbox import fit

@@ -26,7 +26,7 @@ class FusedRun(HeadResults):
     weights_read_bytes: int          # bytes the load steps read from the weights source
     resident_weights_bytes: int      # weights held outside the arena (layers whose weights are resident)
     seconds: float
-    alone: bool = False              # every share ran on the calling thread, the cores being busy (``engine.runtime.executor.CONTENDED``)
+    alone: bool = False              # every share ran on the calling thread, the cores being busy (CONTENDED)
 
     @cached_property
     def events(self) -> tuple[Event, ...]:
