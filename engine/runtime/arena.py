@@ -27,8 +27,10 @@ def events(record: np.ndarray, buffers: np.ndarray) -> tuple[Event, ...]:
 class Arena:
     """Hands out views of one buffer and records what is really allocated and freed, step by step.
 
-    The views are cut once, when the arena is made; the record lives in arrays sized before the run, so
-    bookkeeping allocates nothing while it runs.
+    The views are cut once, when the arena is made; the record lives in lists sized before the run, so
+    bookkeeping allocates nothing while it runs. A step's buffers are all allocated as it starts
+    (``enter``) and freed as it ends (``leave``), one call each: bookkeeping buffer by buffer through NumPy
+    scalars took 170 µs a run of yolov2-tiny's default plan (96 steps), 0.7% of the run.
     """
 
     def __init__(self, offsets: np.ndarray, size: int, buffers: np.ndarray, shapes: list[tuple[int, ...]],
@@ -39,63 +41,67 @@ class Arena:
         self.memory = self._raw[start:start + size]
         self.views = [self.memory[o:o + int(b)].view(np.float32).reshape(shape)
                       for o, b, shape in zip(offsets.tolist(), buffers[:, B_BYTES], shapes)]
+        n = len(buffers)
         self._bytes = buffers[:, B_BYTES].tolist()
+        self._freed = [-b for b in self._bytes]
         self._is_weights = (buffers[:, B_KIND] == WEIGHTS_BUFFER).tolist()
-        self.live = np.zeros(len(buffers), np.bool_)
-        self._record = np.zeros((2 * len(buffers), 3), np.int64)    # step, buffer id, signed bytes
+        self._none_live = [False] * n
+        self.live = list(self._none_live)
+        self._steps, self._buffers, self._signed = [0] * (2 * n), [0] * (2 * n), [0] * (2 * n)  # the record
         self._count = 0
-        self.timeline = np.zeros(steps, np.int64)                   # peak live bytes within each step
-        self.weights_timeline = np.zeros(steps, np.int64)           # of which weights (loaded at a step's start)
-        self.step = 0
+        self._zeros = [0] * steps
+        self.timeline = list(self._zeros)          # peak live bytes within each step
+        self.weights_timeline = list(self._zeros)  # of which weights (loaded at a step's start)
         self._live_bytes = 0
         self._live_weights = 0
 
     def reset(self) -> None:
         """Ready for another run in the same memory (whose pages are then already mapped)."""
-        self.live[:] = False
+        self.live[:] = self._none_live
         self._count = 0
-        self.timeline[:] = 0
-        self.weights_timeline[:] = 0
-        self.step = 0
+        self.timeline[:] = self._zeros
+        self.weights_timeline[:] = self._zeros
         self._live_bytes = 0
         self._live_weights = 0
 
-    def begin(self, step: int) -> None:
-        self.step = step
+    def enter(self, step: int, buffers: list[int]) -> None:
+        """Step ``step`` starts: ``buffers`` are allocated. Its peak is what is then live, since nothing is freed
+        before it ends."""
+        live, count = self.live, self._count
+        for buffer in buffers:
+            if live[buffer]:
+                raise RuntimeError(f"arena: buffer {buffer} is already live")
+            live[buffer] = True
+            nbytes = self._bytes[buffer]
+            self._steps[count], self._buffers[count], self._signed[count] = step, buffer, nbytes
+            count += 1
+            self._live_bytes += nbytes
+            if self._is_weights[buffer]:
+                self._live_weights += nbytes
+        self._count = count
         self.timeline[step] = self._live_bytes
         self.weights_timeline[step] = self._live_weights
 
-    def _log(self, buffer: int, nbytes: int) -> None:
-        self._record[self._count] = (self.step, buffer, nbytes)
-        self._count += 1
-
-    def alloc(self, buffer: int) -> np.ndarray:
-        if self.live[buffer]:
-            raise RuntimeError(f"arena: buffer {buffer} is already live")
-        self.live[buffer] = True
-        nbytes = self._bytes[buffer]
-        self._log(buffer, nbytes)
-        self._live_bytes += nbytes
-        if self._live_bytes > self.timeline[self.step]:
-            self.timeline[self.step] = self._live_bytes
-        if self._is_weights[buffer]:
-            self._live_weights += nbytes
-            self.weights_timeline[self.step] = self._live_weights
-        return self.views[buffer]
-
-    def free(self, buffer: int) -> None:
-        self.live[buffer] = False
-        self._log(buffer, -self._bytes[buffer])
-        self._live_bytes -= self._bytes[buffer]
-        if self._is_weights[buffer]:
-            self._live_weights -= self._bytes[buffer]
+    def leave(self, step: int, buffers: list[int]) -> None:
+        """Step ``step`` ends: ``buffers`` are freed."""
+        live, count = self.live, self._count
+        for buffer in buffers:
+            live[buffer] = False
+            freed = self._freed[buffer]
+            self._steps[count], self._buffers[count], self._signed[count] = step, buffer, freed
+            count += 1
+            self._live_bytes += freed
+            if self._is_weights[buffer]:
+                self._live_weights += freed
+        self._count = count
 
     @property
     def record(self) -> np.ndarray:
-        """A copy of what was allocated and freed so far, one (step, buffer, signed bytes) row each: cheap to
-        take after every run, unlike ``events`` of it."""
-        return self._record[:self._count].copy()
+        """What was allocated and freed so far, one (step, buffer, signed bytes) row each: cheap to take after
+        every run, unlike ``events`` of it."""
+        c = self._count
+        return np.array([self._steps[:c], self._buffers[:c], self._signed[:c]], np.int64).T.reshape(c, 3)
 
     @property
     def peak_bytes(self) -> int:
-        return int(self.timeline.max())
+        return max(self.timeline, default=0)

@@ -124,11 +124,10 @@ class FusedExecutor:
         maps = self.program.maps
         output = arena.views[self.program.output_buffer].copy()
         head_outputs = {h.index: arena.views[maps[h.index]].copy() for h in self.network.heads}
-        for buffer in self.frees[-1]:
-            arena.free(buffer)
+        arena.leave(len(self.frees) - 1, self.frees[-1])
         head_inputs = {i: a.copy() for i, a in self._head_inputs.items()} or {len(self.network) - 1: output}
         return FusedRun(output, head_inputs, head_outputs, self.program, self.layout, arena.record,
-                        tuple(arena.timeline.tolist()), tuple(arena.weights_timeline.tolist()),
+                        tuple(arena.timeline), tuple(arena.weights_timeline),
                         self.source.read_bytes if self.source is not None else 0, self.resident_bytes, seconds,
                         self.ran_alone)
 
@@ -170,9 +169,7 @@ class FusedExecutor:
         clock = time.perf_counter
         for i, calls in enumerate(self._bound):
             start = clock() if step_seconds is not None else 0.0
-            arena.begin(i)
-            for buffer in self.allocs[i]:
-                arena.alloc(buffer)
+            arena.enter(i, self.allocs[i])
             if len(calls) > 1 and team is not None:
                 team.hand(i)
                 calls[0]()
@@ -181,8 +178,7 @@ class FusedExecutor:
                 for call in calls:
                     call()
             if i != last:
-                for buffer in self.frees[i]:
-                    arena.free(buffer)
+                arena.leave(i, self.frees[i])
             if step_seconds is not None:
                 step_seconds[i] = clock() - start
 
