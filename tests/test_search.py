@@ -69,6 +69,20 @@ def test_search_finds_the_brute_force_optimum(tiny):
     assert search(evaluator, peaks[0] - 1, grids=GRIDS) == []
 
 
+def test_search_keeps_rows_whole_between_tiles_it_cannot_tell_apart(tiny):
+    """With a model that counts only what tiles in rows and in columns share (multiply-accumulates, steps), a
+    grid and its transpose cost and hold the same, and the search takes the one with fewer columns."""
+    network, _ = tiny
+    counts = ("macs", "conv_steps", "other_steps")
+    model = CostModel(tuple(1e-9 if f in counts else 0.0 for f in FEATURES))
+    evaluator = Evaluator(Predictor(network, 1 << 12), model)
+    for budget in (smallest_feasible_peak(evaluator, grids=((1, 4), (4, 1))), 1 << 30):
+        found = search(evaluator, budget, grids=((1, 4), (4, 1)), modes=("none",))
+        assert found and all(g.cols <= g.rows for g in found[0].groups)
+        flipped = tuple(Group(g.first, g.last, g.cols, g.rows, g.reuse) for g in found[0].groups)
+        assert evaluator.predicted_seconds(flipped) == found[0].predicted_seconds
+
+
 TWO_HEADS = """[net]\nwidth=16\nheight=16\nchannels=3
 [convolutional]\nfilters=6\nsize=3\nstride=1\npad=1\nactivation=leaky
 [convolutional]\nfilters=24\nsize=1\nstride=1\npad=1\nactivation=linear
