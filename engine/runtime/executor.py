@@ -39,7 +39,7 @@ ONE = np.float32(1)  # the picture's values are already in [0, 1]
 POOL_SPLIT = 1 << 14  # outputs from which a maxpool or input step splits between threads: below, handing a share
 # to a helper costs more than the share. With helpers that poll (``workers``), yolov2-tiny's default plan ran its
 # pools and input strips of 16-64K outputs split in 0.74x their time on one thread (one process, in turns),
-# 26.16 -> 25.90 ms a run; on a machine whose cores were slow to read each other's writes, 32.8 -> 31.9 ms
+# 26.16 -> 25.90 ms a run; on a machine whose cores were slow to read each other's writes, 32.8 -> 31.9 ms.
 # Another busy process on the cores: the helpers, off their core most of the time, leave the caller to run
 # most of their shares (yolov2-tiny: 32-38 of 40 split steps, against none alone), while their spinning
 # takes the caller's core from it; the caller alone ran yolov2-tiny in 49.5 ms against 55.5 with them (one

@@ -181,12 +181,13 @@ def rank(seconds: float, peak: int, groups: tuple[Group, ...]) -> tuple:
     """Faster first, then smaller, then fewer groups, then fewer tile columns, then fewer groups with their
     own workspace budget. Tiles in columns cost what the same tiles in rows cost by every count the model
     has, but every kernel runs whole rows fastest: under 1/8 of yolov2-tiny's peak, its layers 8-9 in four
-    strips ran 1.8% faster than in four columns, which the search had picked, first of the two it could
+    strips ran 1.8-2.7% faster than in four columns, which the search had picked, first of the two it could
     not tell apart (one process, in turns)."""
     return seconds, peak, len(groups), columns(groups), sum(1 for g in groups if g.scratch_bytes)
 
 
 def columns(groups: tuple[Group, ...]) -> int:
+    """The tile columns of a plan's groups."""
     return sum(g.cols for g in groups)
 
 
