@@ -22,14 +22,31 @@ from yolo.network import Network
 from engine.runtime.workers import default_threads
 from engine.tune.features import FEATURES, FEATURES_VERSION, features_of
 
-# plans timed to fit the model: layer by layer, square grids and strips of whole rows, every reuse mode
-CALIBRATION_PLANS = ("", "0-7:4x4:stream,8-16:2x2:stream", "0-7:4x4:none,8-16:2x2:checkerboard",
-                     "0-15:5x5:stream", "0-3:8x8:none,4-16:2x2:stream", "0-16:3x3:checkerboard",
-                     "0-7:8x1:stream,8-16:4x1:stream", "0-11:6x1:checkerboard,12-16:1x3:none")
+# plans timed to fit the model: layer by layer, square grids, strips of whole rows and columns, every reuse
+# mode, over the network's early span ({S}), cut into two groups after its pool at stride 8 ({A}, {B}: as
+# ``default_groups`` cuts it). Written for yolov2 with its layer numbers, the plans skipped every other
+# network's layers: yolov2-tiny's model was fitted on layer by layer and one streamed plan, and priced tiles
+# in columns as those in rows.
+CALIBRATION_PLANS = ("", "{A}:4x4:stream,{B}:2x2:stream", "{A}:4x4:none,{B}:2x2:checkerboard", "{S}:5x5:stream",
+                     "{A}:8x8:none,{B}:2x2:stream", "{S}:3x3:checkerboard", "{A}:8x1:stream,{B}:4x1:stream",
+                     "{A}:6x1:checkerboard,{B}:1x3:none")
 # plans run with their weights streamed from a channel-major store in a temporary file (band bytes), so the
 # reads (from the page cache) and the bands' extra GEMM calls are timed as well
-STREAMED_CALIBRATION_PLANS = (("", 1 << 20), ("0-7:4x4:stream:group,8-16:2x2:stream:tile/2", 4 << 20),
-                              ("0-5:3x3:none:tile,6-12:2x2:checkerboard:tile/4", 1 << 19))
+STREAMED_CALIBRATION_PLANS = (("", 1 << 20), ("{A}:4x4:stream:group,{B}:2x2:stream:tile/2", 4 << 20),
+                              ("{A}:3x3:none:tile,{B}:2x2:checkerboard:tile/4", 1 << 19))
+
+
+def calibration_plans(network: Network) -> list[tuple[str, int | None]]:
+    """The calibration plans for ``network`` (spec, and the band bytes of those that stream their weights):
+    the templates above over its early span, the groups' cut where ``default_groups`` makes it (else the
+    span's middle)."""
+    from engine.ir.plan import default_groups, default_span
+    first, last = default_span(network)
+    early = default_groups(network)
+    cut = early[0].last if len(early) > 1 and early[1].first == early[0].last + 1 else (first + last) // 2
+    spans = {"S": f"{first}-{last}", "A": f"{first}-{cut}", "B": f"{cut + 1}-{last}"}
+    return ([(spec.format(**spans), None) for spec in CALIBRATION_PLANS]
+            + [(spec.format(**spans), band) for spec, band in STREAMED_CALIBRATION_PLANS])
 
 
 @dataclass(frozen=True)
@@ -65,7 +82,7 @@ def calibrate(network: Network, scratch_bytes: int, repeats: int = 3) -> CostMod
         write_h5(Path(folder) / "weights.h5", params, network, "")
         source = h5_source(Path(folder) / "weights.h5", network)
         executors = []
-        for spec, band in [(spec, None) for spec in CALIBRATION_PLANS] + list(STREAMED_CALIBRATION_PLANS):
+        for spec, band in calibration_plans(network):
             try:
                 plan = Plan(network, parse_groups(spec), "streamed", band) if band else Plan(network, parse_groups(spec))
                 executors.append(FusedExecutor(plan, None if band else params, scratch_bytes,
