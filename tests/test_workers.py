@@ -111,7 +111,6 @@ def test_after_a_run_whose_helpers_were_off_their_cores_the_caller_runs_alone_fo
     assert not run.alone and hands and executor.alone_runs == ALONE_RUNS  # tried again, still busy
 
 
-
 def test_a_run_after_a_pause_tries_the_helpers_again(monkeypatch):
     """The load may have gone: a run that starts IDLE_S after the last one ended uses the helpers again."""
     network = load_network("yolov2-tiny.cfg", 96)

@@ -94,7 +94,7 @@ class Arena:
         """What was allocated and freed so far, one (step, buffer, signed bytes) row each: cheap to take after
         every run, unlike ``events`` of it."""
         c = self._count
-        return np.array([self._steps[:c], self._buffers[:c], self._signed[:c]], np.int64).T.reshape(c, 3)
+        return np.array([self._steps[:c], self._buffers[:c], self._signed[:c]], np.int64).T
 
     @property
     def peak_bytes(self) -> int:

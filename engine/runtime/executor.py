@@ -40,6 +40,7 @@ POOL_SPLIT = 1 << 14  # outputs from which a maxpool or input step splits betwee
 # to a helper costs more than the share. With helpers that poll (``workers``), yolov2-tiny's default plan ran its
 # pools and input strips of 16-64K outputs split in 0.74x their time on one thread (one process, in turns),
 # 26.16 -> 25.90 ms a run; on a machine whose cores were slow to read each other's writes, 32.8 -> 31.9 ms.
+
 # Another busy process on the cores: the helpers, off their core most of the time, leave the caller to run
 # most of their shares (yolov2-tiny: 32-38 of 40 split steps, against none alone), while their spinning
 # takes the caller's core from it; the caller alone ran yolov2-tiny in 49.5 ms against 55.5 with them (one
@@ -80,6 +81,7 @@ class FusedExecutor:
             self.frees[last].append(i)
         self._arena: Arena | None = None
         self._bound: list | None = None
+        self._helper_shares = 0
         self.alone_runs = 0  # runs still to make on the calling thread alone (CONTENDED)
         self.ran_alone = False  # whether the last run did
         self._last_run = 0.0  # when the last run ended (perf_counter)
@@ -101,6 +103,7 @@ class FusedExecutor:
         if self._arena is None:
             self._arena = self.new_arena()
             self._bound = [self._bind(self._arena, row) for row in self.program.steps]
+            self._helper_shares = sum(len(calls) - 1 for calls in self._bound)  # a run's shares for helpers
         else:
             self._arena.reset()
         return self._arena
@@ -161,7 +164,7 @@ class FusedExecutor:
                 finally:
                     team.end()
                 first = not self._last_run  # compiles and maps its pages: its helpers' pace says nothing
-                if not first and team.stolen - stolen > CONTENDED * sum(len(calls) - 1 for calls in self._bound):
+                if not first and team.stolen - stolen > CONTENDED * self._helper_shares:
                     self.alone_runs = ALONE_RUNS
         finally:
             self._last_run = time.perf_counter()
