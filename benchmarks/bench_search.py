@@ -1,6 +1,7 @@
-"""The search's pick against a measured sweep on yolov2-416, at three budgets (tight, medium, loose).
+"""The search's pick against a measured sweep (yolov2-416 unless ``--cfg`` names another network), at
+three budgets (tight, medium, loose).
 
-    python -m benchmarks.bench_search [--count 100] [--repeats 3] [--max-grid 8]
+    python -m benchmarks.bench_search [--cfg yolov2.cfg] [--count 100] [--repeats 3] [--max-grid 8]
 
 Every configuration of the sweep (random cut points, 1-4 groups, grids up to 8x8, every reuse mode, 1 MiB
 workspaces) and every pick (each group's workspace searched, as ``engine.run --budget`` does) is measured
@@ -27,12 +28,13 @@ from yolo.cfg import load_network
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--cfg", default="yolov2.cfg")
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--final-repeats", type=int, default=21)
     ap.add_argument("--max-grid", type=int, default=8)
     args = ap.parse_args()
-    network = load_network("yolov2.cfg", 416)
+    network = load_network(args.cfg, 416)
     predictor = Predictor(network)
     # the picks, as ``engine.run --budget``'s, give each group its conv workspace budget; the sweep runs at 1 MiB
     evaluator = Evaluator(predictor, load_or_calibrate(network, 1 << 20), workspaces=beside(predictor.scratch_bytes))

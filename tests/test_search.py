@@ -12,7 +12,8 @@ from engine.ir.plan import Group, Plan
 from engine.memory.predictor import Predictor
 from engine.cli.main import main
 from engine.ir.fusion import fusion
-from engine.tune.search import WORKSPACES, Evaluator, search, search_workspaces, smallest_feasible_peak
+from engine.tune.search import (PLAINER_BY, WORKSPACES, Evaluator, rank, search, search_workspaces,
+                                smallest_feasible_peak)
 from yolo.cfg import load_network
 from tests.helpers import random_stack
 
@@ -57,13 +58,16 @@ def test_search_finds_the_brute_force_optimum(tiny):
                for groups in all_configurations(network)]
     assert len(configs) > 1000
     peaks = sorted({peak for _, peak, _ in configs})
+    ranked = lambda s, peak, groups: rank(s, peak, groups)[0]  # predicted seconds, and PLAINER_BY a group
     for budget in [peaks[0], peaks[len(peaks) // 3], peaks[len(peaks) // 2], peaks[-1]]:
-        feasible = [(s, g) for s, peak, g in configs if peak <= budget]
+        feasible = [c for c in configs if c[1] <= budget]
         found = search(evaluator, budget, grids=GRIDS)
         assert found, budget
-        assert found[0].predicted_seconds == pytest.approx(min(s for s, _ in feasible), rel=1e-12)
+        keys = [ranked(c.predicted_seconds, c.predicted_peak_bytes, c.groups) for c in found]
+        assert keys[0] == pytest.approx(min(ranked(*c) for c in feasible), rel=1e-12)
+        assert found[0].predicted_seconds == pytest.approx(evaluator.predicted_seconds(found[0].groups), rel=1e-12)
         assert found[0].predicted_peak_bytes == predictor.predict(found[0].groups).peak_bytes <= budget
-        assert [c.predicted_seconds for c in found] == sorted(c.predicted_seconds for c in found)
+        assert keys == sorted(keys)
         Plan(network, found[0].groups)  # a valid plan
     assert smallest_feasible_peak(evaluator, grids=GRIDS) == peaks[0]
     assert search(evaluator, peaks[0] - 1, grids=GRIDS) == []
@@ -81,6 +85,22 @@ def test_search_keeps_rows_whole_between_tiles_it_cannot_tell_apart(tiny):
         assert found and all(g.cols <= g.rows for g in found[0].groups)
         flipped = tuple(Group(g.first, g.last, g.cols, g.rows, g.reuse) for g in found[0].groups)
         assert evaluator.predicted_seconds(flipped) == found[0].predicted_seconds
+
+
+def test_search_adds_no_group_that_saves_less_than_the_models_resolution():
+    """With a model that prices only GEMM calls, a group whose larger workspace makes fewer of them is
+    predicted faster than layer by layer. At a nanosecond a call it saves less than PLAINER_BY (a group and
+    its budget), and a loose budget gets no group; at a microsecond a call the group is worth it."""
+    network = random_stack([("conv", 3, 1, 8), ("conv", 3, 2, 16), ("conv", 3, 2, 16)], 32)
+    predictor = Predictor(network, 1 << 12)
+    wide = Group(0, 2, scratch_bytes=1 << 16)
+    for price, grouped in ((1e-9, False), (1e-6, True)):
+        model = CostModel(tuple(price if f == "gemm_calls" else 0.0 for f in FEATURES))
+        evaluator = Evaluator(predictor, model, workspaces=(0, 1 << 16))
+        plain, saved = evaluator.predicted_seconds(()), evaluator.predicted_seconds((wide,))
+        assert 0 < plain - saved and (plain - saved > 2 * PLAINER_BY) == grouped
+        found = search(evaluator, 1 << 30, grids=((1, 1),), modes=("none",))
+        assert found[0].groups == ((wide,) if grouped else ())
 
 
 TWO_HEADS = """[net]\nwidth=16\nheight=16\nchannels=3
