@@ -58,7 +58,10 @@ def test_search_finds_the_brute_force_optimum(tiny):
                for groups in all_configurations(network)]
     assert len(configs) > 1000
     peaks = sorted({peak for _, peak, _ in configs})
-    ranked = lambda s, peak, groups: rank(s, peak, groups)[0]  # predicted seconds, and PLAINER_BY a group
+
+    def ranked(seconds, peak, groups):  # predicted seconds, and PLAINER_BY for each group and budget
+        return rank(seconds, peak, groups)[0]
+
     for budget in [peaks[0], peaks[len(peaks) // 3], peaks[len(peaks) // 2], peaks[-1]]:
         feasible = [c for c in configs if c[1] <= budget]
         found = search(evaluator, budget, grids=GRIDS)

@@ -186,10 +186,11 @@ def rank(seconds: float, peak: int, groups: tuple[Group, ...]) -> tuple:
 
     Exact ties broke on rounding: yolov2's pick at the median peak of bench_search's sweep was 9 groups, 6
     with budgets of their own, over 3 groups (1 budget) whose predicted time differed in its 17th digit, the
-    same counts summed in another order; the 3 ran 0.994x the 9's time (16 rounds in turns). Tiles in columns cost what
-    the same tiles in rows cost by every count the model has, but every kernel runs whole rows fastest:
-    under 1/8 of yolov2-tiny's peak, its layers 8-9 in four strips ran 1.8-2.7% faster than in four columns,
-    which the search had picked, first of the two it could not tell apart (one process, in turns)."""
+    same counts summed in another order; the 3 ran 0.994x the 9's time (16 rounds in turns). Tiles in
+    columns cost what the same tiles in rows cost by every count the model has, but every kernel runs whole
+    rows fastest: under 1/8 of yolov2-tiny's peak, its layers 8-9 in four strips ran 1.8-2.7% faster than in
+    four columns, which the search had picked, first of the two it could not tell apart (one process, in
+    turns)."""
     return (seconds + PLAINER_BY * sum(additions(g) for g in groups), peak, len(groups), columns(groups),
             sum(1 for g in groups if g.scratch_bytes))
 
