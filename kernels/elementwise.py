@@ -17,12 +17,14 @@ F = np.float32
 ONE, ZERO, LEAKY = F(1.0), F(0.0), F(0.1)
 
 
-@njit(cache=True, nogil=True)
+# Numba's default error model checks every float division for a zero divisor, one branch per element: a
+# loop of logistics then ran scalar (0.82 ms for 172k values, 0.066 without). Their divisors are at least one.
+@njit(cache=True, nogil=True, error_model="numpy")
 def logistic(v):
     return ONE / (ONE + exp32(-v))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def darknet_tanh(v):
     return F(2.0) / (ONE + exp32(F(-2.0) * v)) - ONE
 
@@ -103,17 +105,20 @@ def global_avgpool(out, x):
 @njit(cache=True, nogil=True)
 def yolo(out, x, num, classes, scale, shift):
     """AlexeyAB's [yolo] forward: logistic on x, y, objectness and classes, then x and y times ``scale``
-    plus ``shift``; w and h pass through."""
-    _, h, w = x.shape
+    plus ``shift``; w and h pass through. ``x`` and ``out`` are contiguous and apart; each loop runs over a
+    plane end to end, so it vectorizes: element by element, the part chosen inside the loop, Nano COCO's
+    26-wide head took 0.18 ms (0.83 before ``logistic`` vectorized), now 0.07."""
+    c, h, w = x.shape
+    n = h * w
+    xs, ys = x.reshape(c, n), out.reshape(c, n)
     per = 5 + classes
-    for a in range(num):
-        base = a * per
-        for e in range(per):
-            for y in range(h):
-                for i in range(w):
-                    v = x[base + e, y, i]
-                    if e < 2:
-                        v = logistic(v) * scale + shift
-                    elif e >= 4:
-                        v = logistic(v)
-                    out[base + e, y, i] = v
+    for k in range(num * per):
+        e = k % per
+        if e < 2:
+            for j in range(n):
+                ys[k, j] = logistic(xs[k, j]) * scale + shift
+        elif e >= 4:
+            for j in range(n):
+                ys[k, j] = logistic(xs[k, j])
+        else:
+            ys[k] = xs[k]

@@ -53,7 +53,7 @@ def reorg(out_flat, x_flat, c, h, w, stride):
                 out_flat[i + w * (j + h * k)] = x_flat[w2 + w * stride * (h2 + h * stride * c2)]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")  # the softmax's divisions vectorize (``elementwise.logistic``)
 def region(out, x, num, coords, classes, use_softmax):
     """YOLOv2 [region]: logistic on x, y and objectness, softmax (or logistic) over classes, per cell.
 
