@@ -160,6 +160,32 @@ def test_thin_conv_in_strips_matches_the_reference(threads):
     np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_thin_stride_two_conv_runs_its_rows_through_the_windows_like_the_reference(threads):
+    """A stride-2 3x3 conv of a picture's channels (MobileNetV2's first layer) computes each row's windows at
+    every input column in its own and the next row's room, and keeps every other one: maps of odd and even
+    sizes, either padding, whole or in strips of rows, and 1-19 filters (blocks of six and edges)."""
+    rng = np.random.default_rng(11)
+    for _ in range(12):
+        channels, height, width, filters = (int(v) for v in rng.integers((1, 3, 3, 1), (4, 40, 40, 20)))
+        pad = int(rng.integers(0, 2))
+        x = rng.standard_normal((channels, height, width)).astype(np.float32)
+        p = bn_params(rng, filters, channels, 3)
+        expect = ops.conv_layer(x, p, 2, pad, 1, "relu")
+        spec = Conv(0, (-1,), x.shape, expect.shape, filters=filters, size=3, stride=2, padding=pad,
+                    activation="relu")
+        out = np.full(expect.shape, np.nan, np.float32)
+        cut = int(rng.integers(1, expect.shape[1] + 1))
+        for y0, y1 in [(0, cut), (cut, expect.shape[1])]:  # strips: the input rows under them, clipped
+            if y0 == y1:
+                continue
+            first_row, top = 2 * y0 - pad, max(0, pad - 2 * y0)
+            region = x[:, max(0, first_row):min(height, 2 * (y1 - 1) - pad + 3)]
+            run_at_once(direct_calls(spec, out[:, y0:y1], region, top, pad, p.weights.reshape(filters, -1),
+                                     *p.epilogue(), ACT_CODES["relu"], True, True, threads))
+        np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+
+
 def test_direct_convs_are_the_thin_and_the_depthwise():
     """yolov2's first conv (3 channels in) runs directly, its others by GEMM; MobileNetV2's stride-2 first
     conv and its depthwise ones directly."""

@@ -102,6 +102,8 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
         direct.depthwise_tile(out[:4], x, 1, 1, w2d[:4, :9], m, o, 1, 3, 1, 0, 1)  # unrolled 3x3 and borders
         direct.thin_tile(out, x[:3], 1, 1, w2d[:, :27], m, o, 1, 1, True, False, 0, 2)  # a share, partial sums
         direct.thin_tile(out[:, :5, :5], x[:3], 1, 1, w2t[:27].T, m, o, 1, 2, False, True, 1, 2)  # strided, adds
+        direct.thin_tile(flat_out[:150].reshape(6, 5, 5), x[:3], 1, 1, w2d[:, :27], m, o, 1, 2, True, True, 0,
+                         1)  # stride 2 through the windows, each row in the next one's room
         elementwise.shortcut(out[:4, 1:5, 1:5], x[:, :4, :4], big[:4, 2:6, 2:6], 1)  # regions of three maps
         elementwise.upsample(out[:4, :5, :5], x[:, :3, :3], 2, f32(1), 1, 1)
         winograd.winograd_tile(out, x, 1, 1, u, m, o, 1, 4, 8, 2, v, mm, 0, 1)  # 3 tile rows in 2 bands, 2 blocks
