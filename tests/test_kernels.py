@@ -186,6 +186,25 @@ def test_thin_stride_two_conv_runs_its_rows_through_the_windows_like_the_referen
         np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("parts", [1, 2])
+def test_depthwise_stride_two_keeps_every_other_window_of_each_row_like_the_reference(parts):
+    """A stride-2 3x3 depthwise conv computes each row's windows at every input column in its own and the
+    next row's room and keeps every other one: odd and even maps, either padding, down to one output row."""
+    from kernels.direct import depthwise_tile
+    rng = np.random.default_rng(12)
+    for _ in range(12):
+        channels, height, width = (int(v) for v in rng.integers((1, 2, 2), (9, 30, 30)))
+        pad = int(rng.integers(0, 2)) if min(height, width) >= 3 else 1
+        x = rng.standard_normal((channels, height, width)).astype(np.float32)
+        d = bn_params(rng, channels, 1, 3)
+        expect = ops.conv_layer(x, d, 2, pad, channels, "relu")
+        out = np.full(expect.shape, np.nan, np.float32)
+        for part in range(parts):
+            depthwise_tile(out, x, pad, pad, d.weights.reshape(channels, 9), *d.epilogue(), ACT_CODES["relu"], 3, 2,
+                           part, parts)
+        np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
+
+
 def test_direct_convs_are_the_thin_and_the_depthwise():
     """yolov2's first conv (3 channels in) runs directly, its others by GEMM; MobileNetV2's stride-2 first
     conv and its depthwise ones directly."""
