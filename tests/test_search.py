@@ -12,8 +12,8 @@ from engine.ir.plan import Group, Plan
 from engine.memory.predictor import Predictor
 from engine.cli.main import main
 from engine.ir.fusion import fusion
-from engine.tune.search import (PLAINER_BY, WORKSPACES, Evaluator, rank, search, search_workspaces,
-                                smallest_feasible_peak)
+from engine.tune.rank import PLAINER_BY, rank
+from engine.tune.search import WORKSPACES, Evaluator, search, search_workspaces, smallest_feasible_peak
 from yolo.cfg import load_network
 from tests.helpers import random_stack
 

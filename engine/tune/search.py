@@ -29,6 +29,7 @@ from engine.memory.timeline import layer_by_layer_live_bytes, split_peaks
 from engine.report.progress import PROGRESS
 from engine.tune.costmodel import CostModel
 from engine.tune.features import total_features
+from engine.tune.rank import columns, handicap, rank
 from yolo.network import nbytes
 
 DEFAULT_GRIDS = tuple((r, c) for r in range(1, 9) for c in range(1, 9))
@@ -177,34 +178,6 @@ def search(evaluator: Evaluator, budget_bytes: int, grids=DEFAULT_GRIDS, modes=R
     return sorted(found, key=lambda c: rank(c.predicted_seconds, c.predicted_peak_bytes, c.groups))[:top]
 
 
-PLAINER_BY = 10e-6  # predicted seconds a group, or a group's own workspace budget, must save to be chosen
-
-
-def rank(seconds: float, peak: int, groups: tuple[Group, ...]) -> tuple:
-    """Faster first, by more than PLAINER_BY for each group and each group's own workspace budget a plan
-    has beyond another's; then smaller, then fewer groups, then fewer tile columns, then fewer budgets.
-
-    Exact ties broke on rounding: yolov2's pick at the median peak of bench_search's sweep was 9 groups, 6
-    with budgets of their own, over 3 groups (1 budget) whose predicted time differed in its 17th digit, the
-    same counts summed in another order; the 3 ran 0.994x the 9's time (16 rounds in turns). Tiles in
-    columns cost what the same tiles in rows cost by every count the model has, but every kernel runs whole
-    rows fastest: under 1/8 of yolov2-tiny's peak, its layers 8-9 in four strips ran 1.8-2.7% faster than in
-    four columns, which the search had picked, first of the two it could not tell apart (one process, in
-    turns)."""
-    return (seconds + PLAINER_BY * sum(additions(g) for g in groups), peak, len(groups), columns(groups),
-            sum(1 for g in groups if g.scratch_bytes))
-
-
-def additions(group: Group) -> int:
-    """What a group adds to a plan for ``rank``: one, and one more for its own workspace budget."""
-    return 1 + (group.scratch_bytes > 0)
-
-
-def columns(groups: tuple[Group, ...]) -> int:
-    """The tile columns of a plan's groups."""
-    return sum(g.cols for g in groups)
-
-
 WORKSPACES = (1 << 18, 1 << 19, 1 << 20, 1 << 21)  # 256 KiB .. 2 MiB: the conv workspace budgets searched
 
 
@@ -249,7 +222,7 @@ def _search(evaluator: Evaluator, budget_bytes: int, grids, modes, top: int, ord
                 peaks, seconds, shown = evaluator.options(p, q, grids, modes, order)
                 fits = np.flatnonzero(peaks <= budget_bytes)
                 across = np.array([columns(shown[i]) for i in fits], np.int64)
-                ranked = seconds[fits] + PLAINER_BY * np.array([sum(additions(g) for g in shown[i]) for i in fits])
+                ranked = seconds[fits] + np.array([handicap(shown[i]) for i in fits])
                 for i in fits[np.lexsort((across, peaks[fits], ranked))[:top]]:  # as ``rank`` orders
                     options.append((k + q - p + 1, float(seconds[i]), int(peaks[i]), shown[i]))
         else:
