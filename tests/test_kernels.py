@@ -205,6 +205,36 @@ def test_depthwise_stride_two_keeps_every_other_window_of_each_row_like_the_refe
         np.testing.assert_allclose(out, expect, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("parts", [1, 2])
+def test_depthwise_stride_one_sums_each_plane_as_one_run_like_row_by_row(parts):
+    """A stride-1 3x3 depthwise conv whose input and output rows lie end to end runs each channel's plane as
+    one loop, then its border columns and its top and bottom rows: the same bits as row by row (an output
+    whose columns lie apart goes so), on whole maps and strips of rows, either padding, down to 1x1."""
+    from kernels.direct import depthwise_tile
+    rng = np.random.default_rng(13)
+    for case in range(16):
+        channels, height, width = (int(v) for v in rng.integers((1, 1, 1), (7, 30, 30)))
+        pad = 1 if case % 4 else 0
+        if pad == 0 and min(height, width) < 3:
+            height, width = height + 2, width + 2
+        x = rng.standard_normal((channels, height, width)).astype(np.float32)
+        d = bn_params(rng, channels, 1, 3)
+        expect = ops.conv_layer(x, d, 1, pad, channels, "leaky")
+        out_h = expect.shape[1]
+        y0 = int(rng.integers(0, out_h)) if case % 2 else 0  # a strip of rows [y0, y1), or the whole map
+        y1 = int(rng.integers(y0 + 1, out_h + 1)) if case % 2 else out_h
+        region = x[:, max(0, y0 - pad):min(height, y1 - 1 - pad + 3)]
+        top = max(0, pad - y0)
+        rows = np.full(expect.shape, np.nan, np.float32)
+        apart = np.full((channels, out_h, 2 * expect.shape[2]), np.nan, np.float32)[:, :, ::2]
+        for out in (rows[:, y0:y1], apart[:, y0:y1]):
+            for part in range(parts):
+                depthwise_tile(out, region, top, pad, d.weights.reshape(channels, 9), *d.epilogue(),
+                               ACT_CODES["leaky"], 3, 1, part, parts)
+        np.testing.assert_array_equal(rows[:, y0:y1], apart[:, y0:y1])
+        np.testing.assert_allclose(rows[:, y0:y1], expect[:, y0:y1], rtol=2e-5, atol=2e-5)
+
+
 def test_direct_convs_are_the_thin_and_the_depthwise():
     """yolov2's first conv (3 channels in) runs directly, its others by GEMM; MobileNetV2's stride-2 first
     conv and its depthwise ones directly."""
