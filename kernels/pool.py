@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import F32, floats_at
+from kernels.blas import F32, floats_at, row_at
 
 NEG_INF = np.float32(-np.inf)
 
@@ -38,6 +38,50 @@ def _planes_2x2_stride1(o, a, planes, h, w):
         o[last + w - 1] = a[last + w - 1]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _reach(row, before, after):
+    """Each value of ``row`` to the max of the values from ``before`` places left of it to ``after`` right of
+    it (those inside the row), in place: passes that each take the max with the value ``s`` places on, s
+    doubling while the reach allows (a window of 9 in 3 passes each way, not 8 maxes a value)."""
+    n = row.shape[0]
+    reach = 0
+    while reach < after:
+        s = min(reach + 1, after - reach)
+        for j in range(n - s):  # front to back: row[j + s] is not yet updated
+            row[j] = max(row[j], row[j + s])
+        reach += s
+    reach = 0
+    while reach < before:
+        s = min(reach + 1, before - reach)
+        for j in range(n - 1, s - 1, -1):  # back to front: row[j - s] is not yet updated
+            row[j] = max(row[j], row[j - s])
+        reach += s
+
+
+@njit(cache=True, nogil=True)
+def _separable(out, x, size, pad_top, pad_left):
+    """A stride-1 pool whose output is as wide as its input, row by row: each output row first the max of the
+    input rows its windows span (those inside the map), then each value the max along the row (``_reach``).
+    SPP's 9x9 pool on 80 planes of 13x13 took 0.47 ms clipping every window to the map."""
+    c_in, h, w = x.shape
+    _, out_h, _ = out.shape
+    for c in range(c_in):
+        for oy in range(out_h):
+            row = row_at(out, c, oy)
+            y0, y1 = max(0, oy - pad_top), min(h, oy - pad_top + size)
+            if y1 <= y0:  # no input row under the window
+                row[:] = NEG_INF
+                continue
+            first = row_at(x, c, y0)
+            for j in range(w):
+                row[j] = first[j]
+            for y in range(y0 + 1, y1):
+                below = row_at(x, c, y)
+                for j in range(w):
+                    row[j] = max(row[j], below[j])
+            _reach(row, pad_left, size - 1 - pad_left)
+
+
 @njit(cache=True, nogil=True)
 def maxpool_tile(out, x, size, stride, pad_top, pad_left):
     """out (C, OH, OW) <- max over size x size windows of x (C, H, W); x may be a strided view.
@@ -54,6 +98,9 @@ def maxpool_tile(out, x, size, stride, pad_top, pad_left):
             and out.strides[1] == w * F32):
         n = c_in * h * w
         _planes_2x2_stride1(floats_at(out.ctypes.data, n), floats_at(x.ctypes.data, n), c_in, h, w)
+        return
+    if stride == 1 and size > 2 and out_w == w and 0 <= pad_left < size and runs:
+        _separable(out, x, size, pad_top, pad_left)
         return
     first = min(out_w, -((-pad_left) // stride))  # first output column whose window starts inside
     stop = max(first, min(out_w, (w - size + pad_left) // stride + 1))  # past the last one ending inside

@@ -336,15 +336,25 @@ def test_conv_threads_share_the_filters_of_a_weight_heavy_step(threads, filters,
 
 
 def test_maxpool_tile_matches_reference_on_a_view():
-    """On views with contiguous rows (2x2, stride 2 or 1: rows read as runs), without (every other column),
-    and on whole planes (2x2, stride 1: each plane one run)."""
+    """On views with contiguous rows (2x2, stride 2 or 1: rows read as runs; stride-1 pools as wide as their
+    input, SPP's, separably), without (every other column), and on whole planes (2x2, stride 1: each plane
+    one run); stride-1 pools also on strips of rows, as a tile computes them."""
     x = np.random.default_rng(1).standard_normal((3, 12, 25)).astype(np.float32)
     for view in (x[:, 1:, 2:14], x[:, 1:, ::2], x):
-        for size, stride, padding in [(2, 2, 1), (2, 2, 2), (2, 1, 1), (3, 1, 2), (3, 2, 2)]:
+        for size, stride, padding in [(2, 2, 1), (2, 2, 2), (2, 1, 1), (3, 1, 2), (3, 2, 2), (5, 1, 4), (9, 1, 8),
+                                      (4, 1, 3), (13, 1, 12), (3, 1, 0)]:
             expect = ops.maxpool(np.ascontiguousarray(view), size, stride, padding)
             out = np.full((4, *expect.shape[1:]), np.nan, np.float32)[1:]
             maxpool_tile(out, view, size, stride, padding // 2, padding // 2)
             np.testing.assert_array_equal(out, expect)
+            if stride > 1:
+                continue
+            pad = padding // 2
+            for y0, y1 in [(0, 3), (2, 7), (5, expect.shape[1])]:  # the strip's output rows
+                region = view[:, max(0, y0 - pad):min(view.shape[1], y1 - 1 - pad + size)]
+                strip = np.full((3, y1 - y0, expect.shape[2]), np.nan, np.float32)
+                maxpool_tile(strip, region, size, 1, max(0, pad - y0), pad)
+                np.testing.assert_array_equal(strip, expect[:, y0:y1])
 
 
 def test_reorg_region_and_route_kernels():

@@ -95,6 +95,7 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
         conv.conv_tile(out, x, 0, 0, w1, False, m, o, 2, 1, 1, 9, 4, True, True, cols[:0], acc, 0, 1)  # in place
         read_runs(fd, 0, 64, w1)
         pool.maxpool_tile(out[:4, :4, :4], x, 2, 2, 0, 0)
+        pool.maxpool_tile(out[:4], x, 5, 1, 2, 2)  # separably, row by row
         layout.copy_channels(big, x, 2)
         layout.reorg(flat_out, flat_in, 16, 4, 4, 2)
         layout.region(reg_out, reg_in, 2, 4, 2, True)
