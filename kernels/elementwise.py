@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels.blas import F32, floats_at, row_at
 from kernels.expf import exp32
 from yolo.network import ACTIVATIONS
 
@@ -58,14 +59,34 @@ def activate(v, act):
 
 @njit(cache=True, nogil=True)
 def shortcut(out, x, other, act):
-    """out = activation(x + the first channels of ``other``), Darknet's [shortcut]."""
+    """out = activation(x + the first channels of ``other``), Darknet's [shortcut]. Maps whose rows are
+    contiguous go run by run (each plane one run when its rows lie end to end in all three): indexing the
+    strided maps kept the loop scalar, 87 µs for 16 planes of 52x52."""
     c, h, w = out.shape
     common = min(c, other.shape[0])
+    if out.strides[2] != F32 or x.strides[2] != F32 or other.strides[2] != F32:
+        for k in range(c):
+            for y in range(h):
+                for i in range(w):
+                    v = x[k, y, i] + other[k, y, i] if k < common else x[k, y, i]
+                    out[k, y, i] = activate(v, act)
+        return
+    planes = out.strides[1] == x.strides[1] == other.strides[1] == w * F32
+    rows, n = (1, h * w) if planes else (h, w)
     for k in range(c):
-        for y in range(h):
-            for i in range(w):
-                v = x[k, y, i] + other[k, y, i] if k < common else x[k, y, i]
-                out[k, y, i] = activate(v, act)
+        for y in range(rows):
+            dst = floats_at(out.ctypes.data + k * out.strides[0] + y * out.strides[1], n)
+            a = floats_at(x.ctypes.data + k * x.strides[0] + y * x.strides[1], n)
+            if k < common:
+                b = floats_at(other.ctypes.data + k * other.strides[0] + y * other.strides[1], n)
+                for i in range(n):
+                    dst[i] = a[i] + b[i]
+            else:
+                for i in range(n):
+                    dst[i] = a[i]
+            if act != LINEAR:
+                for i in range(n):
+                    dst[i] = activate(dst[i], act)
 
 
 @njit(cache=True, nogil=True)
@@ -82,17 +103,61 @@ def scale_channels(out, scales, x, act):
 @njit(cache=True, nogil=True)
 def upsample(out, x, stride, scale, phase_y, phase_x):
     """Nearest-neighbour upsampling by ``stride``, each value times ``scale``. A region whose first row and
-    column are not multiples of the stride starts at ``phase_y``, ``phase_x`` within its first input pixel."""
+    column are not multiples of the stride starts at ``phase_y``, ``phase_x`` within its first input pixel.
+    An output row with the same input row as the one above it is a copy of it; where rows are contiguous,
+    through contiguous views (288 planes of 13x13 to 26x26, one core: 0.20 ms row by row, 0.04 so)."""
     c, h, w = out.shape
+    runs = out.strides[2] == F32 and x.strides[2] == F32
+    j, r = phase_x // stride, phase_x % stride  # the input column under output column 0, and where in it
     for k in range(c):
+        sy, ry = phase_y // stride, phase_y % stride  # counters, not divisions: each took as long as a row
         for y in range(h):
-            src, dst = x[k, (phase_y + y) // stride], out[k, y]
-            j, r = phase_x // stride, phase_x % stride  # the input column under output column 0, and where in it
-            for i in range(w):  # a counter, not a division per value (96 planes of 26x26: 0.12 ms so, now 0.07)
-                dst[i] = scale * src[j]
-                r += 1
-                if r == stride:
-                    j, r = j + 1, 0
+            repeat = y > 0 and ry > 0  # the input row of the row above
+            if runs and repeat:
+                _copy(row_at(out, k, y), row_at(out, k, y - 1))
+            elif runs:
+                _upsampled_row(row_at(out, k, y), row_at(x, k, sy), stride, scale, j, r)
+            elif repeat:
+                _copy(out[k, y], out[k, y - 1])
+            else:
+                _upsampled_row(out[k, y], x[k, sy], stride, scale, j, r)
+            ry += 1
+            if ry == stride:
+                sy, ry = sy + 1, 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy(dst, src):
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _doubled(dst, src, scale):
+    """dst[2m] = dst[2m + 1] = scale * src[m] for the whole of ``dst``."""
+    w = dst.shape[0]
+    for m in range(w // 2):
+        v = scale * src[m]
+        dst[2 * m] = v
+        dst[2 * m + 1] = v
+    if w % 2:
+        dst[w - 1] = scale * src[w // 2]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _upsampled_row(dst, src, stride, scale, j, r):
+    """One output row of ``upsample`` from its input row, output column 0 at place ``r`` of input column j:
+    by 2, each input value stored twice (a loop that vectorizes); else a counter walks the input columns."""
+    if stride == 2:
+        if r:  # output column 0 is the second half of its input pixel
+            dst[0] = scale * src[j]
+        _doubled(dst[r:], src[j + r:], scale)
+        return
+    for i in range(dst.shape[0]):
+        dst[i] = scale * src[j]
+        r += 1
+        if r == stride:
+            j, r = j + 1, 0
 
 
 @njit(cache=True, nogil=True)

@@ -84,6 +84,33 @@ def test_whole_map_kernels_equal_the_reference():
     np.testing.assert_allclose(got, ops.yolo(head, 2, 2, 1.2), rtol=1e-6, atol=1e-7)
 
 
+def test_upsample_and_shortcut_regions_equal_the_reference():
+    """Regions at every phase of the stride, into and from maps whose planes are whole, whose rows are
+    contiguous but apart, or whose columns are apart: the same values as the whole-map reference."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 7, 9), dtype=np.float32)
+
+    def spaced(shape):
+        return np.full((shape[0], shape[1], 2 * shape[2]), np.nan, np.float32)[:, :, ::2]
+
+    for stride in (2, 3):
+        whole = ops.upsample(x, stride, 0.5)
+        for y0, y1, x0, x1 in [(0, 7 * stride, 0, 9 * stride), (1, 6, 1, 8), (stride - 1, 2 * stride + 3, 3, 4)]:
+            src = x[:, y0 // stride:(y1 - 1) // stride + 1, x0 // stride:(x1 - 1) // stride + 1]
+            for out in (np.empty((3, y1 - y0, x1 - x0), np.float32), spaced((3, y1 - y0, x1 - x0)),
+                        np.empty((3, y1 - y0 + 2, x1 - x0 + 1), np.float32)[:, 1:-1, 1:]):
+                for source in (src, np.ascontiguousarray(src)):
+                    elementwise.upsample(out, source, stride, np.float32(0.5), y0 % stride, x0 % stride)
+                    np.testing.assert_array_equal(out, whole[:, y0:y1, x0:x1])
+    other = rng.standard_normal((2, 7, 9), dtype=np.float32)
+    for act in ("linear", "leaky"):
+        expect = ops.shortcut(x, other, act)
+        for out, region in [(np.empty_like(x), np.s_[:]), (spaced(x.shape), np.s_[:]),
+                            (np.empty((3, 5, 6), np.float32), np.s_[:, 1:6, 2:8])]:
+            elementwise.shortcut(out, x[region], other[region], elementwise.ACT_CODES[act])
+            np.testing.assert_array_equal(out, expect[region])
+
+
 MINI_PLANS = ["", "0-0:3x3", "1-3:4x4,9-9:2x2", "0-0:2x2,1-3:3x2,6-7:1x1,10-10:2x2,12-12:3x3,15-15:2x2,21-21:2x2"]
 
 
