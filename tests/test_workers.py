@@ -1,6 +1,7 @@
 """The crew that shares steps between threads: every share runs once per step, in order, and a share that
 raises surfaces in the caller, which can run again afterwards; runs that find the cores busy are followed by
 runs on the caller alone."""
+import os
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from engine.ir.plan import Plan, parse_groups
 from engine.runtime import executor as executor_module
 from engine.runtime.executor import ALONE_RUNS, FusedExecutor
-from engine.runtime.workers import Crew, crew
+from engine.runtime.workers import PIN_VARIABLE, Crew, crew
 from yolo.cfg import load_network
 from yolo.params import random_params
 
@@ -48,6 +49,30 @@ def test_every_share_runs_once_and_errors_reach_the_caller():
     crew.join(0)
     crew.end()
     assert seen == [(0, 1)]
+
+
+def test_during_a_run_each_thread_keeps_to_a_cpu_of_its_own(monkeypatch):
+    """The helper keeps to the process's second CPU, the caller to its first during a run and to its own
+    affinity again after; with FUSETILE_PIN_THREADS=0 (or a single CPU) nothing is pinned."""
+    before = os.sched_getaffinity(0)
+    for pin in ("1", "0"):
+        monkeypatch.setenv(PIN_VARIABLE, pin)
+        team, seen = Crew(1), {}
+
+        def record():
+            seen[threading.current_thread() is threading.main_thread()] = os.sched_getaffinity(0)
+        team.begin([(record,)])
+        record()
+        team.hand(0)
+        time.sleep(0.05)  # the helper claims its share
+        team.join(0)
+        team.end()
+        assert os.sched_getaffinity(0) == before
+        if pin == "1" and len(before) >= 2:
+            assert team.cpus == sorted(before)[:2]
+            assert seen == {True: {team.cpus[0]}, False: {team.cpus[1]}}
+        else:
+            assert team.cpus is None and seen == {True: before, False: before}
 
 
 def test_the_caller_runs_a_share_its_helper_has_not_claimed():
