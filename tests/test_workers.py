@@ -103,11 +103,12 @@ def test_the_caller_runs_a_share_its_helper_has_not_claimed():
         crew.end()
 
 
-def test_after_a_run_whose_helpers_were_off_their_cores_the_caller_runs_alone_for_a_while(monkeypatch):
-    """A run in which the caller ran more than CONTENDED of the helpers' shares (as when another process has
-    their cores: here every share is counted so) is followed by ALONE_RUNS runs with every share on the
-    calling thread and the helpers asleep, with the same results; then the helpers are tried again. An
-    executor's first run is not judged."""
+@pytest.mark.parametrize("signal", ["stolen", "waited"])
+def test_after_a_run_whose_helpers_were_off_their_cores_the_caller_runs_alone_for_a_while(monkeypatch, signal):
+    """A run in which the caller ran more than CONTENDED of the helpers' shares, or waited for them more than
+    WAITED of its time (as when another process has their cores: here every share is counted so, or as a
+    second's wait) is followed by ALONE_RUNS runs with every share on the calling thread and the helpers
+    asleep, with the same results; then the helpers are tried again. An executor's first run is not judged."""
     monkeypatch.setattr(executor_module, "IDLE_S", 1e9)  # a slow machine's pauses between runs do not count
     network = load_network("yolov2-tiny.cfg", 96)
     executor = FusedExecutor(Plan(network, parse_groups("0-5:4x1:stream")), random_params(network, 0), threads=2)
@@ -115,9 +116,12 @@ def test_after_a_run_whose_helpers_were_off_their_cores_the_caller_runs_alone_fo
     team = crew(2)
     join = team.join
 
-    def join_counting_all(i):  # the helper ran its share; counted as if the caller had
+    def join_counting_all(i):  # the helper ran its share; counted as if the caller had, or had waited long
         join(i)
-        team.stolen += 1
+        if signal == "stolen":
+            team.stolen += 1
+        else:
+            team.waited += 1.0
     monkeypatch.setattr(team, "join", join_counting_all)
     hands = []
     monkeypatch.setattr(team, "hand", lambda i, hand=team.hand: (hands.append(i), hand(i))[-1])
@@ -155,6 +159,7 @@ def test_one_helper_of_several_off_its_core_keeps_the_helpers(monkeypatch):
     """On more cores one busy core is not contention enough: with two helpers, the caller running one of the
     two helper shares of every step (half of them, not more) leaves the crew at work."""
     monkeypatch.setattr(executor_module, "IDLE_S", 1e9)
+    monkeypatch.setattr(executor_module, "WAITED", 1e9)  # 3 threads on 2 cores wait for each other for real
     network = load_network("yolov2-tiny.cfg", 96)
     executor = FusedExecutor(Plan(network, parse_groups("0-5:4x1:stream")), random_params(network, 0), threads=3)
     x = np.random.default_rng(0).random(network.input_shape, dtype=np.float32)

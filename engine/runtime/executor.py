@@ -47,8 +47,13 @@ POOL_SPLIT = 1 << 14  # outputs from which a maxpool or input step splits betwee
 # busy process beside, one process in turns). So a run whose caller ran more than CONTENDED of the helpers'
 # shares (on more cores, one busy core leaves most of them to their helpers) is followed by up to ALONE_RUNS
 # runs on the calling thread alone, the helpers asleep; then they are tried again, as they are for a run
-# that starts IDLE_S or more after the last one ended.
-CONTENDED, ALONE_RUNS, IDLE_S = 0.5, 7, 0.05
+# that starts IDLE_S or more after the last one ended. Helpers pinned to their cores (``workers``) claim
+# their shares but run them at the pace the other process leaves them: yolov2-tiny's caller then waited for
+# them 21-25 ms of a 48-54 ms run, which it ran in 48 ms on its own, and Nano's 7.9 of 16.7 (13.3 on its
+# own). So a run whose caller waited for them more than WAITED of its time counts as contended too; without
+# the busy process, over 388 runs of each, the caller waited at most 0.29 of a run (yolov2-tiny's median
+# 0.015, Nano's 0.045).
+CONTENDED, WAITED, ALONE_RUNS, IDLE_S = 0.5, 0.4, 7, 0.05
 
 
 class FusedExecutor:
@@ -157,14 +162,15 @@ class FusedExecutor:
                     self.alone_runs -= 1
                     return self._steps(step_seconds, None)
                 team = crew(self.threads)
-                stolen = team.stolen
+                stolen, waited, start = team.stolen, team.waited, time.perf_counter()
                 team.begin([calls[1:] for calls in self._bound])
                 try:
                     self._steps(step_seconds, team)
                 finally:
                     team.end()
                 first = not self._last_run  # compiles and maps its pages: its helpers' pace says nothing
-                if not first and team.stolen - stolen > CONTENDED * self._helper_shares:
+                if not first and (team.stolen - stolen > CONTENDED * self._helper_shares
+                                  or team.waited - waited > WAITED * (time.perf_counter() - start)):
                     self.alone_runs = ALONE_RUNS
         finally:
             self._last_run = time.perf_counter()

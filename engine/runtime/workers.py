@@ -66,6 +66,7 @@ class Crew:
         self.counters = np.zeros(SLOTS * helpers, np.int64)
         self._lock = threading.Lock()
         self.stolen = 0  # helpers' shares the caller ran itself, since the crew began (the cores were busy)
+        self.waited = 0.0  # seconds the caller waited for helpers to finish their shares, since it began
         self._wake = [threading.Event() for _ in range(helpers)]
         self._shares: list = []
         self._errors: list = [None] * helpers
@@ -116,13 +117,16 @@ class Crew:
 
     def join(self, i: int) -> None:
         """The helpers' shares of step i: run here those no helper has claimed yet (counted in ``stolen``),
-        wait for the others; re-raise what one of them raised."""
+        wait for the others (the wait added to ``waited``); re-raise what one of them raised."""
         for h, share in enumerate(self._shares[i]):
+            start = time.perf_counter()
             while (outcome := await_share(self.counters, SLOTS * h + CLAIMED, SLOTS * h + DONE, i + 1, SPINS)) < 0:
                 _yield()
             if outcome:
                 self.stolen += 1
                 share()
+            else:
+                self.waited += time.perf_counter() - start
         if any(self._errors):
             error, self._errors = next(e for e in self._errors if e is not None), [None] * self.helpers
             raise error
