@@ -15,7 +15,7 @@ from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed",
             "thin_macs", "packed_whole", "transform_rows", "thin_rows", "pooled_rows")
-FEATURES_VERSION = 33  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 34  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 
 
 @njit(cache=True)
