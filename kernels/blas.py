@@ -65,3 +65,11 @@ def row_at(a, n, y):
     array: the same row of a sliced view is typed as strided, and Numba keeps loops over it scalar (the
     epilogue of a 52-wide Winograd band ran 2.6x slower so)."""
     return floats_at(a.ctypes.data + n * a.strides[0] + y * a.strides[1], a.shape[2])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def copy_run(dst, src):
+    """dst[:n] = src for a 1D ``src`` of n floats: an element loop (a slice assignment checked its operands'
+    overlap every call)."""
+    for i in range(src.size):
+        dst[i] = src[i]

@@ -42,15 +42,14 @@ def _tap_row(w, r, col, iy, h):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _sides(row, t0, t1, t2, t3, t4, t5, t6, t7, t8, a, b, d, lo, hi, right, add):
+def _sides(row, t0, t1, t2, t3, t4, t5, t6, t7, t8, a, b, d, lo, hi, e, add):
     """The border columns of a 3x3 stride-1 row that has an interior and at most one border column each
     side (padding of one): the left one's taps on the map's first two columns (a[0], a[1]), the right one's
-    on its last two (a[right], a[right + 1]), added in the order ``_window`` adds them."""
+    on its last two (a[e], a[e + 1]), added in the order ``_window`` adds them."""
     if lo == 1:
         v = ZERO + t1 * a[0] + t2 * a[1] + t4 * b[0] + t5 * b[1] + t7 * d[0] + t8 * d[1]
         row[0] = row[0] + v if add else v
     if hi < row.shape[0]:
-        e = right
         v = ZERO + t0 * a[e] + t1 * a[e + 1] + t3 * b[e] + t4 * b[e + 1] + t6 * d[e] + t7 * d[e + 1]
         row[hi] = row[hi] + v if add else v
 

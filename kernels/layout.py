@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import F32, floats_at, row_at
+from kernels.blas import F32, copy_run, floats_at, row_at
 from kernels.elementwise import logistic
 from kernels.expf import exp32
 
@@ -26,17 +26,11 @@ def copy_channels(out, x, c0):
     planes = out.strides[1] == w * F32 and x.strides[1] == w * F32
     for c in range(c_in):
         if planes:
-            _copy_run(floats_at(out.ctypes.data + (c0 + c) * out.strides[0], h * w),
+            copy_run(floats_at(out.ctypes.data + (c0 + c) * out.strides[0], h * w),
                       floats_at(x.ctypes.data + c * x.strides[0], h * w))
             continue
         for y in range(h):
-            _copy_run(row_at(out, c0 + c, y), row_at(x, c, y))
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _copy_run(dst, src):
-    for i in range(src.size):
-        dst[i] = src[i]
+            copy_run(row_at(out, c0 + c, y), row_at(x, c, y))
 
 
 @njit(cache=True)
