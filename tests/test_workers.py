@@ -53,7 +53,8 @@ def test_every_share_runs_once_and_errors_reach_the_caller():
 
 def test_during_a_run_each_thread_keeps_to_a_cpu_of_its_own(monkeypatch):
     """The helper keeps to the process's second CPU, the caller to its first during a run and to its own
-    affinity again after; with FUSETILE_PIN_THREADS=0 (or a single CPU) nothing is pinned."""
+    affinity again after; with FUSETILE_PIN_THREADS=0 (or a single CPU) nothing is pinned, and CPUs the
+    process may no longer use leave the threads where they are."""
     before = os.sched_getaffinity(0)
     for pin in ("1", "0"):
         monkeypatch.setenv(PIN_VARIABLE, pin)
@@ -73,6 +74,14 @@ def test_during_a_run_each_thread_keeps_to_a_cpu_of_its_own(monkeypatch):
             assert seen == {True: {team.cpus[0]}, False: {team.cpus[1]}}
         else:
             assert team.cpus is None and seen == {True: before, False: before}
+    team = Crew(1)
+    team.cpus = [1 << 12, (1 << 12) + 1]  # CPUs the process may not use: the run goes on where it is
+    team.begin([(lambda: None,)])
+    assert os.sched_getaffinity(0) == before
+    team.hand(0)
+    team.join(0)
+    team.end()
+    assert os.sched_getaffinity(0) == before
 
 
 def test_the_caller_runs_a_share_its_helper_has_not_claimed():

@@ -44,6 +44,15 @@ def pinned_cpus(threads: int) -> list[int] | None:
     return cpus[:threads] if len(cpus) >= threads else None
 
 
+def _keep_to(cpus: set[int]) -> None:
+    """The calling thread to ``cpus``; left where it is if the process may no longer use them (pinning only
+    places threads: a run does not depend on it)."""
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError:
+        pass
+
+
 def _await(counters: np.ndarray, slot: int, at_least: int) -> int:
     while (value := poll(counters, slot, at_least, SPINS)) < 0:
         _yield()
@@ -80,7 +89,7 @@ class Crew:
 
     def _serve(self, h: int) -> None:
         if self.cpus:
-            os.sched_setaffinity(0, {self.cpus[h + 1]})
+            _keep_to({self.cpus[h + 1]})
         counters, go, done, taken = self.counters, SLOTS * h + GO, SLOTS * h + DONE, SLOTS * h + CLAIMED
         while True:
             self._wake[h].wait()
@@ -104,7 +113,7 @@ class Crew:
         self._lock.acquire()
         if self.cpus:
             self._caller_cpus = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, {self.cpus[0]})
+            _keep_to({self.cpus[0]})
         self.counters[:] = 0
         self._shares = shares
         for wake in self._wake:
@@ -140,7 +149,7 @@ class Crew:
         finally:
             self._shares = []
             if self.cpus:
-                os.sched_setaffinity(0, self._caller_cpus)
+                _keep_to(self._caller_cpus)
             self._lock.release()
 
 
