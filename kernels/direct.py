@@ -55,6 +55,14 @@ def _sides(row, t0, t1, t2, t3, t4, t5, t6, t7, t8, a, b, d, lo, hi, e, add):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _keep_even(run, n):
+    """run[j] = run[2j] for j < n, in place: a stride-2 row's windows kept from the stride-1 run computed in
+    its room and the next row's. Front to back, each value is read before it is overwritten."""
+    for j in range(n):
+        run[j] = run[2 * j]
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _window_row(row, x, c, w, r, col0, oy, size, stride, pad_top, pad_left, add):
     """Output row ``oy`` of channel c's windows times the taps w[r, col0:] into ``row`` (added to it if
     ``add``). A 3x3 row (stride 1 or 2) sums its nine taps unrolled over the columns whose taps are all
@@ -138,8 +146,7 @@ def _depthwise_halved(out, x, c, w, pad_top, pad_left, m, o, act):
         row = row_at(out, c, oy)
         wide = floats_at(row.ctypes.data, 2 * out_w - 1)
         _window_row(wide, x, c, w, c, 0, 2 * oy, 3, 1, pad_top, pad_left, False)
-        for j in range(out_w):
-            row[j] = wide[2 * j]
+        _keep_even(wide, out_w)
     _window_row(row_at(out, c, out_h - 1), x, c, w, c, 0, out_h - 1, 3, 2, pad_top, pad_left, False)
     whole = floats_at(out.ctypes.data + c * out.strides[0], out_h * out_w)
     finish_row(whole, whole, 0, m, o, False, act)
@@ -274,9 +281,7 @@ def _halved_rows(out, x, pad_top, pad_left, w, mult, offset, act, last, row_lo, 
                    x.ctypes.data + (2 * oy - pad_top) * x.strides[1] + (2 * lo - pad_left) * F32, plane, pitch,
                    out.ctypes.data + oy * out.strides[1] + lo * F32, ldc, 0)
         for f in range(filters):
-            run = floats_at(out.ctypes.data + f * out.strides[0] + oy * out.strides[1] + lo * F32, n)
-            for j in range(hi - lo):
-                run[j] = run[2 * j]
+            _keep_even(floats_at(out.ctypes.data + f * out.strides[0] + oy * out.strides[1] + lo * F32, n), hi - lo)
             row = row_at(out, f, oy)
             _border_windows(row, x, w, f, oy, 2, pad_top, pad_left, lo, hi, False)
             if last:

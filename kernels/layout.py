@@ -27,7 +27,7 @@ def copy_channels(out, x, c0):
     for c in range(c_in):
         if planes:
             copy_run(floats_at(out.ctypes.data + (c0 + c) * out.strides[0], h * w),
-                      floats_at(x.ctypes.data + c * x.strides[0], h * w))
+                     floats_at(x.ctypes.data + c * x.strides[0], h * w))
             continue
         for y in range(h):
             copy_run(row_at(out, c0 + c, y), row_at(x, c, y))

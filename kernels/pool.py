@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.blas import F32, floats_at, row_at
+from kernels.blas import F32, copy_run, floats_at, row_at
 
 NEG_INF = np.float32(-np.inf)
 
@@ -72,9 +72,7 @@ def _separable(out, x, size, pad_top, pad_left):
             if y1 <= y0:  # no input row under the window
                 row[:] = NEG_INF
                 continue
-            first = row_at(x, c, y0)
-            for j in range(w):
-                row[j] = first[j]
+            copy_run(row, row_at(x, c, y0))
             for y in range(y0 + 1, y1):
                 below = row_at(x, c, y)
                 for j in range(w):
