@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import cpu_name, opencv_forward
+from benchmarks.phase import far_turns, phase_medians, round_trip_ns
 from engine.runtime.workers import default_threads
 
 TOLERANCE = 1e-4
@@ -231,6 +232,7 @@ def main() -> None:
             if bad:
                 raise SystemExit(f"results differ from the reference by more than {TOLERANCE}: {bad}")
             seconds = {(name, loaded): [] for name in names for loaded in (False, True)}
+            trips = {name: [] for name in names}  # the CPUs' round trip (``benchmarks.phase``) before each turn
             load = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.under_load else None
             try:
                 for r in range(args.rounds):
@@ -239,6 +241,8 @@ def main() -> None:
                             os.kill(load.pid, signal.SIGCONT if loaded else signal.SIGSTOP)
                         for name in names if r % 2 == 0 else names[::-1]:
                             time.sleep(SETTLE_S)
+                            if not loaded:  # a busy process would stretch the probe's trips
+                                trips[name].append(round_trip_ns())
                             children[name].stdin.write("run\n")
                             children[name].stdin.flush()
                             seconds[name, loaded].append(float(children[name].stdout.readline()))
@@ -275,7 +279,32 @@ def main() -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print(line(row))
+    probes = [t for name in names for t in trips[name]]
+    if probes and None not in probes:
+        far, at = far_turns(probes), 0
+        far_by_name = {}
+        for name in names:
+            far_by_name[name], at = far[at:at + len(trips[name])], at + len(trips[name])
+        print_phases(names, {name: seconds[name, False] for name in names}, probes, far, far_by_name)
 
+
+def print_phases(names: list[str], seconds: dict[str, list[float]], probes: list[float], far: list[bool],
+                 far_by_name: dict[str, list[bool]]) -> None:
+    """The unloaded turns apart by the phase their probe found (``benchmarks.phase``)."""
+    near_ns, far_ns = [t for t, f in zip(probes, far) if not f], [t for t, f in zip(probes, far) if f]
+    print(f"\ncross-core round trip before each turn: {len(near_ns)} near (median {statistics.median(near_ns):.0f} ns)"
+          + (f", {len(far_ns)} far (median {statistics.median(far_ns):.0f} ns)" if far_ns else ", none far"))
+    if not far_ns:
+        return
+    split = {name: phase_medians(seconds[name], far_by_name[name]) for name in names}
+    base = split.get("onnxruntime", (None, None))
+    print("| runner | near ms | / ONNX Runtime | far ms | / ONNX Runtime |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        cells = [name]
+        for mine, theirs in zip(split[name], base):
+            cells += [f"{mine * 1e3:.1f}" if mine else "-", f"{mine / theirs:.2f}" if mine and theirs else "-"]
+        print("| " + " | ".join(cells) + " |")
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,86 @@
+"""How far apart the first two CPUs of this process are right now: the round trip of a cache line between two
+threads pinned to them.
+
+On the 2-vCPU KVM guests fusetile is developed on (AMD EPYC, Zen 4), the host places the vCPUs near each
+other (a round trip of 30-60 ns) or, for seconds at a time, far apart (about 250 ns). Far apart, 1 MB that
+one thread wrote and the other reads (each way at once) took 2.6x as long (6.1 -> 15.6 ms for 20 such
+swaps), 1 MB that a thread keeps to itself 1.1x (5.0 -> 5.6 ms). The split steps of a fused run hand their
+maps from thread to thread at every layer: yolov2-tiny's default plan ran 25.4 ms near and 29.9 far (one
+process, 899 runs), ONNX Runtime 25.6 and 27.6 (908 runs). So ``bench_peers`` probes before each turn
+and gives the two phases apart as well as together.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+
+import numpy as np
+from numba import njit
+
+from kernels.sync import poll, post
+
+TRIPS = 2000     # round trips per probe: about 0.1-0.5 ms
+FAR = 2.5        # a probe is far when its round trip takes FAR times the quickest of the benchmark's or more
+MIN_TURNS = 3    # turns a runner needs in a phase for that phase's median
+_LINE = 8        # int64s per cache line: the two directions on lines of their own
+_SPINS = 1 << 16
+
+
+@njit(cache=True, nogil=True)
+def _volley(counters, first, last, serving):
+    """Round trips first..last: the server posts each number and waits for it to come back; the other side
+    waits for it and posts it back."""
+    for i in range(first, last + 1):
+        if serving:
+            post(counters, 0, i)
+            while poll(counters, _LINE, i, _SPINS) < 0:
+                pass
+        else:
+            while poll(counters, 0, i, _SPINS) < 0:
+                pass
+            post(counters, _LINE, i)
+
+
+def _pinned(cpu: int, work) -> None:
+    os.sched_setaffinity(0, {cpu})
+    work()
+
+
+def round_trip_ns(trips: int = TRIPS) -> float | None:
+    """Nanoseconds per round trip of a cache line between threads on the process's first two CPUs (the
+    first trip, which waits for the other thread to start, not counted), or None with fewer than two CPUs.
+    Only for an idle machine: a busy process on either CPU would stretch the trips to its time slices."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    counters = np.zeros(2 * _LINE, np.int64)
+    echo = threading.Thread(target=_pinned, args=(cpus[1], lambda: _volley(counters, 1, trips + 1, False)))
+    seconds = []
+
+    def serve() -> None:
+        _volley(counters, 1, 1, True)
+        start = time.perf_counter()
+        _volley(counters, 2, trips + 1, True)
+        seconds.append(time.perf_counter() - start)
+    echo.start()
+    try:
+        _pinned(cpus[0], serve)
+    finally:
+        echo.join()
+        os.sched_setaffinity(0, cpus)
+    return seconds[0] / trips * 1e9
+
+
+def far_turns(trips_ns: list[float]) -> list[bool]:
+    """Which probes found the CPUs far apart: FAR times the quickest round trip or more."""
+    quickest = min(trips_ns)
+    return [t >= FAR * quickest for t in trips_ns]
+
+
+def phase_medians(seconds: list[float], far: list[bool]) -> tuple[float | None, float | None]:
+    """(median of the near turns, of the far turns), each None with fewer than MIN_TURNS."""
+    near_s = [s for s, f in zip(seconds, far) if not f]
+    far_s = [s for s, f in zip(seconds, far) if f]
+    return tuple(statistics.median(s) if len(s) >= MIN_TURNS else None for s in (near_s, far_s))
