@@ -22,7 +22,7 @@ from numba import njit
 from kernels.sync import poll, post
 
 TRIPS = 2000     # round trips per probe: about 0.1-0.5 ms
-FAR = 2.5        # a probe is far when its round trip takes FAR times the quickest of the benchmark's or more
+FAR = 2.5        # far probes take this many times as long as near ones or more (``far_turns``)
 MIN_TURNS = 3    # turns a runner needs in a phase for that phase's median
 _LINE = 8        # int64s per cache line: the two directions on lines of their own
 _SPINS = 1 << 16
@@ -74,9 +74,21 @@ def round_trip_ns(trips: int = TRIPS) -> float | None:
 
 
 def far_turns(trips_ns: list[float]) -> list[bool]:
-    """Which probes found the CPUs far apart: FAR times the quickest round trip or more."""
-    quickest = min(trips_ns)
-    return [t >= FAR * quickest for t in trips_ns]
+    """Which probes found the CPUs far apart: the round trips fall into the two groups whose logarithms lie
+    closest around their means (Otsu's split), and the slower group counts as far when its median is FAR
+    times the quicker one's or more (else every probe is near). Near trips vary twofold themselves (60-170
+    ns), so a fixed multiple of the quickest would call some of them far."""
+    logs = np.log(np.asarray(trips_ns, np.float64))
+    order = np.sort(logs)
+    n, best, split = len(order), -1.0, 0
+    for k in range(1, n):
+        low, high = order[:k], order[k:]
+        spread = k * (n - k) * (high.mean() - low.mean()) ** 2
+        if spread > best:
+            best, split = spread, k
+    if split == 0 or np.exp(np.median(order[split:]) - np.median(order[:split])) < FAR:
+        return [False] * n
+    return (logs >= order[split]).tolist()
 
 
 def phase_medians(seconds: list[float], far: list[bool]) -> tuple[float | None, float | None]:

@@ -4,9 +4,12 @@ import os
 from benchmarks.phase import FAR, MIN_TURNS, far_turns, phase_medians, round_trip_ns
 
 
-def test_far_turns_are_those_far_slower_than_the_quickest_probe():
-    probes = [60.0, 120.0, 60.0 * FAR, 500.0, 59.0]
-    assert far_turns(probes) == [False, False, True, True, False]
+def test_far_turns_are_the_slower_of_two_groups_of_probes_far_apart():
+    near = [58.0, 118.0, 60.0, 150.0, 112.0, 168.0]
+    assert far_turns(near) == [False] * 6  # near trips vary twofold: no far group
+    assert far_turns(near + [490.0, 560.0]) == [False] * 6 + [True, True]
+    assert far_turns([500.0, 60.0 * FAR * 0.9, 520.0, 130.0]) == [True, False, True, False]
+    assert far_turns([490.0, 510.0, 600.0]) == [False] * 3  # all far: one phase, nothing to split
 
 
 def test_a_phase_gets_a_median_only_from_enough_turns():
