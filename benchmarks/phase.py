@@ -2,12 +2,12 @@
 threads pinned to them.
 
 On the 2-vCPU KVM guests fusetile is developed on (AMD EPYC, Zen 4), the host places the vCPUs near each
-other (a round trip of 30-60 ns) or, for seconds at a time, far apart (about 250 ns). Far apart, 1 MB that
-one thread wrote and the other reads (each way at once) took 2.6x as long (6.1 -> 15.6 ms for 20 such
-swaps), 1 MB that a thread keeps to itself 1.1x (5.0 -> 5.6 ms). The split steps of a fused run hand their
-maps from thread to thread at every layer: yolov2-tiny's default plan ran 25.4 ms near and 29.9 far (one
-process, 899 runs), ONNX Runtime 25.6 and 27.6 (908 runs). So ``bench_peers`` probes before each turn
-and gives the two phases apart as well as together.
+other (this probe's round trip 45-170 ns) or, for seconds at a time, far apart (450-600 ns). Far apart,
+1 MB that one thread wrote and the other reads (both ways at once) took 2.6x as long (20 such swaps: 6.1
+-> 15.6 ms), 1 MB that a thread keeps to itself 1.1x (5.0 -> 5.6 ms). The split steps of a fused run hand
+their maps from thread to thread at every layer: in one process, yolov2-tiny's default plan ran 25.4 ms
+near and 29.9 far (899 runs), ONNX Runtime 25.6 and 27.6 (908 runs); one thread kept its 46.6 ms. So
+``bench_peers`` probes before each turn and gives the two phases apart as well as together.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from numba import njit
 
 from kernels.sync import poll, post
 
-TRIPS = 2000     # round trips per probe: about 0.1-0.5 ms
-FAR = 2.5        # far probes take this many times as long as near ones or more (``far_turns``)
+TRIPS = 2000     # round trips per probe: 0.1-1.2 ms
+FAR_NS = 300     # a round trip this long or longer is far: near ones took 45-170 ns here, far ones 450-600
 MIN_TURNS = 3    # turns a runner needs in a phase for that phase's median
 _LINE = 8        # int64s per cache line: the two directions on lines of their own
 _SPINS = 1 << 16
@@ -74,21 +74,8 @@ def round_trip_ns(trips: int = TRIPS) -> float | None:
 
 
 def far_turns(trips_ns: list[float]) -> list[bool]:
-    """Which probes found the CPUs far apart: the round trips fall into the two groups whose logarithms lie
-    closest around their means (Otsu's split), and the slower group counts as far when its median is FAR
-    times the quicker one's or more (else every probe is near). Near trips vary twofold themselves (60-170
-    ns), so a fixed multiple of the quickest would call some of them far."""
-    logs = np.log(np.asarray(trips_ns, np.float64))
-    order = np.sort(logs)
-    n, best, split = len(order), -1.0, 0
-    for k in range(1, n):
-        low, high = order[:k], order[k:]
-        spread = k * (n - k) * (high.mean() - low.mean()) ** 2
-        if spread > best:
-            best, split = spread, k
-    if split == 0 or np.exp(np.median(order[split:]) - np.median(order[:split])) < FAR:
-        return [False] * n
-    return (logs >= order[split]).tolist()
+    """Which probes found the CPUs far apart: a round trip of FAR_NS or more."""
+    return [t >= FAR_NS for t in trips_ns]
 
 
 def phase_medians(seconds: list[float], far: list[bool]) -> tuple[float | None, float | None]:
