@@ -22,25 +22,39 @@ from numba import njit
 from kernels.sync import poll, post
 
 TRIPS = 2000     # round trips per probe: 0.1-1.2 ms
+BATCH = 100      # trips between looks at the clock
+LIMIT_S = 0.02   # a probe stops after this long (a busy CPU would stretch its trips to time slices)
 FAR_NS = 300     # a round trip this long or longer is far: near ones took 45-170 ns here, far ones 450-600
 MIN_TURNS = 3    # turns a runner needs in a phase for that phase's median
 _LINE = 8        # int64s per cache line: the two directions on lines of their own
+_STOP = np.int64(1) << 62  # posted instead of a trip's number: the echo returns
 _SPINS = 1 << 16
+_PATIENCE = 1 << 28  # looks for one trip's answer (a second or more): the other thread is gone
 
 
 @njit(cache=True, nogil=True)
-def _volley(counters, first, last, serving):
-    """Round trips first..last: the server posts each number and waits for it to come back; the other side
-    waits for it and posts it back."""
+def _serve(counters, first, last):
+    """Round trips first..last: post each number and wait for it to come back. Returns the trips made: fewer
+    if one did not come back within _PATIENCE looks."""
     for i in range(first, last + 1):
-        if serving:
-            post(counters, 0, i)
-            while poll(counters, _LINE, i, _SPINS) < 0:
-                pass
-        else:
-            while poll(counters, 0, i, _SPINS) < 0:
-                pass
-            post(counters, _LINE, i)
+        post(counters, 0, i)
+        if poll(counters, _LINE, i, _PATIENCE) < 0:
+            return i - first
+    return last - first + 1
+
+
+@njit(cache=True, nogil=True)
+def _echo(counters):
+    """Post every number back, until _STOP comes."""
+    i = 1
+    while True:
+        seen = poll(counters, 0, i, _SPINS)
+        if seen < 0:
+            continue
+        if seen >= _STOP:
+            return
+        post(counters, _LINE, i)
+        i += 1
 
 
 def _pinned(cpu: int, work) -> None:
@@ -50,27 +64,33 @@ def _pinned(cpu: int, work) -> None:
 
 def round_trip_ns(trips: int = TRIPS) -> float | None:
     """Nanoseconds per round trip of a cache line between threads on the process's first two CPUs (the
-    first trip, which waits for the other thread to start, not counted), or None with fewer than two CPUs.
-    Only for an idle machine: a busy process on either CPU would stretch the trips to its time slices."""
+    first trip, which waits for the other thread to start, not counted; fewer than ``trips`` if they take
+    more than LIMIT_S), or None with fewer than two CPUs."""
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         return None
     cpus = sorted(os.sched_getaffinity(0))
     counters = np.zeros(2 * _LINE, np.int64)
-    echo = threading.Thread(target=_pinned, args=(cpus[1], lambda: _volley(counters, 1, trips + 1, False)))
-    seconds = []
+    echo = threading.Thread(target=_pinned, args=(cpus[1], lambda: _echo(counters)))
+    timed = []
 
     def serve() -> None:
-        _volley(counters, 1, 1, True)
-        start = time.perf_counter()
-        _volley(counters, 2, trips + 1, True)
-        seconds.append(time.perf_counter() - start)
+        if _serve(counters, 1, 1) < 1:
+            raise RuntimeError("the probe's other thread did not answer")
+        start, done = time.perf_counter(), 0
+        while done < trips and time.perf_counter() - start < LIMIT_S:
+            made = _serve(counters, done + 2, done + 1 + BATCH)
+            if made < BATCH:
+                raise RuntimeError("the probe's other thread stopped answering")
+            done += made
+        timed.append((time.perf_counter() - start) / done)
     echo.start()
     try:
         _pinned(cpus[0], serve)
     finally:
+        post(counters, 0, _STOP)
         echo.join()
         os.sched_setaffinity(0, cpus)
-    return seconds[0] / trips * 1e9
+    return timed[0] * 1e9
 
 
 def far_turns(trips_ns: list[float]) -> list[bool]:
