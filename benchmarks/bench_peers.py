@@ -292,8 +292,9 @@ def print_phases(names: list[str], seconds: dict[str, list[float]], probes: list
                  far_by_name: dict[str, list[bool]]) -> None:
     """The unloaded turns apart by the phase their probe found (``benchmarks.phase``)."""
     near_ns, far_ns = [t for t, f in zip(probes, far) if not f], [t for t, f in zip(probes, far) if f]
-    print(f"\ncross-core round trip before each turn: {len(near_ns)} near (median {statistics.median(near_ns):.0f} ns)"
-          + (f", {len(far_ns)} far (median {statistics.median(far_ns):.0f} ns)" if far_ns else ", none far"))
+    counts = [f"{len(ns)} {phase}" + (f" (median {statistics.median(ns):.0f} ns)" if ns else "")
+              for phase, ns in (("near", near_ns), ("far", far_ns))]
+    print(f"\ncross-core round trip before each turn: {', '.join(counts)}")
     if not far_ns:
         return
     split = {name: phase_medians(seconds[name], far_by_name[name]) for name in names}
