@@ -307,5 +307,6 @@ def print_phases(names: list[str], seconds: dict[str, list[float]], probes: list
             cells += [f"{mine * 1e3:.1f}" if mine else "-", f"{mine / theirs:.2f}" if mine and theirs else "-"]
         print("| " + " | ".join(cells) + " |")
 
+
 if __name__ == "__main__":
     main()
