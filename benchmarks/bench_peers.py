@@ -14,10 +14,12 @@ infers twice back to back and only the second counts: the first warms the caches
 filled, as in a service that infers frame after frame. The table gives medians and ratios to ONNX Runtime.
 Every runner runs the whole network, its heads included ([region] or [yolo]). Before timing, each runner's
 tensors feeding the heads, and the heads' outputs where the runner gives them in the engine's form, are
-checked against the NumPy reference (max difference over the tensor's largest magnitude, at most 1e-4). ``--under-load`` adds a
-second condition, one busy process running beside the runners: each round then times every runner once
-without it and once with it (the process is stopped and continued, in alternating order), so the
-slowdowns compare like with like.
+checked against the NumPy reference (max difference over the tensor's largest magnitude, at most 1e-4).
+``--under-load`` adds a second condition, one busy process running beside the runners: each round then
+times every runner once without it and once with it (the process is stopped and continued, in alternating
+order), so the slowdowns compare like with like. Before each turn without the busy process, the parent
+times a cache line's round trip between its first two CPUs (``benchmarks.phase``); when some turns found
+them far apart, a second table gives the near and far turns' medians apart.
 
 The peers read the network as ONNX built from the same description (``benchmarks.onnx_graph``), except
 OpenCV, which reads the cfg and Darknet weights itself. fusetile runs: the NumPy reference, the fused
