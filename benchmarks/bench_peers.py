@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import cpu_name, opencv_forward
-from benchmarks.phase import far_turns, phase_medians, round_trip_ns
+from benchmarks.phase import print_phases, round_trip_ns
 from engine.runtime.workers import default_threads
 
 TOLERANCE = 1e-4
@@ -281,33 +281,7 @@ def main() -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print(line(row))
-    probes = [t for name in names for t in trips[name]]
-    if probes and None not in probes:
-        far, at = far_turns(probes), 0
-        far_by_name = {}
-        for name in names:
-            far_by_name[name], at = far[at:at + len(trips[name])], at + len(trips[name])
-        print_phases(names, {name: seconds[name, False] for name in names}, probes, far, far_by_name)
-
-
-def print_phases(names: list[str], seconds: dict[str, list[float]], probes: list[float], far: list[bool],
-                 far_by_name: dict[str, list[bool]]) -> None:
-    """The unloaded turns apart by the phase their probe found (``benchmarks.phase``)."""
-    near_ns, far_ns = [t for t, f in zip(probes, far) if not f], [t for t, f in zip(probes, far) if f]
-    counts = [f"{len(ns)} {phase}" + (f" (median {statistics.median(ns):.0f} ns)" if ns else "")
-              for phase, ns in (("near", near_ns), ("far", far_ns))]
-    print(f"\ncross-core round trip before each turn: {', '.join(counts)}")
-    if not far_ns:
-        return
-    split = {name: phase_medians(seconds[name], far_by_name[name]) for name in names}
-    base = split.get("onnxruntime", (None, None))
-    print("| runner | near ms | / ONNX Runtime | far ms | / ONNX Runtime |")
-    print("|---|---|---|---|---|")
-    for name in names:
-        cells = [name]
-        for mine, theirs in zip(split[name], base):
-            cells += [f"{mine * 1e3:.1f}" if mine else "-", f"{mine / theirs:.2f}" if mine and theirs else "-"]
-        print("| " + " | ".join(cells) + " |")
+    print_phases(names, {name: seconds[name, False] for name in names}, trips)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,28 @@ def phase_medians(seconds: list[float], far: list[bool]) -> tuple[float | None, 
     near_s = [s for s, f in zip(seconds, far) if not f]
     far_s = [s for s, f in zip(seconds, far) if f]
     return tuple(statistics.median(s) if len(s) >= MIN_TURNS else None for s in (near_s, far_s))
+
+
+def print_phases(names: list[str], seconds: dict[str, list[float]], trips: dict[str, list[float | None]]) -> None:
+    """How many turns found the CPUs near and far, and, when some were far, each runner's medians in either
+    phase and their ratios to ONNX Runtime's in the same phase (``trips[name][i]``: the probe before
+    ``seconds[name][i]``). Nothing without probes."""
+    probes = [t for name in names for t in trips[name]]
+    if not probes or None in probes:
+        return
+    far = {name: far_turns(trips[name]) for name in names}
+    near_ns, far_ns = [t for t in probes if t < FAR_NS], [t for t in probes if t >= FAR_NS]
+    counts = [f"{len(ns)} {phase}" + (f" (median {statistics.median(ns):.0f} ns)" if ns else "")
+              for phase, ns in (("near", near_ns), ("far", far_ns))]
+    print(f"\ncross-core round trip before each turn: {', '.join(counts)}")
+    if not far_ns:
+        return
+    split = {name: phase_medians(seconds[name], far[name]) for name in names}
+    base = split.get("onnxruntime", (None, None))
+    print("| runner | near ms | / ONNX Runtime | far ms | / ONNX Runtime |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        cells = [name]
+        for mine, theirs in zip(split[name], base):
+            cells += [f"{mine * 1e3:.1f}" if mine else "-", f"{mine / theirs:.2f}" if mine and theirs else "-"]
+        print("| " + " | ".join(cells) + " |")
