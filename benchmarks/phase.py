@@ -70,6 +70,9 @@ def round_trip_ns(trips: int = TRIPS) -> float | None:
         return None
     cpus = sorted(os.sched_getaffinity(0))
     counters = np.zeros(2 * _LINE, np.int64)
+    counters[0] = _STOP
+    _echo(counters), _serve(counters, 1, 0)  # compiled here, not while the other side waits for an answer
+    counters[:] = 0
     echo = threading.Thread(target=_pinned, args=(cpus[1], lambda: _echo(counters)))
     timed = []
 
@@ -113,7 +116,8 @@ def print_phases(names: list[str], seconds: dict[str, list[float]], trips: dict[
     if not probes or None in probes:
         return
     far = {name: far_turns(trips[name]) for name in names}
-    near_ns, far_ns = [t for t in probes if t < FAR_NS], [t for t in probes if t >= FAR_NS]
+    flags = [f for name in names for f in far[name]]
+    near_ns, far_ns = [t for t, f in zip(probes, flags) if not f], [t for t, f in zip(probes, flags) if f]
     counts = [f"{len(ns)} {phase}" + (f" (median {statistics.median(ns):.0f} ns)" if ns else "")
               for phase, ns in (("near", near_ns), ("far", far_ns))]
     print(f"\ncross-core round trip before each turn: {', '.join(counts)}")
