@@ -19,6 +19,7 @@ import time
 import numpy as np
 from numba import njit
 
+from engine.runtime.workers import first_cpus
 from kernels.sync import poll, post
 
 TRIPS = 2000     # round trips per probe: 0.1-1.2 ms
@@ -66,9 +67,10 @@ def round_trip_ns(trips: int = TRIPS) -> float | None:
     """Nanoseconds per round trip of a cache line between threads on the process's first two CPUs (the
     first trip, which waits for the other thread to start, not counted; fewer than ``trips`` if they take
     more than LIMIT_S), or None with fewer than two CPUs."""
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+    cpus = first_cpus(2)
+    if cpus is None:
         return None
-    cpus = sorted(os.sched_getaffinity(0))
+    before = os.sched_getaffinity(0)
     counters = np.zeros(2 * _LINE, np.int64)
     counters[0] = _STOP
     _echo(counters), _serve(counters, 1, 0)  # compiled here, not while the other side waits for an answer
@@ -92,7 +94,7 @@ def round_trip_ns(trips: int = TRIPS) -> float | None:
     finally:
         post(counters, 0, _STOP)
         echo.join()
-        os.sched_setaffinity(0, cpus)
+        os.sched_setaffinity(0, before)
     return timed[0] * 1e9
 
 

@@ -35,13 +35,18 @@ _yield = getattr(os, "sched_yield", lambda: None)
 PIN_VARIABLE = "FUSETILE_PIN_THREADS"  # "0": no pinning
 
 
-def pinned_cpus(threads: int) -> list[int] | None:
-    """The CPUs the caller and each helper keep to during a run (the first ``threads`` the process may run
-    on), or None: pinning turned off, or unknown here, or fewer CPUs than threads."""
-    if os.environ.get(PIN_VARIABLE, "1") == "0" or not hasattr(os, "sched_setaffinity"):
+def first_cpus(n: int) -> list[int] | None:
+    """The first ``n`` CPUs this process may run on, or None: fewer, or unknown here."""
+    if not hasattr(os, "sched_setaffinity"):
         return None
     cpus = sorted(os.sched_getaffinity(0))
-    return cpus[:threads] if len(cpus) >= threads else None
+    return cpus[:n] if len(cpus) >= n else None
+
+
+def pinned_cpus(threads: int) -> list[int] | None:
+    """The CPUs the caller and each helper keep to during a run (``first_cpus``), or None: pinning turned
+    off, or unknown here, or fewer CPUs than threads."""
+    return None if os.environ.get(PIN_VARIABLE, "1") == "0" else first_cpus(threads)
 
 
 def _keep_to(cpus: set[int]) -> None:
