@@ -1,10 +1,12 @@
 """Reuse modes: the executed MACs are what the modes promise; outputs equal `none` and the reference (the
 geometry of each mode is checked in test_lowering)."""
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine.lower.program import build_program
-from engine.lower.table import S_LAYER, S_MACS
+from engine.lower.table import B_BYTES, B_FIRST, B_LAST, B_SIDE, S_LAYER, S_MACS, S_PAIRED, S_SEGMENT, S_TILE
+from engine.memory.planner import plan_layout
 from engine.runtime.executor import run_fused
 from yolo.params import random_params
 from engine.ir.plan import REUSE_MODES, Group, Plan, parse_groups
@@ -42,6 +44,7 @@ def test_every_mode_equals_none_and_the_reference_on_random_stacks(case, seed):
         outputs[mode] = run.output
     assert_close(outputs["stream"], outputs["none"])
     assert_close(outputs["checkerboard"], outputs["none"])
+    assert_close(outputs["columns"], outputs["none"])
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,8 @@ def test_checkerboard_cuts_the_overlap_work(yolov2):
 
 
 @pytest.mark.parametrize("spec", ["0-7:4x4:stream,8-16:2x2:checkerboard", "0-15:3x5:checkerboard",
-                                  "0-3:6x6:stream,4-9:3x3:checkerboard,10-16:2x2:stream"])
+                                  "0-3:6x6:stream,4-9:3x3:checkerboard,10-16:2x2:stream",
+                                  "0-7:4x2:columns,8-16:3x3:columns"])
 def test_yolov2_reuse_plans_equal_the_reference(yolov2, spec):
     params = random_params(yolov2, 1)
     x = random_image(yolov2.input_shape, 1)
@@ -79,3 +83,27 @@ def test_yolov2_reuse_plans_equal_the_reference(yolov2, spec):
     run = run_fused(Plan(yolov2, parse_groups(spec)), params, x)
     assert_close(run.output, ref.output)
     assert_arena_invariants(run)
+
+
+def test_columns_run_two_at_a_time_in_buffers_of_their_own(yolov2):
+    """Every step of a two-column group pairs with its twin; a lifetime touching a pair spans both of its
+    steps; the two threads' buffers never share a byte; the overlap across columns is recomputed."""
+    program = build_program(Plan(yolov2, parse_groups("0-7:4x2:columns")))
+    steps, buffers = program.steps, program.buffers
+    group = np.flatnonzero(steps[:, S_SEGMENT] == 0)
+    firsts = group[steps[group, S_PAIRED] == 1]
+    assert len(firsts) * 2 == len(group)
+    assert (steps[firsts + 1, S_TILE] == steps[firsts, S_TILE] + 1).all()  # column 0 beside column 1
+    assert not np.isin(buffers[:, B_FIRST], firsts + 1).any() and not np.isin(buffers[:, B_LAST], firsts).any()
+    layout = plan_layout(buffers)
+    ends = layout.offsets + buffers[:, B_BYTES]
+    one, two = (np.flatnonzero(buffers[:, B_SIDE] == side) for side in (1, 2))
+    assert len(one) == len(two) > 0
+    assert ends[one].max() <= layout.offsets[two].min() or ends[two].max() <= layout.offsets[one].min()
+    assert 1.0 < group_overhead(yolov2, "0-7:4x2:columns") < 1.03  # 1.021
+
+
+def test_columns_that_load_weights_per_tile_run_one_after_the_other(yolov2):
+    """A tile's loads fill weights the other column would read at once: such tiles are not paired."""
+    steps = build_program(Plan(yolov2, parse_groups("0-7:4x2:columns:tile"))).steps
+    assert not steps[:, S_PAIRED].any()

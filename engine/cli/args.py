@@ -55,8 +55,10 @@ Reuse (--reuse, or per group: --groups "0-7:4x4:stream,8-16:2x2:none"): "none" r
 between neighbouring tiles in every tile; "checkerboard" (DeepThings) runs every other tile in full and
 lets the tiles between them copy the overlap from strips their neighbours saved; "stream" runs tiles in
 raster order, each computing only what no earlier tile computed and keeping strips for the next tile
-in its row and the tile below: no element is computed twice. Saved strips are arena buffers and count
-in the measured peak.
+in its row and the tile below: no element is computed twice; "columns" streams down each column and
+recomputes the overlap across, so that two columns side by side share nothing and run at once, one per
+thread, in buffers of their own (each with half the conv workspace): faster when the cores are slow to
+read each other's writes. Saved strips are arena buffers and count in the measured peak.
 
 Memory: "measured_peak_bytes" is the peak of live bytes the fused executor actually allocated in its
 arena: feature maps, tiles, saved strips and conv workspaces, the network input included (the first group makes

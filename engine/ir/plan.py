@@ -14,7 +14,7 @@ from engine.ir.order import ORDERS
 from yolo.errors import FusetileError
 from yolo.network import Conv, MaxPool, Network
 
-REUSE_MODES = ("none", "checkerboard", "stream")
+REUSE_MODES = ("none", "checkerboard", "stream", "columns")
 WEIGHT_MODES = ("resident", "group", "tile")  # a group's conv weights: outside the arena; in it for the group's
 # whole run; or loaded again for each tile (and each band of input channels) and released after it
 

@@ -20,9 +20,9 @@ from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering, step_lines
 from engine.lower.table import (SCRATCH_BUFFER, WEIGHTS_BUFFER, BUFFER_KINDS, B_C, B_FIRST, B_H, B_KIND, B_LAST,
                                 B_SEGMENT, B_W, COPY_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER,
                                 INPUT_STEP, MAP_BUFFER, REGION_STEP, REORG_STEP, STEP_COLUMNS, S_CHANNELS, S_DC0,
-                                S_DST, S_DY0, S_KIND, S_LAYER, S_MACS, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0, S_TILE,
-                                S_WEIGHTS, S_C0, S_C1, S_SRC2, SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP,
-                                YOLO_STEP)
+                                S_DST, S_DY0, S_KIND, S_LAYER, S_MACS, S_PAIRED, S_SCRATCH, S_SEGMENT, S_SRC, S_SY0,
+                                S_TILE, S_WEIGHTS, S_C0, S_C1, S_SRC2, SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP,
+                                AVGPOOL_STEP, YOLO_STEP)
 from yolo.network import (FLOAT_BYTES, INPUT, AvgPool, Network, Region, Reorg, Route, ScaleChannels, Shortcut,
                           Upsample, Yolo)
 
@@ -150,7 +150,7 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
 
     def add_map(index: int, kind: int) -> int:
         c, h, w = network.shape_of(index)
-        buffers.append(np.array([[c * h * w * FLOAT_BYTES, kind, count[0], count[0], c, h, w, -1, index, 0, 0]],
+        buffers.append(np.array([[c * h * w * FLOAT_BYTES, kind, count[0], count[0], c, h, w, -1, index, 0, 0, 0]],
                                     np.int64))
         maps[index] = count[1]
         count[1] += 1
@@ -204,6 +204,8 @@ def build_program(plan: Plan, scratch_bytes: int = DEFAULT_SCRATCH_BYTES, loweri
     for end, held in held_through.items():  # as the predictor counts them: to the group's end
         for b in held:
             buffers[b, B_LAST] = max(buffers[b, B_LAST], end)
+    pairs = np.flatnonzero(steps[:, S_PAIRED])  # run at once: a map either of the two touches lives across both
+    buffers[np.isin(buffers[:, B_LAST], pairs), B_LAST] += 1
     results = [maps[i] for i, use in network.last_use.items() if use == len(network)]
     buffers[results, B_LAST] = len(steps) - 1  # the caller reads them after the run
     return Program(plan, tuple(groups), steps, buffers, maps, scratch_bytes)

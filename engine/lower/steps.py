@@ -7,7 +7,7 @@ from __future__ import annotations
 from numba import njit
 
 from engine.lower.geometry import input_span
-from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LAYER, B_SEGMENT, B_W, B_X0, B_Y0,
+from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LAYER, B_SEGMENT, B_SIDE, B_W, B_X0, B_Y0,
                                 CONV_STEP, COPY_STEP, DIRECT_RUN, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, INPUT_BUFFER,
                                 INPUT_STEP, LOAD_STEP, L_BN, L_C_IN, L_C_OUT, L_GROUPS, L_IN_W, L_KIND, L_OUT_W,
                                 L_PART, L_SIZE, L_SRC2, L_STRIDE, L_WINOGRAD, MAXPOOL_STEP, SCRATCH_BUFFER,
@@ -28,6 +28,7 @@ def alloc_buffer(buffers, count, kind, c, h, w, now, layer=-1, y0=0, x0=0):
     b = count[1]
     count[1] += 1
     buffers[b, B_LAYER], buffers[b, B_Y0], buffers[b, B_X0], buffers[b, B_SEGMENT] = layer, y0, x0, -1
+    buffers[b, B_SIDE] = 0
     buffers[b, B_BYTES] = c * h * w * F32
     buffers[b, B_KIND] = kind
     buffers[b, B_FIRST] = now

@@ -84,8 +84,8 @@ def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
- S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD, S_BAND_COLS) = range(30)
-STEP_COLUMNS = 30
+ S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD, S_BAND_COLS, S_PAIRED) = range(31)
+STEP_COLUMNS = 31
 # S_KIND codes
 (INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP, SHORTCUT_STEP, SCALE_STEP,
  UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP) = range(12)
@@ -103,6 +103,8 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # S_C0 < S_C1 takes only those channels of its source (a route's channel split).
 # S_SRC2: a step's second source (a shortcut's added map, scale_channels' scaled map), else -1; S_S2Y0,
 # S_S2X0: where in it the step's region starts (its extent is the destination's).
+# S_PAIRED: 1 on the first step of a pair, which runs at once with the next step, one on each of two threads
+# (``columns`` reuse: two tiles side by side, step by step); whatever either touches is live across both.
 # S_WEIGHTS: a conv step's weights buffer (-1: the weights are resident, outside the arena); S_C0, S_C1:
 # the band of input channels a conv or load step covers (all filters, those channels of each). A conv
 # step whose band starts at 0 writes its output region, later bands add to it, the band ending at the
@@ -110,8 +112,8 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # of every filter, preceded, for the last band, by the layer's vectors folded into the epilogue.
 
 # --- buffers: one row per buffer a program needs ------------------------------------------------------
-B_BYTES, B_KIND, B_FIRST, B_LAST, B_C, B_H, B_W, B_SEGMENT, B_LAYER, B_Y0, B_X0 = range(11)
-BUFFER_COLUMNS = 11
+B_BYTES, B_KIND, B_FIRST, B_LAST, B_C, B_H, B_W, B_SEGMENT, B_LAYER, B_Y0, B_X0, B_SIDE = range(12)
+BUFFER_COLUMNS = 12
 INPUT_BUFFER, MAP_BUFFER, TILE_BUFFER, STRIP_BUFFER, SCRATCH_BUFFER, WEIGHTS_BUFFER = range(6)
 BUFFER_KINDS = ("input", "map", "tile", "strip", "scratch", "weights")
 
@@ -140,3 +142,6 @@ def vector_floats(batch_normalize, filters):
 # the plan), 2.. its own tiles, strips and workspaces. Scratch buffers are flat: (C=elements, H=W=1).
 # B_LAYER, B_Y0, B_X0: whose output map a tile or strip holds a piece of, and where that piece starts.
 GROUP_SOURCE, GROUP_OUTPUT, GROUP_OWN = 0, 1, 2
+# B_SIDE: which thread of a pair touches the buffer (``columns`` reuse): 1 the first step's, 2 the second's, 0 any.
+# Each side is laid out in a region of its own (``engine.memory.planner.own_layout``), so that a thread never
+# writes memory the other touched last.

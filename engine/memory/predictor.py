@@ -19,10 +19,10 @@ from engine.ir.order import run_order
 from engine.ir.plan import Group, Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import input_tiled, map_name, segments
-from engine.lower.table import (B_BYTES, B_FIRST, B_KIND, B_LAST, GROUP_OWN, L_WINOGRAD, WEIGHTS_BUFFER,
+from engine.lower.table import (B_BYTES, B_FIRST, B_KIND, B_LAST, B_SIDE, GROUP_OWN, L_WINOGRAD, WEIGHTS_BUFFER,
                                 winograd_layer)
 from kernels.winograd import POSITIONS
-from engine.memory.planner import align, greedy_by_size
+from engine.memory.planner import align, greedy_by_size, own_layout
 from engine.memory.timeline import live_bytes, split_peaks
 from yolo.network import FLOAT_BYTES, INPUT, Conv, Network, nbytes
 
@@ -99,7 +99,8 @@ class Predictor:
         found = self._own_arena.get(group)
         if found is None:
             own = self.lowering.lower_transient(group)[1][GROUP_OWN:]
-            found = self._own_arena[group] = greedy_by_size(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST])[1]
+            found = self._own_arena[group] = own_layout(own[:, B_BYTES], own[:, B_FIRST], own[:, B_LAST],
+                                                        own[:, B_SIDE])[1]
         return found
 
     def derived_bytes(self, index: int, group: Group) -> int:

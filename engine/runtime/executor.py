@@ -2,7 +2,7 @@
 arena. It is the only code that allocates activation memory on the tiled path.
 
 Each step is bound once, when the arena is made, to its kernel and the arena views it reads and writes,
-so a run is a loop of calls. Weights are prepared once before the run (reshaped views and per-channel
+so a run is a loop of calls: a step's shares, one per thread, or a pair of steps side by side (``columns``). Weights are prepared once before the run (reshaped views and per-channel
 epilogue vectors) and are not activations.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import build_program
 from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, S_METHOD, DIRECT_RUN, WINOGRAD_HELD, WINOGRAD_RUN,
-                                B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
+                                B_FIRST, B_LAST, B_SEGMENT, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND,
                                 S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP,
-                                SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_S2X0, S_S2Y0)
+                                SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_PAIRED, S_S2X0, S_S2Y0)
 from engine.memory.planner import plan_layout
 from engine.runtime.arena import Arena
 from engine.runtime.fused_run import FusedRun
@@ -107,7 +107,7 @@ class FusedExecutor:
         serves repeated inferences, it does not map fresh memory each time."""
         if self._arena is None:
             self._arena = self.new_arena()
-            self._bound = [self._bind(self._arena, row) for row in self.program.steps]
+            self._bound = self._bind_all(self._arena)
             self._helper_shares = sum(len(calls) - 1 for calls in self._bound)  # a run's shares for helpers
         else:
             self._arena.reset()
@@ -148,7 +148,8 @@ class FusedExecutor:
 
         With several threads, a split step's first share runs here while helpers run the others (all of them
         here for a while after a run that found the cores busy: CONTENDED), and BLAS runs single-threaded
-        inside each share."""
+        inside each share; a pair's first step runs here, its second on a helper (``_bind_all``); the
+        step after a pair's first then has no calls, and its step time is 0."""
         self._picture = picture
         self._placement = (placement.width, placement.height, placement.left, placement.top)
         if self.threads == 1:
@@ -207,9 +208,42 @@ class FusedExecutor:
             kernel(dest, kept, *args)
         return head
 
-    def _bind(self, arena: Arena, row: np.ndarray) -> tuple:
+    def _bind_all(self, arena: Arena) -> list[tuple]:
+        """Every step's calls. A pair (``S_PAIRED``) worth running at once (``_at_once``) becomes the first
+        step's: one call per step of the pair, each whole, on one thread; the second step's are then none."""
+        steps, bound = self.program.steps, []
+        while len(bound) < len(steps):
+            row = steps[len(bound)]
+            pair = steps[len(bound):len(bound) + 2]
+            if row[S_PAIRED] and self.threads > 1 and all(self._at_once(r) for r in pair):
+                bound += [tuple(self._whole(arena, r) for r in pair), ()]
+            else:
+                bound.append(self._bind(arena, row, self.threads))
+        return bound
+
+    def _at_once(self, row: np.ndarray) -> bool:
+        """Whether a step of a pair runs beside the other: a conv, or a step with POOL_SPLIT outputs or more,
+        writing a buffer of its group's own. Handing a copy of a few rows to a helper cost more than the copy;
+        and two columns writing one map at once share the cache line at their border in every row (yolov2-tiny's
+        last pool of 0-5:8x2:columns took 4x its time so)."""
+        dst, (y0, y1, x0, x1) = int(row[S_DST]), row[S_DY0:S_DY0 + 4]
+        own = self.program.buffers[dst, B_SEGMENT] >= 0
+        return own and (row[S_KIND] == CONV_STEP or row[S_CHANNELS] * (y1 - y0) * (x1 - x0) >= POOL_SPLIT)
+
+    def _whole(self, arena: Arena, row: np.ndarray):
+        """The step as one call, on one thread."""
+        calls = self._bind(arena, row, 1)
+        if len(calls) == 1:
+            return calls[0]
+
+        def run() -> None:
+            for call in calls:
+                call()
+        return run
+
+    def _bind(self, arena: Arena, row: np.ndarray, threads: int) -> tuple:
         """The step as calls of its kernel on arena views cut once: one call, or one per thread when the
-        step splits (a conv by output rows, a maxpool by channels)."""
+        step splits over ``threads`` (a conv by output rows, a maxpool by channels)."""
         (kind, layer, src, dst, top, left, c0, scratch, band_rows, band_cols, block, channels, held, f0, f1,
          second) = (int(v) for v in row[[S_KIND, S_LAYER, S_SRC, S_DST, S_PAD_TOP, S_PAD_LEFT, S_DC0, S_SCRATCH,
                                           S_BAND_ROWS, S_BAND_COLS, S_BLOCK, S_CHANNELS, S_WEIGHTS, S_C0, S_C1,
@@ -218,7 +252,7 @@ class FusedExecutor:
         dest = arena.views[dst]
         sy0, sy1, sx0, sx1 = (int(v) for v in row[S_SY0:S_SY0 + 4])
         if kind == INPUT_STEP:  # the network input's region [sy0, sy1) x [sx0, sx1), from the picture, by rows
-            parts = min(self.threads, y1 - y0) if dest[:, y0:y1, x0:x1].size >= POOL_SPLIT else 1
+            parts = min(threads, y1 - y0) if dest[:, y0:y1, x0:x1].size >= POOL_SPLIT else 1
             cuts = [y0 + (y1 - y0) * p // parts for p in range(parts + 1)]
             return tuple(partial(self._fit, sy0 + a - y0, sx0, dest[:, a:b, x0:x1]) for a, b in zip(cuts, cuts[1:]))
         if kind == LOAD_STEP:
@@ -237,18 +271,18 @@ class FusedExecutor:
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
             if row[S_METHOD] == WINOGRAD_RUN:
                 return winograd_calls(out, x, top, left, self.weights[layer].transformed, mult, offset, act, band_rows,
-                                      band_cols, block, cols, acc, self.threads)
+                                      band_cols, block, cols, acc, threads)
             if row[S_METHOD] == DIRECT_RUN:
                 return direct_calls(spec, out, x if spec.groups > 1 else x[f0:f1], top, left,
-                                    w2d.T if channel_major else w2d, mult, offset, act, first, last, self.threads)
+                                    w2d.T if channel_major else w2d, mult, offset, act, first, last, threads)
             if spec.groups > 1:
                 return grouped_calls(spec, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block,
-                                     cols, acc, self.threads)
+                                     cols, acc, threads)
             return conv_calls(spec, out, x[f0:f1], top, left, w2d, channel_major, mult, offset, act, band_rows, block,
-                              first, last, cols, acc, self.threads)
+                              first, last, cols, acc, threads)
         if kind == MAXPOOL_STEP:
             spec = self.network[layer]
-            parts = min(self.threads, x.shape[0]) if dest[:, y0:y1, x0:x1].size >= POOL_SPLIT else 1
+            parts = min(threads, x.shape[0]) if dest[:, y0:y1, x0:x1].size >= POOL_SPLIT else 1
             cuts = np.linspace(0, x.shape[0], parts + 1).astype(int)
             return tuple(partial(maxpool_tile, dest[c_lo:c_hi, y0:y1, x0:x1], x[c_lo:c_hi], spec.size, spec.stride,
                                  top, left) for c_lo, c_hi in zip(cuts[:-1], cuts[1:]))
