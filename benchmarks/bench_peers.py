@@ -23,9 +23,9 @@ them far apart, a second table gives the near and far turns' medians apart.
 
 The peers read the network as ONNX built from the same description (``benchmarks.onnx_graph``), except
 OpenCV, which reads the cfg and Darknet weights itself. fusetile runs: the NumPy reference, the fused
-executor layer by layer, the default plan of ``engine.run`` and the plan the search finds fastest under
-1/8 of the layer-by-layer peak (each group's conv workspace budget searched as well, as ``engine.run
---budget`` does).
+executor layer by layer, the default plan of ``engine.run``, the same with its first group in two columns
+side by side (``columns`` reuse: one per thread) and the plan the search finds fastest under 1/8 of the
+layer-by-layer peak (each group's conv workspace budget searched as well, as ``engine.run --budget`` does).
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -183,6 +184,10 @@ def prepare(folder: Path, cfg: str, size: int, single_thread_too: bool) -> dict[
     evaluator, found = search_workspaces(network, load_or_calibrate(network, DEFAULT_SCRATCH_BYTES), budget,
                                          grids=grids)
     plans = {"layer by layer": "none", "default plan": default.spec}
+    fine = default.groups[0] if default.groups else None
+    if fine and fine.cols == 1:  # its first group in two columns, side by side on the two threads
+        plans["default, columns"] = replace(default, groups=(replace(fine, cols=2, reuse="columns"),)
+                                            + default.groups[1:]).spec
     if found:  # with the conv workspace searched along (engine.run --budget does the same)
         plans["fastest under 1/8 peak"] = found[0].spec + f" @{evaluator.predictor.scratch_bytes // 1024} KiB"
     else:

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from engine.lower.program import build_program
-from engine.lower.table import B_BYTES, B_FIRST, B_LAST, B_SIDE, S_LAYER, S_MACS, S_PAIRED, S_SEGMENT, S_TILE
+from engine.lower.table import (B_BYTES, B_FIRST, B_LAST, B_SIDE, CONV_STEP, S_DST, S_KIND, S_LAYER, S_MACS, S_PAIRED,
+                                S_SEGMENT, S_TILE)
 from engine.memory.planner import plan_layout
 from engine.runtime.executor import run_fused
 from yolo.params import random_params
@@ -86,14 +87,17 @@ def test_yolov2_reuse_plans_equal_the_reference(yolov2, spec):
 
 
 def test_columns_run_two_at_a_time_in_buffers_of_their_own(yolov2):
-    """Every step of a two-column group pairs with its twin; a lifetime touching a pair spans both of its
-    steps; the two threads' buffers never share a byte; the overlap across columns is recomputed."""
+    """The steps of a two-column group alternate with their twins; every conv pairs with its twin, no step
+    writing the group's output map does; a lifetime touching a pair spans both of its steps; the two
+    threads' buffers never share a byte; the overlap across columns is recomputed."""
     program = build_program(Plan(yolov2, parse_groups("0-7:4x2:columns")))
     steps, buffers = program.steps, program.buffers
     group = np.flatnonzero(steps[:, S_SEGMENT] == 0)
+    assert (steps[group[1::2], S_TILE] == steps[group[::2], S_TILE] + 1).all()  # column 0, then column 1
     firsts = group[steps[group, S_PAIRED] == 1]
-    assert len(firsts) * 2 == len(group)
-    assert (steps[firsts + 1, S_TILE] == steps[firsts, S_TILE] + 1).all()  # column 0 beside column 1
+    convs = group[::2][steps[group[::2], S_KIND] == CONV_STEP]
+    assert np.isin(convs, firsts).all() and len(firsts) > len(convs)  # convs, and the large pools and inputs
+    assert not np.isin(steps[firsts, S_DST], steps[group[-1], S_DST]).any()
     assert not np.isin(buffers[:, B_FIRST], firsts + 1).any() and not np.isin(buffers[:, B_LAST], firsts).any()
     layout = plan_layout(buffers)
     ends = layout.offsets + buffers[:, B_BYTES]

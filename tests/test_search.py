@@ -261,3 +261,23 @@ def test_streamed_search_bounds_the_engine_peak_exactly_and_prices_the_reads(tin
     _, found = search_streamed(pricing, low * 4, GRIDS, top=1)
     run = FusedExecutor(pricing.chosen(found[0]), params, predictor.scratch_bytes).run(x)
     assert run.weights_read_bytes == predictor.weights_bytes  # each weight read once when reads are dear
+
+
+def test_a_pair_on_two_threads_counts_its_work_once_each_and_its_steps_once():
+    """A pair of twins that runs at once costs what both do (its work adds up) but one step's dispatch and
+    one thread's GEMM calls and weights; on one thread, the two steps one after the other, everything adds."""
+    from engine.lower.group import Lowering
+    from engine.lower.table import S_PAIRED, layer_table
+    from engine.tune.features import CONCURRENT, features_of
+    network = random_stack([("conv", 3, 1, 8), ("conv", 3, 1, 8), ("maxpool", 2, 2)], 64)
+    steps = Lowering(network, 1 << 14).lower(Group(0, 2, 2, 2, "columns")).steps
+    first = np.flatnonzero(steps[:, S_PAIRED])
+    assert len(first)
+    table = layer_table(network)
+    unpaired = steps.copy()
+    unpaired[:, S_PAIRED] = 0
+    alone, together = features_of(unpaired, table, 2), features_of(steps, table, 2)
+    a, b = alone[first], alone[first + 1]
+    assert np.allclose(together[first], np.where(CONCURRENT, np.maximum(a, b), a + b))
+    assert not together[first + 1].any() and (a[:, CONCURRENT] > 0).any()
+    assert np.array_equal(features_of(steps, table, 1), features_of(unpaired, table, 1))

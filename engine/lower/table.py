@@ -81,6 +81,12 @@ def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
     return band_tiles(rows, cols, out_h, out_w) >= WINOGRAD_MIN_TILES and block >= min(channels, WINOGRAD_MIN_BLOCK)
 
 
+POOL_SPLIT = 1 << 14  # outputs from which a maxpool or input step splits between threads, and a step of a pair
+# runs beside its twin: below, handing a share to a helper costs more than the share. With helpers that poll
+# (``engine.runtime.workers``), yolov2-tiny's default plan ran its pools and input strips of 16-64K outputs split
+# in 0.74x their time on one thread (one process, in turns), 26.16 -> 25.90 ms a run; on a machine whose cores
+# were slow to read each other's writes, 32.8 -> 31.9 ms.
+
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
@@ -104,7 +110,7 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # S_SRC2: a step's second source (a shortcut's added map, scale_channels' scaled map), else -1; S_S2Y0,
 # S_S2X0: where in it the step's region starts (its extent is the destination's).
 # S_PAIRED: 1 on the first step of a pair, which runs at once with the next step, one on each of two threads
-# (``columns`` reuse: two tiles side by side, step by step); whatever either touches is live across both.
+# (``columns`` reuse: two tiles side by side, step by step; ``engine.lower.walk.pair_up``).
 # S_WEIGHTS: a conv step's weights buffer (-1: the weights are resident, outside the arena); S_C0, S_C1:
 # the band of input channels a conv or load step covers (all filters, those channels of each). A conv
 # step whose band starts at 0 writes its output region, later bands add to it, the band ending at the

@@ -22,8 +22,9 @@ import numpy as np
 from numba import njit
 
 from engine.lower.steps import alloc_buffer, compute, copy_region, save_strip, second_map
-from engine.lower.table import (B_FIRST, B_LAST, B_SIDE, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, L_C_OUT, LOAD_STEP,
-                                S_DST, S_KIND, S_LAYER, S_PAIRED, S_SCRATCH, S_SRC, S_SRC2, TILE_BUFFER)
+from engine.lower.table import (B_FIRST, B_LAST, B_SIDE, CONV_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, L_C_OUT,
+                                LOAD_STEP, POOL_SPLIT, S_CHANNELS, S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_PAIRED,
+                                S_SCRATCH, S_SRC, S_SRC2, TILE_BUFFER)
 
 STREAM, COLUMNS = 2, 3  # indices of REUSE_MODES
 
@@ -83,19 +84,32 @@ def tile_order(mode, rows, cols):
 
 
 @njit(cache=True)
-def _paired_at(s, a0, b0, e):
-    """Where step s of [a0, e) goes when the tiles [a0, b0) and [b0, e) are interleaved."""
+def _moved(steps, s, a0, b0, e, end):
+    """Where a lifetime's first (``end`` 0) or last (1) step s goes when the tiles [a0, b0) and [b0, e) are
+    interleaved: its new place, or, in a pair, the pair's first or last step."""
     if s < a0 or s >= e:
         return s
-    return a0 + 2 * (s - a0) if s < b0 else a0 + 2 * (s - b0) + 1
+    s = a0 + 2 * (s - a0) if s < b0 else a0 + 2 * (s - b0) + 1
+    first = s - (s - a0) % 2
+    return first + end if steps[first, S_PAIRED] else s
+
+
+@njit(cache=True)
+def _beside(row):
+    """Whether a step of two interleaved tiles runs beside its twin: a conv, or a step of POOL_SPLIT outputs or
+    more, writing a buffer of the group's own. Handing a copy of a few rows to a helper cost more than the
+    copy; and two columns writing the group's output map at once share the cache line at their border in
+    every row (yolov2-tiny's last pool of 0-5:8x2:columns took 4x its time so). Its twin then runs after it."""
+    outputs = row[S_CHANNELS] * (row[S_DY0 + 1] - row[S_DY0]) * (row[S_DX0 + 1] - row[S_DX0])
+    return row[S_DST] >= GROUP_OWN and (row[S_KIND] == CONV_STEP or outputs >= POOL_SPLIT)
 
 
 @njit(cache=True)
 def pair_up(steps, buffers, count, a0, b0):
-    """Interleaves the steps of two tiles, [a0, b0) and [b0, count[0]), into pairs that run at once, if
-    their steps match one for one in kind and layer and neither loads weights (a load may fill what the
-    other reads; the two would read the weights file at once). Every lifetime that starts or ends in a pair
-    then spans the whole pair. Returns whether it did."""
+    """Interleaves the steps of two tiles, [a0, b0) and [b0, count[0]), step by step, if they match one for
+    one in kind and layer and neither loads weights (a load may fill what the other reads; the two would
+    read the weights file at once); the twins worth it (``_beside``) become pairs that run at once. Every
+    lifetime that starts or ends at a pair of twins then spans both. Returns whether it did."""
     e, n = count[0], b0 - a0
     if e - b0 != n:
         return False
@@ -106,23 +120,16 @@ def pair_up(steps, buffers, count, a0, b0):
     both = steps[a0:e].copy()
     for k in range(n):
         steps[a0 + 2 * k], steps[a0 + 2 * k + 1] = both[k], both[n + k]
-        steps[a0 + 2 * k, S_PAIRED] = 1
+        steps[a0 + 2 * k, S_PAIRED] = _beside(both[k]) and _beside(both[n + k])
         for side in range(2):  # what each thread writes and reads, but the weights, which both may read
             row = both[k + side * n]
             for b in (row[S_SRC], row[S_DST], row[S_SRC2], row[S_SCRATCH], row[S_SCRATCH] + 1):
                 if b >= GROUP_OWN:
                     buffers[b, B_SIDE] = side + 1
     for b in range(GROUP_OWN, count[1]):
-        first, last = buffers[b, B_FIRST], buffers[b, B_LAST]
-        if a0 <= first < e:
-            first = _paired_at(first, a0, b0, e)
-            buffers[b, B_FIRST] = first - (first - a0) % 2
-        if a0 <= last < e:
-            last = _paired_at(last, a0, b0, e)
-            buffers[b, B_LAST] = last + 1 - (last - a0) % 2
-    if a0 <= count[2] < e:
-        last = _paired_at(count[2], a0, b0, e)
-        count[2] = last + 1 - (last - a0) % 2
+        buffers[b, B_FIRST] = _moved(steps, buffers[b, B_FIRST], a0, b0, e, 0)
+        buffers[b, B_LAST] = _moved(steps, buffers[b, B_LAST], a0, b0, e, 1)
+    count[2] = _moved(steps, count[2], a0, b0, e, 1)
     return True
 
 

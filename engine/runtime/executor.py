@@ -15,8 +15,8 @@ import numpy as np
 from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import build_program
-from engine.lower.table import (LOAD_STEP, S_C0, S_C1, S_WEIGHTS, S_METHOD, DIRECT_RUN, WINOGRAD_HELD, WINOGRAD_RUN,
-                                B_FIRST, B_LAST, B_SEGMENT, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
+from engine.lower.table import (LOAD_STEP, POOL_SPLIT, S_C0, S_C1, S_WEIGHTS, S_METHOD, DIRECT_RUN, WINOGRAD_HELD,
+                                WINOGRAD_RUN, B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
                                 REORG_STEP, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND,
                                 S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP,
                                 SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_PAIRED, S_S2X0, S_S2Y0)
@@ -36,10 +36,6 @@ from yolo.sources import ParamsSource
 
 
 ONE = np.float32(1)  # the picture's values are already in [0, 1]
-POOL_SPLIT = 1 << 14  # outputs from which a maxpool or input step splits between threads: below, handing a share
-# to a helper costs more than the share. With helpers that poll (``workers``), yolov2-tiny's default plan ran its
-# pools and input strips of 16-64K outputs split in 0.74x their time on one thread (one process, in turns),
-# 26.16 -> 25.90 ms a run; on a machine whose cores were slow to read each other's writes, 32.8 -> 31.9 ms.
 
 # Another busy process on the cores: the helpers, off their core most of the time, leave the caller to run
 # most of their shares (yolov2-tiny: 32-38 of 40 split steps, against none alone), while their spinning
@@ -209,26 +205,17 @@ class FusedExecutor:
         return head
 
     def _bind_all(self, arena: Arena) -> list[tuple]:
-        """Every step's calls. A pair (``S_PAIRED``) worth running at once (``_at_once``) becomes the first
-        step's: one call per step of the pair, each whole, on one thread; the second step's are then none."""
+        """Every step's calls. A pair (``S_PAIRED``) becomes the first step's: one call per step of the pair,
+        each whole, on one thread; the second step's are then none."""
         steps, bound = self.program.steps, []
         while len(bound) < len(steps):
             row = steps[len(bound)]
             pair = steps[len(bound):len(bound) + 2]
-            if row[S_PAIRED] and self.threads > 1 and all(self._at_once(r) for r in pair):
+            if row[S_PAIRED] and self.threads > 1:
                 bound += [tuple(self._whole(arena, r) for r in pair), ()]
             else:
                 bound.append(self._bind(arena, row, self.threads))
         return bound
-
-    def _at_once(self, row: np.ndarray) -> bool:
-        """Whether a step of a pair runs beside the other: a conv, or a step with POOL_SPLIT outputs or more,
-        writing a buffer of its group's own. Handing a copy of a few rows to a helper cost more than the copy;
-        and two columns writing one map at once share the cache line at their border in every row (yolov2-tiny's
-        last pool of 0-5:8x2:columns took 4x its time so)."""
-        dst, (y0, y1, x0, x1) = int(row[S_DST]), row[S_DY0:S_DY0 + 4]
-        own = self.program.buffers[dst, B_SEGMENT] >= 0
-        return own and (row[S_KIND] == CONV_STEP or row[S_CHANNELS] * (y1 - y0) * (x1 - x0) >= POOL_SPLIT)
 
     def _whole(self, arena: Arena, row: np.ndarray):
         """The step as one call, on one thread."""

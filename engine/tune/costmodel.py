@@ -29,7 +29,7 @@ from engine.tune.features import FEATURES, FEATURES_VERSION, features_of
 # tiles in columns as those in rows; the MobileNetV2 and yoloface networks' on 2-6.
 CALIBRATION_PLANS = ("", "{A}:4x4:stream,{B}:2x2:stream", "{A}:4x4:none,{B}:2x2:checkerboard", "{S}:5x5:stream",
                      "{A}:8x8:none,{B}:2x2:stream", "{S}:3x3:checkerboard", "{A}:8x1:stream,{B}:4x1:stream",
-                     "{A}:6x1:checkerboard,{B}:1x3:none")
+                     "{A}:6x1:checkerboard,{B}:1x3:none", "{A}:8x2:columns,{B}:4x2:columns")
 # plans run with their weights streamed from a channel-major store in a temporary file (band bytes), so the
 # reads (from the page cache) and the bands' extra GEMM calls are timed as well
 STREAMED_CALIBRATION_PLANS = (("", 1 << 20), ("{A}:4x4:stream:group,{B}:2x2:stream:tile/2", 4 << 20),

@@ -10,18 +10,22 @@ from kernels.winograd import band_grid, winograd_by_filters
 from kernels.winograd_transforms import POSITIONS, tiles_across
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
                                 S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS,
-                                S_METHOD, DIRECT_RUN, WINOGRAD_RUN)
+                                S_METHOD, S_PAIRED, DIRECT_RUN, WINOGRAD_RUN)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed",
             "thin_macs", "packed_whole", "transform_rows", "thin_rows", "pooled_rows")
-FEATURES_VERSION = 34  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 36  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+# of a pair that runs at once, the counts each thread has of its own: GEMM calls, weights read, steps (the pair
+# counts the larger); the others are work, which adds up as it does when the threads split a step
+CONCURRENT = np.array([name in ("gemm_calls", "weights_streamed", "conv_steps", "other_steps") for name in FEATURES])
 
 
 @njit(cache=True)
 def step_features(steps, layers, workers, out):
     """out[s] = the work counts of step s, in FEATURES' order, for a run on ``workers`` threads (the weights
-    each thread reads: all of them when threads share a step's rows, its slice when they share filters)."""
+    each thread reads: all of them when threads share a step's rows, its slice when they share filters; a
+    pair's, at its first step: CONCURRENT)."""
     out[:] = 0.0
     for s in range(steps.shape[0]):
         row = steps[s]
@@ -76,6 +80,12 @@ def step_features(steps, layers, workers, out):
         else:  # copies (strips saved or filled, route sources), the input, reorg, region
             out[s, 7] = c * oh * ow
             out[s, 8] = 1
+    for s in range(steps.shape[0] - 1):  # a pair on two threads: counted whole at its first step
+        if steps[s, S_PAIRED] and workers > 1:
+            for f in range(out.shape[1]):
+                twin = out[s + 1, f]
+                out[s, f] = max(out[s, f], twin) if CONCURRENT[f] else out[s, f] + twin
+            out[s + 1] = 0.0
 
 
 @njit(cache=True)
