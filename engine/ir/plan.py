@@ -198,23 +198,24 @@ def default_groups(network: Network, tiles: tuple[int, int] | None = None, reuse
     or more layers ending at stride <= 8, coarsely. The tiles are strips of whole rows (FINE, COARSE): rows
     stay contiguous, so convs pack whole planes at a time, 1x1 convs multiply in place and Winograd's bands
     are wide. Against 4x4 and 2x2 grids, about the same peak (yolov2 5.09 against 5.23 MiB, tiny 2.51 against
-    2.39) and faster: yolov2 by 10%, tiny 11%, Nano COCO 26%. The default plan keeps only as much of these
-    groups as lowers the peak (``engine.cli.planning.default_plan``)."""
+    2.39) and faster: yolov2 by 10%, tiny 11%, Nano COCO 26%. With ``columns`` reuse, two columns of strips.
+    The default plan keeps only as much of these groups as lowers the peak (``engine.cli.planning.default_plan``)."""
     first, last = default_span(network)
     if tiles is not None:
         return (Group(first, last, *tiles, reuse, weights),)
+    fine, coarse = ((FINE[0], 2), (COARSE[0], 2)) if reuse == "columns" else (FINE, COARSE)  # one would stream
     strides = stride_at(network)
     cut = max((i for i in range(first, last) if strides[i] <= 8 and isinstance(network[i], MaxPool)), default=None)
     if cut is None:
-        groups = (Group(first, last, *COARSE, reuse, weights),)
+        groups = (Group(first, last, *coarse, reuse, weights),)
     else:
-        groups = (Group(first, cut, *FINE, reuse, weights), Group(cut + 1, last, *COARSE, reuse, weights))
+        groups = (Group(first, cut, *fine, reuse, weights), Group(cut + 1, last, *coarse, reuse, weights))
     if cut is None and last > first and strides[last] <= 4:
-        groups = (Group(first, last, *FINE, reuse, weights),)
+        groups = (Group(first, last, *fine, reuse, weights),)
     later, a = [], last + 1
     while a < len(network):
         b = max(plain_ends(network, a), default=a)
         if b > a and strides[b] <= 8:
-            later.append(Group(a, b, *COARSE, reuse, weights))
+            later.append(Group(a, b, *coarse, reuse, weights))
         a = b + 1
     return tuple(g for g in groups if g.first <= g.last) + tuple(later)

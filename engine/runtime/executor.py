@@ -2,8 +2,9 @@
 arena. It is the only code that allocates activation memory on the tiled path.
 
 Each step is bound once, when the arena is made, to its kernel and the arena views it reads and writes,
-so a run is a loop of calls: a step's shares, one per thread, or a pair of steps side by side (``columns``). Weights are prepared once before the run (reshaped views and per-channel
-epilogue vectors) and are not activations.
+so a run is a loop of calls: a step's shares, one per thread, or a pair of steps side by side (``columns``).
+Weights are prepared once before the run (reshaped views and per-channel epilogue vectors) and are not
+activations.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from engine.ir.plan import Plan, PlanError
 from engine.lower.group import DEFAULT_SCRATCH_BYTES, Lowering
 from engine.lower.program import build_program
 from engine.lower.table import (LOAD_STEP, POOL_SPLIT, S_C0, S_C1, S_WEIGHTS, S_METHOD, DIRECT_RUN, WINOGRAD_HELD,
-                                WINOGRAD_RUN, B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP, REGION_STEP,
-                                REORG_STEP, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST, S_DY0, S_KIND,
-                                S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2, SHORTCUT_STEP,
-                                SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_PAIRED, S_S2X0, S_S2Y0)
+                                WINOGRAD_RUN, B_FIRST, B_LAST, CONV_STEP, COPY_STEP, INPUT_STEP, MAXPOOL_STEP,
+                                REGION_STEP, REORG_STEP, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST,
+                                S_DY0, S_KIND, S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2,
+                                SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_PAIRED, S_S2X0,
+                                S_S2Y0)
 from engine.memory.planner import plan_layout
 from engine.runtime.arena import Arena
 from engine.runtime.fused_run import FusedRun
