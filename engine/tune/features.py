@@ -15,7 +15,7 @@ from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed",
             "thin_macs", "packed_whole", "transform_rows", "thin_rows", "pooled_rows")
-FEATURES_VERSION = 36  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+FEATURES_VERSION = 37  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 # of a pair that runs at once, the counts each thread has of its own: GEMM calls, weights read, steps (the pair
 # counts the larger); the others are work, which adds up as it does when the threads split a step
 CONCURRENT = np.array([name in ("gemm_calls", "weights_streamed", "conv_steps", "other_steps") for name in FEATURES])
@@ -29,6 +29,8 @@ def step_features(steps, layers, workers, out):
     out[:] = 0.0
     for s in range(steps.shape[0]):
         row = steps[s]
+        paired = steps[s, S_PAIRED] or (s > 0 and steps[s - 1, S_PAIRED])
+        threads = 1 if paired else workers  # a step of a pair runs whole, on one thread
         oh, ow = row[S_DY0 + 1] - row[S_DY0], row[S_DX0 + 1] - row[S_DX0]
         kind, c = row[S_KIND], row[S_CHANNELS]
         if kind == CONV_STEP and row[S_METHOD] == DIRECT_RUN:  # no packing, no GEMM
@@ -47,10 +49,10 @@ def step_features(steps, layers, workers, out):
             out[s, 13] = POSITIONS * filters * c * tiles
             out[s, 14] = POSITIONS * (c + filters) * tiles
             out[s, 17] = (c + filters) * runs  # runs of tiles transformed: narrow tiles have more
-            if winograd_by_filters(filters, per_band, row[S_BLOCK], workers):
-                out[s, 2] /= workers
-                out[s, 14] += (workers - 1) * POSITIONS * c * tiles  # each thread transforms the input
-                out[s, 17] += (workers - 1) * c * runs
+            if winograd_by_filters(filters, per_band, row[S_BLOCK], threads):
+                out[s, 2] /= threads
+                out[s, 14] += (threads - 1) * POSITIONS * c * tiles  # each thread transforms the input
+                out[s, 17] += (threads - 1) * c * runs
             out[s, 4] = filters * oh * ow
             out[s, 5] = 1
         elif kind == CONV_STEP:
@@ -60,8 +62,8 @@ def step_features(steps, layers, workers, out):
             out[s, 1] = bands * -(-c // row[S_BLOCK])
             out[s, 2] = filters * (c // layers[row[S_LAYER], L_GROUPS]) * kk * bands
             if layers[row[S_LAYER], L_GROUPS] == 1 and by_filters(filters, min(row[S_BAND_ROWS], oh) * ow,
-                                                                 row[S_BLOCK], workers):
-                out[s, 2] /= workers
+                                                                 row[S_BLOCK], threads):
+                out[s, 2] /= threads
             if ow < layers[row[S_LAYER], L_OUT_W] or layers[row[S_LAYER], L_STRIDE] > 1:  # packed row by row
                 out[s, 3] = c * kk * oh * ow
             elif kk > 1:  # a region as wide as the map: each channel's plane packed as one run
