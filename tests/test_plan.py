@@ -36,6 +36,7 @@ def test_reuse_modes_per_group_and_by_default(yolov2):
     assert Plan(yolov2, groups).spec == "0-7:4x4:stream,8-16:2x2:checkerboard"
     assert {g.reuse for g in default_groups(yolov2, reuse="stream")} == {"stream"}
     assert default_groups(yolov2, reuse="columns") == (Group(0, 7, 8, 2, "columns"), Group(8, 16, 4, 2, "columns"))
+    assert {g.cols for g in default_plan(yolov2, reuse="columns").groups} == {2}  # kept by lean: for the threads
     with pytest.raises(PlanError, match=r"--groups '0-7:4x4:cache': reuse mode 'cache': expected one of none, "
                                         r"checkerboard, stream"):
         parse_groups("0-7:4x4:cache")

@@ -121,7 +121,7 @@ class Predictor:
         then columns), while the peak stays no higher. Fusion beyond that only costs time (tiles read the
         weights again and multiply narrower GEMMs): yolov2's default 8-16 group left the peak at 5.08 MiB
         and ran 5% slower; yolov2-tiny's layer 8 in 4 strips took 2.96 ms against 2.44 whole, at the same
-        2.52 MiB peak."""
+        2.52 MiB peak. A ``columns`` group keeps two columns: they are there for the threads, not the peak."""
         peak, groups = self.predict_peak(plan), plan.groups
         for i in reversed(range(len(groups))):
             fewer = replace(plan, groups=groups[:i] + groups[i + 1:])
@@ -132,7 +132,8 @@ class Predictor:
                 while True:
                     group = groups[i]
                     smaller = replace(group, **{field: getattr(group, field) - 1})
-                    if smaller.last <= smaller.first or smaller.rows * smaller.cols < 2:
+                    paired = group.reuse == "columns" and smaller.cols < 2
+                    if smaller.last <= smaller.first or smaller.rows * smaller.cols < 2 or paired:
                         break
                     try:
                         trimmed = replace(plan, groups=groups[:i] + (smaller,) + groups[i + 1:])
