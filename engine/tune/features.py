@@ -24,8 +24,9 @@ CONCURRENT = np.array([name in ("gemm_calls", "weights_streamed", "conv_steps", 
 @njit(cache=True)
 def step_features(steps, layers, workers, out):
     """out[s] = the work counts of step s, in FEATURES' order, for a run on ``workers`` threads (the weights
-    each thread reads: all of them when threads share a step's rows, its slice when they share filters; a
-    pair's, at its first step: CONCURRENT)."""
+    each thread reads: all of them when threads share a step's rows, its slice when they share filters). A
+    pair (``S_PAIRED``) on more than one thread is counted at its first step, each of its steps as one
+    thread's, merged as CONCURRENT says."""
     out[:] = 0.0
     for s in range(steps.shape[0]):
         row = steps[s]
