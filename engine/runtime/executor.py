@@ -213,22 +213,11 @@ class FusedExecutor:
         while len(bound) < len(steps):
             row = steps[len(bound)]
             pair = steps[len(bound):len(bound) + 2]
-            if row[S_PAIRED] and self.threads > 1:
-                bound += [tuple(self._whole(arena, r) for r in pair), ()]
+            if row[S_PAIRED] and self.threads > 1:  # bound for one thread, a step is one call
+                bound += [tuple(self._bind(arena, r, 1)[0] for r in pair), ()]
             else:
                 bound.append(self._bind(arena, row, self.threads))
         return bound
-
-    def _whole(self, arena: Arena, row: np.ndarray):
-        """The step as one call, on one thread."""
-        calls = self._bind(arena, row, 1)
-        if len(calls) == 1:
-            return calls[0]
-
-        def run() -> None:
-            for call in calls:
-                call()
-        return run
 
     def _bind(self, arena: Arena, row: np.ndarray, threads: int) -> tuple:
         """The step as calls of its kernel on arena views cut once: one call, or one per thread when the
