@@ -91,7 +91,7 @@ def test_strips_are_saved_once_before_their_one_use_and_lifetimes_follow_the_tou
         for b in (row[S_SRC], row[S_DST], row[S_SRC2]):
             touches.setdefault(int(b), []).append(s)
         if row[S_SCRATCH] >= 0:
-            for k in range(2):  # packed input, GEMM result
+            for k in range(3):  # packed input, GEMM result, pooled band
                 touches.setdefault(int(row[S_SCRATCH]) + k, []).append(s)
     paired = st_[:, S_PAIRED] == 1  # a pair runs at once: a lifetime that touches it spans both its steps
     start = lambda s: s - 1 if s > 0 and paired[s - 1] else s

@@ -87,16 +87,19 @@ def test_yolov2_reuse_plans_equal_the_reference(yolov2, spec):
 
 
 def test_columns_run_two_at_a_time_in_buffers_of_their_own(yolov2):
-    """The steps of a two-column group alternate with their twins; every conv pairs with its twin, no step
-    writing the group's output map does; a lifetime touching a pair spans both of its steps; the two
-    threads' buffers never share a byte; the overlap across columns is recomputed."""
+    """The steps of a two-column group alternate with their twins; every conv pairs with its twin but those
+    writing the group's output map (the last conv, its pool folded in), which no step does; a lifetime
+    touching a pair spans both of its steps; the two threads' buffers never share a byte; the overlap across
+    columns is recomputed."""
     program = build_program(Plan(yolov2, parse_groups("0-7:4x2:columns")))
     steps, buffers = program.steps, program.buffers
     group = np.flatnonzero(steps[:, S_SEGMENT] == 0)
     assert (steps[group[1::2], S_TILE] == steps[group[::2], S_TILE] + 1).all()  # column 0, then column 1
     firsts = group[steps[group, S_PAIRED] == 1]
     convs = group[::2][steps[group[::2], S_KIND] == CONV_STEP]
-    assert np.isin(convs, firsts).all() and len(firsts) > len(convs)  # convs, and the large pools and inputs
+    into_output = steps[convs, S_DST] == steps[group[-1], S_DST]
+    assert into_output.sum() == 4 and np.isin(convs[~into_output], firsts).all()  # a row of tiles each
+    assert len(firsts) > len(convs[~into_output])  # convs, and the large inputs
     assert not np.isin(steps[firsts, S_DST], steps[group[-1], S_DST]).any()
     assert not np.isin(buffers[:, B_FIRST], firsts + 1).any() and not np.isin(buffers[:, B_LAST], firsts).any()
     layout = plan_layout(buffers)

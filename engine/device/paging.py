@@ -190,7 +190,7 @@ def touch_trace(program: Program, layout: Layout, page_bytes: int):
                 add_range(*blocks[row[S_LAYER]], False)
             else:
                 add(row[S_WEIGHTS], 0, 1, None, False)
-            for k in range(2):  # packed input, GEMM result
+            for k in range(3):  # packed input, GEMM result, pooled band
                 add(row[S_SCRATCH] + k, 0, 1, None, True)
         if row[S_KIND] == LOAD_STEP:  # the band read from the file
             layer = program.network[row[S_LAYER]]

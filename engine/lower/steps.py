@@ -13,11 +13,13 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 L_PART, L_SIZE, L_SRC2, L_STRIDE, L_WINOGRAD, MAXPOOL_STEP, SCRATCH_BUFFER,
                                 SHORTCUT_STEP, STRIP_BUFFER, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_C0, S_C1, S_CHANNELS,
                                 S_DC0, S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD, S_PAD_LEFT, S_PAD_TOP,
-                                S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS, TILE_CONV,
-                                TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP, WEIGHTS_BUFFER,
+                                S_POOLED, S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS,
+                                TILE_CONV, TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP, WEIGHTS_BUFFER,
                                 WINOGRAD_HELD, WINOGRAD_RUN, is_direct, vector_floats, winograd_gains)
 from kernels.conv import workspace_sizes
+from kernels.pooled import THIN_POOL_ROWS
 from kernels.winograd import winograd_sizes
+from kernels.winograd_transforms import TILE, tiles_across
 
 F32 = 4
 RESIDENT, PER_GROUP, PER_TILE = 0, 1, 2  # WEIGHT_MODES
@@ -127,7 +129,7 @@ def second_map(chain, j, j0, first_layer, source_layer, held, held_y, held_x):
 
 @njit(cache=True)
 def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, dx, y0, y1, x0, x1, budget,
-            weights_mode, bands, kept, tile_input, second):
+            weights_mode, bands, kept, tile_input, second, pooled):
     """Layer j's output region [y0, y1) x [x0, x1) from the buffer ``src`` holding its input from (oy, ox).
     With ``tile_input``, the group's input map is the network input, which is not held whole: the region
     this step reads is first produced from the picture into a buffer of its own. ``second``: the buffer and
@@ -135,9 +137,15 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
     A conv runs in ``bands`` steps over bands of its filters' input channels, accumulating into the region
     (each after the load of its weights in PER_TILE mode); in PER_GROUP mode the layer's weights are loaded
     at its first step and ``kept[j]`` names them. A grouped conv has one band (the lowering is asked for
-    no more) and workspaces for one group at a time; a direct one (``is_direct``) needs none."""
-    iy0, iy1, top = input_span(chain, j, y0, y1, 0)
-    ix0, ix1, left = input_span(chain, j, x0, x1, 1)
+    no more) and workspaces for one group at a time; a direct one (``is_direct``) needs none.
+    ``pooled``: row j is a maxpool folded into the conv before it (``pooled_by_next``), which computes twice
+    the region, pooled into it, band by band (one band of the weights)."""
+    cy0, cy1, cx0, cx1 = y0, y1, x0, x1  # the region the layer computes
+    if pooled:
+        j, layer = j - 1, layer - 1
+        cy0, cy1, cx0, cx1 = 2 * y0, 2 * y1, 2 * x0, 2 * x1
+    iy0, iy1, top = input_span(chain, j, cy0, cy1, 0)
+    ix0, ix1, left = input_span(chain, j, cx0, cx1, 1)
     c_in, kind = chain[j, L_C_IN], chain[j, L_KIND]
     if tile_input and src == GROUP_SOURCE:
         src = alloc_buffer(buffers, count, INPUT_BUFFER, c_in, iy1 - iy0, ix1 - ix0, count[0], -1, iy0, ix0)
@@ -169,7 +177,7 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
     c_in //= groups
     if groups > 1:
         bands = 1
-    oh, ow, c_out, k = y1 - y0, x1 - x0, chain[j, L_C_OUT], chain[j, L_SIZE]
+    oh, ow, c_out, k = cy1 - cy0, cx1 - cx0, chain[j, L_C_OUT], chain[j, L_SIZE]
     for band in range(bands):
         c0, c1 = c_in * band // bands, c_in * (band + 1) // bands
         w = -1
@@ -183,20 +191,28 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
                  dst, y0 - dy, y1 - dy, x0 - dx, x1 - dx, (c1 - c0) * groups)
         row = steps[s]
         row[S_PAD_TOP], row[S_PAD_LEFT], row[S_WEIGHTS], row[S_C0], row[S_C1] = top, left, w, c0, c1
+        row[S_POOLED] = pooled
         if w >= GROUP_OWN:
             buffers[w, B_LAST] = s
         width = chain[j, L_IN_W] if src == GROUP_SOURCE else buffers[src, B_W]  # of the buffer read
         in_place = k == 1 and chain[j, L_STRIDE] == 1 and top == 0 and left == 0 and ix1 - ix0 == width
         out_width = chain[j, L_OUT_W] if dst == GROUP_OUTPUT else buffers[dst, B_W]  # of the buffer written
         rows, block, cols, acc = workspace_sizes(c1 - c0, k, c_out // groups, oh, ow, budget, in_place,
-                                                 ow == out_width)
+                                                 ow == out_width and not pooled)
+        if pooled and rows % 2:  # pooled bands of whole windows; the GEMM's result is the band pooled
+            even = max(2, rows - 1)
+            rows, cols, acc = even, cols // rows * even, acc // rows * even
+        band = 0
         if chain[j, L_WINOGRAD] and w < 0 and bands == 1:  # Winograd where this step's bands hold enough tiles
             row[S_METHOD] = WINOGRAD_HELD
             if winograd_gains(c1 - c0, c_out, oh, ow, budget):
                 rows, row[S_BAND_COLS], block, cols, acc = winograd_sizes(c1 - c0, c_out, oh, ow, budget)
                 row[S_METHOD] = WINOGRAD_RUN
+                band = c_out * min(rows, TILE * tiles_across(oh)) * ow if pooled else 0  # whole tile rows
         if is_direct(chain, j):
             row[S_METHOD], cols, acc = DIRECT_RUN, 0, 0
+            band = c_out * min(THIN_POOL_ROWS, oh) * ow if pooled else 0
         row[S_SCRATCH] = alloc_buffer(buffers, count, SCRATCH_BUFFER, cols, 1, 1, s, layer)
         alloc_buffer(buffers, count, SCRATCH_BUFFER, acc, 1, 1, s, layer)
+        alloc_buffer(buffers, count, SCRATCH_BUFFER, band, 1, 1, s, layer)
         row[S_BAND_ROWS], row[S_BLOCK], row[S_MACS] = rows, block, c_out * oh * ow * (c1 - c0) * k * k

@@ -81,6 +81,22 @@ def winograd_gains(channels, filters, out_h, out_w, budget_bytes):
     return band_tiles(rows, cols, out_h, out_w) >= WINOGRAD_MIN_TILES and block >= min(channels, WINOGRAD_MIN_BLOCK)
 
 
+@njit(cache=True)
+def pooled_by_next(chain, j, last, layer):
+    """Whether chain row j (Darknet layer ``layer``), a conv, has the 2x2 stride-2 maxpool after it (row j + 1,
+    no later than ``last``) folded into its steps: one group, not depthwise, an even output (the windows tile
+    it exactly), and no later row of the chain reading its map as a second source."""
+    if j >= last or chain[j, L_KIND] != TILE_CONV or chain[j, L_GROUPS] != 1 or chain[j + 1, L_KIND] != TILE_MAXPOOL:
+        return False
+    pool = chain[j + 1]
+    if pool[L_SIZE] != 2 or pool[L_STRIDE] != 2 or pool[L_LEAD] != 0 or chain[j, L_OUT_H] % 2 or chain[j, L_OUT_W] % 2:
+        return False
+    for k in range(j + 2, last + 1):
+        if chain[k, L_SRC2] == layer:
+            return False
+    return True
+
+
 POOL_SPLIT = 1 << 14  # outputs from which a maxpool or input step splits between threads, and a step of a pair
 # runs beside its twin: below, handing a share to a helper costs more than the share. With helpers that poll
 # (``engine.runtime.workers``), yolov2-tiny's default plan ran its pools and input strips of 16-64K outputs split
@@ -90,15 +106,18 @@ POOL_SPLIT = 1 << 14  # outputs from which a maxpool or input step splits betwee
 # --- steps: one row per step a program performs -------------------------------------------------------
 (S_KIND, S_LAYER, S_SRC, S_SY0, S_SY1, S_SX0, S_SX1, S_DST, S_DY0, S_DY1, S_DX0, S_DX1, S_DC0, S_PAD_TOP,
  S_PAD_LEFT, S_TILE, S_SCRATCH, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_MACS, S_SEGMENT, S_WEIGHTS, S_C0,
- S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD, S_BAND_COLS, S_PAIRED) = range(31)
-STEP_COLUMNS = 31
+ S_C1, S_SRC2, S_S2Y0, S_S2X0, S_METHOD, S_BAND_COLS, S_PAIRED, S_POOLED) = range(32)
+STEP_COLUMNS = 32
 # S_KIND codes
 (INPUT_STEP, CONV_STEP, MAXPOOL_STEP, COPY_STEP, REORG_STEP, REGION_STEP, LOAD_STEP, SHORTCUT_STEP, SCALE_STEP,
  UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP) = range(12)
 STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "shortcut", "scale", "upsample",
               "avgpool", "yolo")
 # S_SCRATCH: the id of a conv step's packed-input buffer; its GEMM result follows it (empty when the GEMM
-# multiplies into the output's rows, which lie end to end there).
+# multiplies into the output's rows, which lie end to end there), then the band its pool reads (S_POOLED).
+# S_POOLED: 1 on a conv step whose 2x2 stride-2 maxpool (the next layer) is folded into it (``pooled_by_next``):
+# its destination region is the pool's, its source region the conv's for twice that, and it computes the conv
+# band by band into its third scratch buffer, each band pooled from there; the conv's map never exists.
 # S_METHOD: how a conv step computes. GEMM_RUN: im2col bands times the filters (0 for every other step);
 # WINOGRAD_RUN: Winograd's F(4x4, 3x3) (its scratch buffers then hold transformed input and the 36 GEMMs'
 # results, S_BAND_ROWS, S_BAND_COLS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM,

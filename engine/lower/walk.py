@@ -24,7 +24,7 @@ from numba import njit
 from engine.lower.steps import alloc_buffer, compute, copy_region, save_strip, second_map
 from engine.lower.table import (B_FIRST, B_LAST, B_SIDE, CONV_STEP, GROUP_OUTPUT, GROUP_OWN, GROUP_SOURCE, L_C_OUT,
                                 LOAD_STEP, POOL_SPLIT, S_CHANNELS, S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_PAIRED,
-                                S_SCRATCH, S_SRC, S_SRC2, TILE_BUFFER)
+                                S_SCRATCH, S_SRC, S_SRC2, TILE_BUFFER, pooled_by_next)
 
 STREAM, COLUMNS = 2, 3  # indices of REUSE_MODES
 
@@ -32,8 +32,8 @@ STREAM, COLUMNS = 2, 3  # indices of REUSE_MODES
 def capacity(tiles: int, layers: int, bands: int) -> tuple[int, int]:
     """Rows the output arrays of ``lower_group`` need at most: per tile and layer, 4 fills, 4 saves, an input
     region and a load and a compute per band (steps); a tile, 4 strips, an input region, and a weights buffer
-    and 2 workspaces per band."""
-    return tiles * layers * (9 + 2 * bands), tiles * layers * (6 + 3 * bands) + GROUP_OWN
+    and 3 workspaces per band."""
+    return tiles * layers * (9 + 2 * bands), tiles * layers * (6 + 4 * bands) + GROUP_OWN
 
 
 @njit(cache=True)
@@ -124,7 +124,7 @@ def pair_up(steps, buffers, count, a0, b0):
         steps[a0 + 2 * k, S_PAIRED] = _beside(both[k]) and _beside(both[n + k])
         for side in range(2):  # what each thread writes and reads, but the weights, which both may read
             row = both[k + side * n]
-            for b in (row[S_SRC], row[S_DST], row[S_SRC2], row[S_SCRATCH], row[S_SCRATCH] + 1):
+            for b in (row[S_SRC], row[S_DST], row[S_SRC2], row[S_SCRATCH], row[S_SCRATCH] + 1, row[S_SCRATCH] + 2):
                 if b >= GROUP_OWN:
                     buffers[b, B_SIDE] = side + 1
     for b in range(GROUP_OWN, count[1]):
@@ -151,6 +151,9 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
     tiles = np.full(n, -1, np.int64)  # in the current tile: each row's buffer, and where it starts
     tiles_y, tiles_x = np.zeros(n, np.int64), np.zeros(n, np.int64)
     order = tile_order(mode, rows, cols)
+    folded = np.zeros(n + 1, np.bool_)  # a conv whose pool's steps compute it (``pooled_by_next``)
+    for j in range(j0, last):
+        folded[j] = bands == 1 and pooled_by_next(chain, j, last, first_layer + j - j0)
     tile_start = 0
     for k in range(rows * cols):
         r, c, dependent = order[k, 0], order[k, 1], order[k, 2]
@@ -163,6 +166,10 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
         for j in range(j0, n):
             layer = first_layer + j - j0
             channels = chain[j, L_C_OUT]
+            pooled = j > j0 and folded[j - 1]
+            if folded[j]:  # its map never exists: nothing held, filled, saved
+                tiles[j] = -1
+                continue
             if mode == STREAM:
                 hy0, hy1, hx0, hx1 = sy[j, r], by[j, r + 1], sx[j, c], bx[j, c + 1]
             elif mode == COLUMNS:
@@ -182,7 +189,7 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
             if mode == 0 or (mode == 1 and (dependent == 0 or j == last)):
                 compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
                         ny[j, r, 0], ny[j, r, 1], nx[j, c, 0], nx[j, c, 1], budget, weights_mode, bands, kept,
-                        tile_input, second)
+                        tile_input, second, pooled)
                 if mode == 1 and j < last:  # an independent tile saves what its dependent neighbours need
                     for side in range(4):
                         nr = r - 1 if side == 0 else (r + 1 if side == 1 else r)
@@ -202,7 +209,7 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
                 if _checker_part(ny, nx, j, r, c, rows, cols, 4, box):
                     compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
                             box[0], box[1], box[2], box[3], budget, weights_mode, bands, kept,
-                            tile_input, second)
+                            tile_input, second, pooled)
             else:  # stream, or columns: stream down, each column's whole span across
                 cy0, cy1 = by[j, r], by[j, r + 1]
                 cx0, cx1 = (bx[j, c], bx[j, c + 1]) if mode == STREAM else (hx0, hx1)
@@ -216,7 +223,7 @@ def lower_group(mode, weights_mode, bands, rows, cols, j0, first_layer, chain, n
                 if cy0 < cy1 and cx0 < cx1:
                     compute(steps, buffers, count, chain, j, layer, t, held, hoy, hox, dst, doy, dox,
                             cy0, cy1, cx0, cx1, budget // 2 if paired else budget, weights_mode, bands, kept,
-                            tile_input, second)
+                            tile_input, second, pooled)
                 if j < last:
                     right = mode == STREAM and c < cols - 1
                     if right and hy0 < hy1 and sx[j, c + 1] < bx[j, c + 1]:  # for the right neighbour

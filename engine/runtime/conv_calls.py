@@ -5,8 +5,16 @@ from functools import partial
 
 from kernels.conv import by_filters, conv_tile, shares
 from kernels.direct import depthwise_tile, thin_tile
-from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters, winograd_parts, winograd_tile
+from kernels.pooled import conv_pooled, thin_pooled, winograd_pooled
+from kernels.winograd import POSITIONS, band_grid, band_tiles, winograd_by_filters, winograd_parts, winograd_tile
+from engine.lower.table import DIRECT_RUN, WINOGRAD_RUN
 from yolo.network import Conv
+
+
+def filter_cuts(filters: int, threads: int) -> list[tuple[int, int]]:
+    """The threads' shares of a step's filters: [a, b) each, as even as whole filters allow."""
+    share = -(-filters // threads)
+    return [(a, min(filters, a + share)) for a in range(0, filters, share)]
 
 
 def conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block, first, last,
@@ -17,8 +25,7 @@ def conv_calls(spec: Conv, out, x, top, left, w2d, channel_major, mult, offset, 
     filters, rows, width = out.shape
     px = min(band_rows, rows) * width  # a band's pixels
     if by_filters(filters, px, block, threads):
-        share, room = -(-filters // threads), cols.size // threads
-        cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
+        cuts, room = filter_cuts(filters, threads), cols.size // threads
         return tuple(partial(conv_tile, out[a:b], x, top, left, w2d[:, a:b] if channel_major else w2d[a:b],
                              channel_major, mult[a:b], offset[a:b], act, spec.size, spec.stride, band_rows,
                              block // threads, first, last, cols[t * room:(t + 1) * room], acc[a * px:b * px], 0, 1)
@@ -62,8 +69,7 @@ def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, band_cols
     filters, rows, width = out.shape
     tiles = band_tiles(band_rows, band_cols, rows, width)
     if winograd_by_filters(filters, tiles, block, threads):
-        share, room = -(-filters // threads), v.size // threads
-        cuts = [(a, min(filters, a + share)) for a in range(0, filters, share)]
+        cuts, room = filter_cuts(filters, threads), v.size // threads
         spare = (m.size - POSITIONS * filters * tiles) // len(cuts)  # each share's part of the planes' slack
         return tuple(partial(winograd_tile, out[a:b], x, top, left, u[:, :, a:b], mult[a:b], offset[a:b], act,
                              band_rows, band_cols, block // threads, v[t * room:(t + 1) * room],
@@ -72,3 +78,41 @@ def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, band_cols
     parts = winograd_parts(band_rows, band_cols, rows, width, threads)
     return tuple(partial(winograd_tile, out, x, top, left, u, mult, offset, act, band_rows, band_cols, block, v, m,
                          part, parts) for part in range(parts))
+
+
+def pooled_calls(spec: Conv, method: int, out, x, top, left, w2d, channel_major, u, mult, offset, act, band_rows,
+                 band_cols, block, cols, acc, band, threads: int) -> tuple:
+    """A conv step with its 2x2 stride-2 pool folded in (``kernels.pooled``; ``out`` is the pooled region).
+    The threads share its filters where the unpooled step's would (each with its slice of every workspace and
+    of the band), else its bands of conv rows: as many threads as a band holds shares of whole windows (of
+    whole tile rows, for Winograd)."""
+    filters, conv_h, conv_w = out.shape[0], 2 * out.shape[1], 2 * out.shape[2]
+    if method == DIRECT_RUN:
+        rows = band.size // (filters * conv_w)
+        parts = min(threads, rows // 2)
+        return tuple(partial(thin_pooled, out, x, top, left, w2d, mult, offset, act, spec.stride, rows, band, part,
+                             parts) for part in range(parts))
+    per = band.size // filters  # the band's floats per filter
+    if method == WINOGRAD_RUN:
+        tiles = band_tiles(band_rows, band_cols, conv_h, conv_w)
+        if winograd_by_filters(filters, tiles, block, threads):
+            cuts, room = filter_cuts(filters, threads), cols.size // threads
+            spare = (acc.size - POSITIONS * filters * tiles) // len(cuts)
+            return tuple(partial(winograd_pooled, out[a:b], x, top, left, u[:, :, a:b], mult[a:b], offset[a:b], act,
+                                 band_rows, band_cols, block // threads, cols[t * room:(t + 1) * room],
+                                 acc[POSITIONS * a * tiles + t * spare:POSITIONS * b * tiles + (t + 1) * spare],
+                                 band[a * per:b * per], 0, 1)
+                         for t, (a, b) in enumerate(cuts))
+        parts = max(1, min(threads, band_grid(band_rows, band_cols, conv_h, conv_w, 1)[0]))
+        return tuple(partial(winograd_pooled, out, x, top, left, u, mult, offset, act, band_rows, band_cols, block,
+                             cols, acc, band, part, parts) for part in range(parts))
+    per = acc.size // filters  # the GEMM's result is the band
+    if by_filters(filters, band_rows * conv_w, block, threads):
+        cuts, room = filter_cuts(filters, threads), cols.size // threads
+        return tuple(partial(conv_pooled, out[a:b], x, top, left, w2d[:, a:b] if channel_major else w2d[a:b],
+                             channel_major, mult[a:b], offset[a:b], act, spec.size, spec.stride, band_rows,
+                             block // threads, cols[t * room:(t + 1) * room], acc[a * per:b * per], 0, 1)
+                     for t, (a, b) in enumerate(cuts))
+    parts = max(1, min(threads, band_rows // 2))
+    return tuple(partial(conv_pooled, out, x, top, left, w2d, channel_major, mult, offset, act, spec.size, spec.stride,
+                         band_rows, block, cols, acc, part, parts) for part in range(parts))

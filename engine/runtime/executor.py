@@ -21,7 +21,7 @@ from engine.lower.table import (LOAD_STEP, POOL_SPLIT, S_C0, S_C1, S_WEIGHTS, S_
                                 REGION_STEP, REORG_STEP, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST,
                                 S_DY0, S_KIND, S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2,
                                 SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_PAIRED, S_S2X0,
-                                S_S2Y0)
+                                S_POOLED, S_S2Y0)
 from engine.memory.planner import plan_layout
 from engine.runtime.arena import Arena
 from engine.runtime.fused_run import FusedRun
@@ -31,7 +31,7 @@ from kernels.elementwise import ACT_CODES
 from kernels.picture import fit_region
 from kernels.pool import maxpool_tile
 from engine.runtime.conv_weights import load_weights, loaded_weights, prepare_weights
-from engine.runtime.conv_calls import conv_calls, direct_calls, grouped_calls, winograd_calls
+from engine.runtime.conv_calls import conv_calls, direct_calls, grouped_calls, pooled_calls, winograd_calls
 from yolo.letterbox import Placement
 from yolo.params import Params
 from yolo.sources import ParamsSource
@@ -247,6 +247,11 @@ class FusedExecutor:
                 w2d, (mult, offset) = w.w2d[:, f0 * kk:f1 * kk], w.epilogue
             out, act = dest[:, y0:y1, x0:x1], ACT_CODES[spec.activation]
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
+            if row[S_POOLED]:
+                return pooled_calls(spec, int(row[S_METHOD]), out, x, top, left, w2d.T if channel_major and
+                                    row[S_METHOD] == DIRECT_RUN else w2d, channel_major, self.weights[layer].transformed
+                                    if held < 0 else None, mult, offset, act, band_rows, band_cols, block, cols, acc,
+                                    arena.views[scratch + 2], threads)
             if row[S_METHOD] == WINOGRAD_RUN:
                 return winograd_calls(out, x, top, left, self.weights[layer].transformed, mult, offset, act, band_rows,
                                       band_cols, block, cols, acc, threads)
