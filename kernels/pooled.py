@@ -63,8 +63,8 @@ def winograd_pooled(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, 
                     parts):
     """``winograd_tile`` of twice ``out``'s rows and columns, pooled into ``out``: an equal run of the tiles
     (row by row) for each of ``parts``, in bands of whole tile rows (``band_grid``'s share of the workspaces)
-    or runs along one, each into its slice of ``band``. Shares of whole tile rows were uneven: yolov2-tiny's
-    strips have 7 tile rows at layer 4."""
+    or runs along one, each into its slice of ``band``. Shares of whole tile rows were uneven (yolov2-tiny's
+    strips have 7 tile rows at layer 4), or none: yolov2's bands at layer 2 are one tile row."""
     filters, pooled_h, pooled_w = out.shape
     conv_h, conv_w = 2 * pooled_h, 2 * pooled_w
     tile_rows, tile_cols = band_grid(band_rows, band_cols, conv_h, conv_w, parts)[:2]
@@ -74,10 +74,10 @@ def winograd_pooled(out, x, pad_top, pad_left, u, mult, offset, act, band_rows, 
     t, end = total * part // parts, total * (part + 1) // parts
     while t < end:
         ty, tx = t // across, t % across
-        rows = min(tile_rows, (end - t) // across) if tx == 0 else 0
+        rows = min(tile_rows, (end - t) // across) if tx == 0 and tile_cols == across else 0
         c0, c1, count = 0, conv_w, rows * across
-        if rows == 0:  # a run along one tile row
-            rows, count = 1, min(across - tx, end - t)
+        if rows == 0:  # a run along one tile row, as long as a band's
+            rows, count = 1, min(across - tx, end - t, tile_cols)
             c0, c1 = TILE * tx, min(conv_w, TILE * (tx + count))
         t += count
         r0, r1 = TILE * ty, min(conv_h, TILE * (ty + rows))

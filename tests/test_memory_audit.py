@@ -69,7 +69,7 @@ import os
 import numpy as np
 from numba import njit
 from numba.core.runtime import rtsys
-from kernels import conv, direct, elementwise, pool, layout, picture, winograd, winograd_transforms
+from kernels import conv, direct, elementwise, pool, pooled, layout, picture, winograd, winograd_transforms
 from yolo.sources import read_runs
 
 f32 = np.float32
@@ -111,6 +111,9 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
         elementwise.shortcut(out[:4, 1:5, 1:5], x[:, :4, :4], big[:4, 2:6, 2:6], 1)  # regions of three maps
         elementwise.upsample(out[:4, :5, :5], x[:, :3, :3], 2, f32(1), 1, 1)
         winograd.winograd_tile(out, x, 1, 1, u, m, o, 1, 4, 8, 2, v, mm, 0, 1)  # 3 tile rows in 2 bands, 2 blocks
+        pooled.conv_pooled(out[:, :4, :4], x[:, :8, :8], 1, 1, w2d, False, m, o, 1, 3, 1, 4, 4, cols, acc, 1, 2)
+        pooled.winograd_pooled(out[:, :4, :4], x[:, :8, :8], 1, 1, u, m, o, 1, 4, 8, 2, v, mm, acc, 0, 2)  # runs
+        pooled.thin_pooled(out[:, :4, :4], x[:3, :8, :8], 1, 1, w2d[:, :27], m, o, 1, 1, 4, acc, 0, 2)
 
 args = (x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, reg_in, reg_out, u, v, mm)
 drive(1, *args)

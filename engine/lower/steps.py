@@ -208,7 +208,8 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
             if winograd_gains(c1 - c0, c_out, oh, ow, budget):
                 rows, row[S_BAND_COLS], block, cols, acc = winograd_sizes(c1 - c0, c_out, oh, ow, budget)
                 row[S_METHOD] = WINOGRAD_RUN
-                band = c_out * min(rows, TILE * tiles_across(oh)) * ow if pooled else 0  # whole tile rows
+                # the band in whole tiles, so that each thread's runs of them fit its share of it
+                band = c_out * min(rows, TILE * tiles_across(oh)) * TILE * tiles_across(ow) if pooled else 0
         if is_direct(chain, j):
             row[S_METHOD], cols, acc = DIRECT_RUN, 0, 0
             band = c_out * min(THIN_POOL_ROWS, oh) * ow if pooled else 0

@@ -6,7 +6,7 @@ from functools import partial
 from kernels.conv import by_filters, conv_tile, shares
 from kernels.direct import depthwise_tile, thin_tile
 from kernels.pooled import conv_pooled, thin_pooled, winograd_pooled
-from kernels.winograd import POSITIONS, band_grid, band_tiles, winograd_by_filters, winograd_parts, winograd_tile
+from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters, winograd_parts, winograd_tile
 from engine.lower.table import DIRECT_RUN, WINOGRAD_RUN
 from yolo.network import Conv
 
@@ -84,8 +84,8 @@ def pooled_calls(spec: Conv, method: int, out, x, top, left, w2d, channel_major,
                  band_cols, block, cols, acc, band, threads: int) -> tuple:
     """A conv step with its 2x2 stride-2 pool folded in (``kernels.pooled``; ``out`` is the pooled region).
     The threads share its filters where the unpooled step's would (each with its slice of every workspace and
-    of the band), else its bands of conv rows: as many threads as a band holds shares of whole windows (of
-    whole tile rows, for Winograd)."""
+    of the band), else its bands of conv rows (its tiles, for Winograd): as many threads as a band holds
+    shares of whole windows."""
     filters, conv_h, conv_w = out.shape[0], 2 * out.shape[1], 2 * out.shape[2]
     if method == DIRECT_RUN:
         rows = band.size // (filters * conv_w)
@@ -103,9 +103,8 @@ def pooled_calls(spec: Conv, method: int, out, x, top, left, w2d, channel_major,
                                  acc[POSITIONS * a * tiles + t * spare:POSITIONS * b * tiles + (t + 1) * spare],
                                  band[a * per:b * per], 0, 1)
                          for t, (a, b) in enumerate(cuts))
-        parts = max(1, min(threads, band_grid(band_rows, band_cols, conv_h, conv_w, 1)[0]))
         return tuple(partial(winograd_pooled, out, x, top, left, u, mult, offset, act, band_rows, band_cols, block,
-                             cols, acc, band, part, parts) for part in range(parts))
+                             cols, acc, band, part, threads) for part in range(threads))
     per = acc.size // filters  # the GEMM's result is the band
     if by_filters(filters, band_rows * conv_w, block, threads):
         cuts, room = filter_cuts(filters, threads), cols.size // threads
