@@ -14,8 +14,8 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 SHORTCUT_STEP, STRIP_BUFFER, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_C0, S_C1, S_CHANNELS,
                                 S_DC0, S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD, S_PAD_LEFT, S_PAD_TOP,
                                 S_POOLED, S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS,
-                                TILE_CONV, TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP, WEIGHTS_BUFFER,
-                                WINOGRAD_HELD, WINOGRAD_RUN, is_direct, vector_floats, winograd_gains)
+                                TILE_CONV, TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP,
+                                WEIGHTS_BUFFER, WINOGRAD_HELD, WINOGRAD_RUN, is_direct, vector_floats, winograd_gains)
 from kernels.conv import workspace_sizes
 from kernels.pooled import THIN_POOL_ROWS
 from kernels.winograd import winograd_sizes

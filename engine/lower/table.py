@@ -86,10 +86,12 @@ def pooled_by_next(chain, j, last, layer):
     """Whether chain row j (Darknet layer ``layer``), a conv, has the 2x2 stride-2 maxpool after it (row j + 1,
     no later than ``last``) folded into its steps: one group, not depthwise, an even output (the windows tile
     it exactly), and no later row of the chain reading its map as a second source."""
-    if j >= last or chain[j, L_KIND] != TILE_CONV or chain[j, L_GROUPS] != 1 or chain[j + 1, L_KIND] != TILE_MAXPOOL:
+    if j >= last or chain[j, L_KIND] != TILE_CONV or chain[j, L_GROUPS] != 1:
         return False
     pool = chain[j + 1]
-    if pool[L_SIZE] != 2 or pool[L_STRIDE] != 2 or pool[L_LEAD] != 0 or chain[j, L_OUT_H] % 2 or chain[j, L_OUT_W] % 2:
+    if pool[L_KIND] != TILE_MAXPOOL or pool[L_SIZE] != 2 or pool[L_STRIDE] != 2 or pool[L_LEAD] != 0:
+        return False
+    if chain[j, L_OUT_H] % 2 or chain[j, L_OUT_W] % 2:
         return False
     for k in range(j + 2, last + 1):
         if chain[k, L_SRC2] == layer:

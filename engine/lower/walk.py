@@ -124,7 +124,8 @@ def pair_up(steps, buffers, count, a0, b0):
         steps[a0 + 2 * k, S_PAIRED] = _beside(both[k]) and _beside(both[n + k])
         for side in range(2):  # what each thread writes and reads, but the weights, which both may read
             row = both[k + side * n]
-            for b in (row[S_SRC], row[S_DST], row[S_SRC2], row[S_SCRATCH], row[S_SCRATCH] + 1, row[S_SCRATCH] + 2):
+            scratch = row[S_SCRATCH]
+            for b in (row[S_SRC], row[S_DST], row[S_SRC2], scratch, scratch + 1, scratch + 2):
                 if b >= GROUP_OWN:
                     buffers[b, B_SIDE] = side + 1
     for b in range(GROUP_OWN, count[1]):
