@@ -98,7 +98,7 @@ def test_columns_run_two_at_a_time_in_buffers_of_their_own(yolov2):
     firsts = group[steps[group, S_PAIRED] == 1]
     convs = group[::2][steps[group[::2], S_KIND] == CONV_STEP]
     into_output = steps[convs, S_DST] == steps[group[-1], S_DST]
-    assert into_output.sum() == 4 and np.isin(convs[~into_output], firsts).all()  # a row of tiles each
+    assert into_output.sum() == 4 and np.isin(convs[~into_output], firsts).all()  # one a row of tiles
     assert len(firsts) > len(convs[~into_output])  # convs, and the large inputs
     assert not np.isin(steps[firsts, S_DST], steps[group[-1], S_DST]).any()
     assert not np.isin(buffers[:, B_FIRST], firsts + 1).any() and not np.isin(buffers[:, B_LAST], firsts).any()

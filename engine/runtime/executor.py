@@ -31,7 +31,7 @@ from kernels.elementwise import ACT_CODES
 from kernels.picture import fit_region
 from kernels.pool import maxpool_tile
 from engine.runtime.conv_weights import load_weights, loaded_weights, prepare_weights
-from engine.runtime.conv_calls import conv_calls, direct_calls, grouped_calls, pooled_calls, winograd_calls
+from engine.runtime.conv_calls import conv_calls, direct_calls, grouped_calls, winograd_calls
 from yolo.letterbox import Placement
 from yolo.params import Params
 from yolo.sources import ParamsSource
@@ -247,22 +247,18 @@ class FusedExecutor:
                 w2d, (mult, offset) = w.w2d[:, f0 * kk:f1 * kk], w.epilogue
             out, act = dest[:, y0:y1, x0:x1], ACT_CODES[spec.activation]
             cols, acc = arena.views[scratch], arena.views[scratch + 1]
-            if row[S_POOLED]:
-                return pooled_calls(spec, int(row[S_METHOD]), out, x, top, left, w2d.T if channel_major and
-                                    row[S_METHOD] == DIRECT_RUN else w2d, channel_major, self.weights[layer].transformed
-                                    if held < 0 else None, mult, offset, act, band_rows, band_cols, block, cols, acc,
-                                    arena.views[scratch + 2], threads)
+            band = arena.views[scratch + 2] if row[S_POOLED] else None  # the pool folded in: its band
             if row[S_METHOD] == WINOGRAD_RUN:
                 return winograd_calls(out, x, top, left, self.weights[layer].transformed, mult, offset, act, band_rows,
-                                      band_cols, block, cols, acc, threads)
+                                      band_cols, block, cols, acc, threads, band)
             if row[S_METHOD] == DIRECT_RUN:
                 return direct_calls(spec, out, x if spec.groups > 1 else x[f0:f1], top, left,
-                                    w2d.T if channel_major else w2d, mult, offset, act, first, last, threads)
+                                    w2d.T if channel_major else w2d, mult, offset, act, first, last, threads, band)
             if spec.groups > 1:
                 return grouped_calls(spec, out, x, top, left, w2d, channel_major, mult, offset, act, band_rows, block,
                                      cols, acc, threads)
             return conv_calls(spec, out, x[f0:f1], top, left, w2d, channel_major, mult, offset, act, band_rows, block,
-                              first, last, cols, acc, threads)
+                              first, last, cols, acc, threads, band is not None)
         if kind == MAXPOOL_STEP:
             spec = self.network[layer]
             parts = min(threads, x.shape[0]) if dest[:, y0:y1, x0:x1].size >= POOL_SPLIT else 1
