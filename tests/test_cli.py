@@ -8,7 +8,6 @@ import pytest
 
 from yolo.params import random_params
 from engine.cli.main import main
-from engine.cli.planning import default_plan
 from yolo.cfg import load_network
 from yolo.weights import write_darknet
 from tests.helpers import sharpened_params
@@ -30,10 +29,8 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     assert set(report) >= {"config", "detections", "latency_s", "memory", "macs"}
     assert report["config"]["size"] == [160, 160] and report["config"]["mode"] == "fused"
     held = {"weights": "resident", "bands": 1, "scratch_bytes": 0}
-    # the default plan's groups, as the planner makes them (at 160 one, 0-4 or 0-5 as the conv methods'
-    # workspaces have it: test_plan checks its choice)
-    assert report["config"]["groups"] == [{"layers": [g.first, g.last], "grid": [g.rows, g.cols], "reuse": g.reuse}
-                                          | held for g in default_plan(net).groups] != []
+    # at 160 the default's second group (6-8) lowers no peak; its first keeps the pool 5, folded into conv 4
+    assert report["config"]["groups"] == [{"layers": [0, 5], "grid": [6, 1], "reuse": "stream"} | held]
     assert report["config"]["stream_weights"] is False and report["config"]["band_bytes"] is None
     assert report["config"]["weights"].endswith("w.weights") and report["config"]["cfg"] == "yolov2-tiny.cfg"
     assert report["memory"]["layer_by_layer_peak_bytes"] == (16 * 160 * 160 + 16 * 80 * 80) * 4
@@ -44,7 +41,7 @@ def test_json_is_one_object_with_stable_keys(tmp_path, capsys):
     assert mem["measured_peak_bytes"] < mem["layer_by_layer_peak_bytes"] <= mem["weights_bytes"]
     assert mem["arena_bytes"] >= mem["measured_peak_bytes"]
     assert (mem["predicted_peak_bytes"], mem["predicted_arena_bytes"]) == (mem["measured_peak_bytes"], mem["arena_bytes"])
-    assert [g["layers"] for g in mem["groups"]] == [g["layers"] for g in report["config"]["groups"]]
+    assert [g["layers"] for g in mem["groups"]] == [[0, 5]]
     assert max(g["peak_bytes"] for g in mem["groups"]) <= mem["measured_peak_bytes"]
     assert all(0 <= g["strip_bytes_at_peak"] <= g["max_strip_bytes"] < g["peak_bytes"] for g in mem["groups"])
     assert all(g["max_strip_bytes"] > 0 for g in mem["groups"])

@@ -69,7 +69,7 @@ import os
 import numpy as np
 from numba import njit
 from numba.core.runtime import rtsys
-from kernels import conv, direct, elementwise, pool, pooled, layout, picture, windowed, winograd, winograd_transforms
+from kernels import conv, direct, elementwise, pool, pooled, layout, picture, winograd, winograd_transforms
 from yolo.sources import read_runs
 
 f32 = np.float32
@@ -114,8 +114,6 @@ def drive(n, x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, 
         pooled.conv_pooled(out[:, :4, :4], x[:, :8, :8], 1, 1, w2d, False, m, o, 1, 3, 1, 4, 4, cols, acc, 1, 2)
         pooled.winograd_pooled(out[:, :4, :4], x[:, :8, :8], 1, 1, u, m, o, 1, 4, 8, 2, v, mm, acc, 0, 2)  # runs
         pooled.thin_pooled(out[:, :4, :4], x[:3, :8, :8], 1, 1, w2d[:, :27], m, o, 1, 1, 4, acc, 0, 2)
-        windowed.windowed_tile(out, x, 1, 1, w2d, m, o, 1, False, cols, acc, 0, 1)  # bands of 7 and 2 rows
-        windowed.windowed_tile(out[:, :4, :4], x[:, :8, :8], 1, 1, w2t.T, m, o, 1, True, cols, acc, 1, 2)  # pooled
 
 args = (x, out, cols, acc, m, o, w2d, w2t, w1, fd, big, flat_in, flat_out, reg_in, reg_out, u, v, mm)
 drive(1, *args)

@@ -5,10 +5,9 @@ import pytest
 from engine.cli.planning import default_plan
 from engine.ir.plan import Group, Plan, PlanError, default_groups, parse_grid, parse_groups
 from engine.lower.program import build_program
-from engine.lower.table import CONV_STEP, S_KIND, S_LAYER, S_METHOD, WINDOWED_RUN, WINOGRAD_RUN, winograd_layer
+from engine.lower.table import CONV_STEP, S_KIND, S_LAYER, S_METHOD, WINOGRAD_RUN, winograd_layer
 from engine.memory.predictor import Predictor
 from engine.tune.search import WORKSPACES
-from kernels.microgemm import AVX512
 from yolo.cfg import load_network
 
 
@@ -77,10 +76,8 @@ def test_bad_grid_syntax():
     assert parse_grid("2x5") == (2, 5)
 
 
-@pytest.mark.parametrize("cfg, kept", [("yolov2.cfg", "0-7:4x1:stream,8-11:2x1:stream" if AVX512 else
-                                        "0-7:5x1:stream,8-11:2x1:stream"),  # windowed convs' smaller workspaces
-                                       ("yolov2-tiny.cfg", "0-5:8x1:stream,6-7:2x1:stream" if AVX512 else
-                                        "0-5:6x1:stream,6-7:2x1:stream"),
+@pytest.mark.parametrize("cfg, kept", [("yolov2.cfg", "0-7:5x1:stream,8-11:2x1:stream"),
+                                       ("yolov2-tiny.cfg", "0-5:6x1:stream,6-7:2x1:stream"),
                                        ("MobileNetV2-YOLOv3-Nano-coco.cfg",
                                         "0-5:4x1:stream,6-8:4x1:stream,10-11:2x1:stream"),
                                        ("yoloface-500k.cfg", "")])  # no fusion lowers its peak
@@ -105,18 +102,16 @@ def test_default_plan_keeps_only_the_fusion_that_lowers_the_peak(cfg, kept):
 def test_default_plan_gives_a_layer_the_workspace_it_needs_for_winograd_where_the_peak_has_room():
     """yolov2-tiny's 26-wide layer 8 has bands of 7 tiles at 1 MiB, too few for Winograd: the default plan
     runs it alone at 2 MiB, where they hold 14, at the same peak (set by the early layers). Where the peak
-    has no room (a plan tiled for 1/8 of it, at 512 KiB), or the weights are streamed, nothing changes. With
-    AVX-512 the windowed conv runs it at any budget, faster: no group is added."""
+    has no room (a plan tiled for 1/8 of it, at 512 KiB), or the weights are streamed, nothing changes."""
     network = load_network("yolov2-tiny.cfg")
     predictor = Predictor(network)
     lean = predictor.lean(Plan(network, default_groups(network, reuse="stream")))
     plan = default_plan(network)
-    assert plan.groups == (*lean.groups, *(() if AVX512 else (Group(8, 8, scratch_bytes=2 << 20),)))
-    assert not winograd_layer(network[8], 1 << 20) and winograd_layer(network[8], 2 << 20) != AVX512
+    assert plan.groups == (*lean.groups, Group(8, 8, scratch_bytes=2 << 20))
+    assert not winograd_layer(network[8], 1 << 20) and winograd_layer(network[8], 2 << 20)
     assert predictor.predict_peak(plan) == predictor.predict_peak(lean)
     steps = build_program(plan, 1 << 20).steps
-    method = WINDOWED_RUN if AVX512 else WINOGRAD_RUN
-    assert set(steps[(steps[:, S_KIND] == CONV_STEP) & (steps[:, S_LAYER] == 8), S_METHOD]) == {method}
+    assert set(steps[(steps[:, S_KIND] == CONV_STEP) & (steps[:, S_LAYER] == 8), S_METHOD]) == {WINOGRAD_RUN}
     tight = Predictor(network, 1 << 19)
     tiled = Plan(network, parse_groups("0-7:14x1:stream"))
     assert tight.widen(tiled, WORKSPACES) == tiled

@@ -98,16 +98,15 @@ def test_random_stack_predictions_are_exact_and_match_the_executor(data):
 
 @pytest.mark.parametrize("groups", [(), (Group(0, 5, 2, 2, "stream"),)])
 def test_winograd_layers_resident_weights_are_predicted(groups):
-    """yolov2-tiny's 3x3 layers 16 wide (at 128; wider ones run the windowed conv) run Winograd and hold their
-    filters transformed as well (36 floats for 9): the predictor says what the executor holds, and the output
-    is the reference's."""
-    network = load_network("yolov2-tiny.cfg", 128)
+    """yolov2-tiny's 208- to 52-wide 3x3 layers run Winograd and hold their filters transformed as well (36
+    floats for 9): the predictor says what the executor holds, and the output is the reference's."""
+    network = NETWORKS["yolov2-tiny.cfg"]
     plan, params = Plan(network, groups), random_params(network, 0)
     image = random_image(network.input_shape)
     run = run_fused(plan, params, image)
     steps = run.program.steps
     winograd = set(steps[np.isin(steps[:, S_METHOD], (WINOGRAD_RUN, WINOGRAD_HELD)), S_LAYER].tolist())
-    assert winograd == {6} and (steps[:, S_METHOD] == WINOGRAD_RUN).any()
+    assert winograd == {2, 4, 6} and (steps[:, S_METHOD] == WINOGRAD_RUN).any()
     assert predictor(network, DEFAULT_SCRATCH_BYTES).predict(plan).resident_weights_bytes == run.resident_weights_bytes
     assert run.resident_weights_bytes > weights_bytes(network)
     np.testing.assert_allclose(run.output, run_reference(network, params, image).output, rtol=1e-3, atol=1e-3)

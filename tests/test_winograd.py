@@ -7,7 +7,6 @@ from engine.lower.table import winograd_gains, winograd_layer
 from engine.runtime import reference_ops as ops
 from engine.runtime.conv_calls import winograd_calls
 from kernels.conv import CACHED_WEIGHTS
-from kernels.microgemm import AVX512
 from kernels.elementwise import ACT_CODES
 from kernels.winograd import LINE, POSITIONS, SHARE_TILES, SLACK, plane_stride, winograd_by_filters, winograd_sizes
 from kernels.winograd_transforms import transform_filters
@@ -73,15 +72,13 @@ def test_winograd_layers_are_those_it_speeds_up():
     (3 channels), not a 13-wide map at 1 MiB, nor filters too large once transformed at any budget."""
     spec = lambda c, n, hw, **kw: Conv(0, (-1,), (c, hw, hw), (n, hw, hw), filters=n, size=kw.get("size", 3),
                                       padding=1, activation="leaky", stride=1, groups=kw.get("groups", 1))
-    assert winograd_layer(spec(64, 128, 16), 1 << 20)
-    # wider maps run the windowed conv where it can (AVX-512): then not Winograd, nor its transformed filters
-    assert winograd_layer(spec(32, 64, 208), 1 << 20) != AVX512 and winograd_layer(spec(128, 256, 52), 1 << 20) != AVX512
+    assert winograd_layer(spec(32, 64, 208), 1 << 20) and winograd_layer(spec(128, 256, 52), 1 << 20)
     assert not winograd_layer(spec(3, 32, 416), 1 << 20) and not winograd_layer(spec(1024, 1024, 13), 1 << 20)
     assert not winograd_layer(spec(32, 64, 208, size=1), 1 << 20)
     assert not winograd_layer(spec(64, 64, 208, groups=2), 1 << 20)
     # at 512 KiB the results of a 208-wide layer's tile row (52 tiles, 64 filters) take more than half the
     # budget: bands of 26 tiles along a row, with room for all 32 channels
-    assert winograd_layer(spec(32, 64, 208), 1 << 19) != AVX512
+    assert winograd_layer(spec(32, 64, 208), 1 << 19)
     assert winograd_sizes(32, 64, 208, 208, 1 << 19)[:3] == (4, 104, 32)
     assert winograd_sizes(32, 64, 208, 208, 1 << 20)[:3] == (4, 208, 32)
     # larger budgets leave bands enough tiles on 13-wide maps too, but filters whose transform (36 floats
@@ -89,4 +86,4 @@ def test_winograd_layers_are_those_it_speeds_up():
     big = spec(1024, 512, 13)
     assert winograd_gains(1024, 512, 13, 13, 4 << 20) and POSITIONS * 1024 * 512 * 4 > CACHED_WEIGHTS
     assert not winograd_layer(big, 4 << 20) and not winograd_layer(spec(256, 512, 13), 2 << 20)
-    assert winograd_layer(spec(128, 256, 26), 2 << 20) != AVX512
+    assert winograd_layer(spec(128, 256, 26), 2 << 20)

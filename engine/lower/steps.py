@@ -15,11 +15,9 @@ from engine.lower.table import (B_BYTES, B_C, B_FIRST, B_H, B_KIND, B_LAST, B_LA
                                 S_DC0, S_DST, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS, S_METHOD, S_PAD_LEFT, S_PAD_TOP,
                                 S_POOLED, S_S2X0, S_S2Y0, S_SCRATCH, S_SRC, S_SRC2, S_SX0, S_SY0, S_TILE, S_WEIGHTS,
                                 TILE_CONV, TILE_MAXPOOL, TILE_ROUTE, TILE_SHORTCUT, TILE_UPSAMPLE, UPSAMPLE_STEP,
-                                WEIGHTS_BUFFER, WINDOWED_RUN, WINOGRAD_HELD, WINOGRAD_RUN, is_direct, is_windowed,
-                                vector_floats, winograd_gains)
+                                WEIGHTS_BUFFER, WINOGRAD_HELD, WINOGRAD_RUN, is_direct, vector_floats, winograd_gains)
 from kernels.conv import workspace_sizes
 from kernels.pooled import THIN_POOL_ROWS
-from kernels.windowed import windowed_sizes
 from kernels.winograd import winograd_sizes
 from kernels.winograd_transforms import TILE, tiles_across
 
@@ -212,9 +210,6 @@ def compute(steps, buffers, count, chain, j, layer, tile, src, oy, ox, dst, dy, 
                 row[S_METHOD] = WINOGRAD_RUN
                 # the band in whole tiles, so that each thread's runs of them fit its share of it
                 band = c_out * min(rows, TILE * tiles_across(oh)) * TILE * tiles_across(ow) if pooled else 0
-        if bands == 1 and is_windowed(k, chain[j, L_STRIDE], groups, c_in, ow):
-            row[S_METHOD], band = WINDOWED_RUN, 0
-            rows, cols, acc = windowed_sizes(c_in, c_out, oh, ow, budget, pooled)
         if is_direct(chain, j):
             row[S_METHOD], cols, acc = DIRECT_RUN, 0, 0
             band = c_out * min(THIN_POOL_ROWS, oh) * ow if pooled else 0

@@ -10,8 +10,6 @@ from numba import njit
 
 from kernels.blas import F32
 from kernels.conv import CACHED_WEIGHTS
-from kernels.microgemm import AVX512
-from kernels.windowed import WINDOWED_MIN_WIDTH
 from kernels.winograd import POSITIONS, band_tiles, winograd_sizes
 from yolo.network import Conv, MaxPool, Network, Route, Shortcut, Upsample
 
@@ -53,7 +51,7 @@ def layer_table(network: Network) -> np.ndarray:
     return np.array(rows, np.int64).reshape(len(rows), LAYER_COLUMNS)
 
 
-GEMM_RUN, WINOGRAD_RUN, WINOGRAD_HELD, DIRECT_RUN, WINDOWED_RUN = 0, 1, 2, 3, 4  # S_METHOD values
+GEMM_RUN, WINOGRAD_RUN, WINOGRAD_HELD, DIRECT_RUN = 0, 1, 2, 3  # S_METHOD values
 THIN_CHANNELS = 4  # at most this many input channels: a 3x3 conv runs directly (``kernels.direct.thin_tile``)
 WINOGRAD_MIN_CHANNELS = 8  # fewer input channels make each of the 36 GEMMs too thin to gain
 WINOGRAD_MIN_TILES = 12    # 4x4 tiles per band: below, the 36 GEMMs ran no faster than one
@@ -67,20 +65,12 @@ def winograd_layer(layer, budget_bytes: int) -> bool:
     whole map wide enough under the workspace budget. Filters past CACHED_WEIGHTS come from memory again for
     every band, and hold 4x their bytes besides: yolov2-tiny's 13-wide layers, which budgets of 2 MiB and more
     let through, ran 1.5-2.8x the GEMM's time, and at 4 MiB the network held 170 MB more. On yolov2-416 at
-    1 MiB the 208- to 52-wide layers ran it, until the direct ``windowed`` conv, wherever it runs, ran faster."""
+    1 MiB the 208- to 52-wide layers run it; the 26- and 13-wide ones stay on the GEMM."""
     if not isinstance(layer, Conv) or (layer.size, layer.stride, layer.groups) != (3, 1, 1):
         return False
     channels, out_h, out_w = layer.in_shape[0], layer.out_shape[1], layer.out_shape[2]
-    return (channels >= WINOGRAD_MIN_CHANNELS and not is_windowed(3, 1, 1, channels, out_w) and POSITIONS * channels * layer.filters * F32 <= CACHED_WEIGHTS
+    return (channels >= WINOGRAD_MIN_CHANNELS and POSITIONS * channels * layer.filters * F32 <= CACHED_WEIGHTS
             and winograd_gains(channels, layer.filters, out_h, out_w, budget_bytes))
-
-
-@njit(cache=True)
-def is_windowed(size, stride, groups, channels, out_w):
-    """Whether a conv region of one band of input channels runs directly through ``kernels.windowed``: 3x3,
-    stride 1, one group, more channels than a thin conv's, rows wide enough, and AVX-512 for its kernel."""
-    return (AVX512 and size == 3 and stride == 1 and groups == 1 and channels > THIN_CHANNELS
-            and out_w >= WINDOWED_MIN_WIDTH)
 
 
 @njit(cache=True)
@@ -134,9 +124,7 @@ STEP_KINDS = ("input", "conv", "maxpool", "copy", "reorg", "region", "load", "sh
 # WINOGRAD_RUN: Winograd's F(4x4, 3x3) (its scratch buffers then hold transformed input and the 36 GEMMs'
 # results, S_BAND_ROWS, S_BAND_COLS and S_BLOCK as ``winograd_sizes`` gives them); WINOGRAD_HELD: the GEMM,
 # though its layer's filters are held transformed (as well as plain) because other steps' bands hold enough tiles;
-# DIRECT_RUN: directly, without a workspace (a depthwise conv, or a thin one: ``is_direct``); WINDOWED_RUN:
-# directly from a framed copy of the input band (``is_windowed``; its scratch buffers hold the frame and the
-# result band, ``windowed_sizes``).
+# DIRECT_RUN: directly, without a workspace (a depthwise conv, or a thin one: ``is_direct``).
 # S_CHANNELS: the channels the step reads (conv: input channels; copies: channels copied).
 # S_DC0: the destination channel a copy starts at (a route concatenates its sources this way); a copy with
 # S_C0 < S_C1 takes only those channels of its source (a route's channel split).

@@ -6,7 +6,6 @@ from functools import partial
 from kernels.conv import by_filters, conv_tile, shares
 from kernels.direct import depthwise_tile, thin_tile
 from kernels.pooled import conv_pooled, thin_pooled, winograd_pooled
-from kernels.windowed import windowed_tile
 from kernels.winograd import POSITIONS, band_tiles, winograd_by_filters, winograd_parts, winograd_tile
 from yolo.network import Conv
 
@@ -104,17 +103,3 @@ def winograd_calls(out, x, top, left, u, mult, offset, act, band_rows, band_cols
                      for t, (a, b) in enumerate(cuts))
     parts = winograd_parts(band_rows, band_cols, rows, width, threads) if band is None else threads
     return tuple(call(out, u, mult, offset, block, v, m, 0, filters, part, parts) for part in range(parts))
-
-
-def windowed_calls(out, x, top, left, w, mult, offset, act, pooled: bool, frame, band, threads: int) -> tuple:
-    """A ``windowed`` step's calls: its output rows shared (pooled: whole windows), as many shares as the
-    workspaces hold a band of rows for, each its slice of both."""
-    filters, rows, width = out.shape
-    scale = 2 if pooled else 1
-    pitch = scale * width + 2
-
-    def band_rows(parts: int) -> int:
-        return min(frame.size // parts // (x.shape[0] * pitch) - 2, band.size // parts // (filters * pitch))
-    parts = max([p for p in range(1, min(threads, rows) + 1) if band_rows(p) >= scale] or [1])
-    return tuple(partial(windowed_tile, out, x, top, left, w, mult, offset, act, pooled, frame, band, part, parts)
-                 for part in range(parts))

@@ -21,7 +21,7 @@ from engine.lower.table import (LOAD_STEP, POOL_SPLIT, S_C0, S_C1, S_WEIGHTS, S_
                                 REGION_STEP, REORG_STEP, S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DC0, S_DST,
                                 S_DY0, S_KIND, S_LAYER, S_PAD_LEFT, S_PAD_TOP, S_SCRATCH, S_SRC, S_SY0, S_SRC2,
                                 SHORTCUT_STEP, SCALE_STEP, UPSAMPLE_STEP, AVGPOOL_STEP, YOLO_STEP, S_PAIRED, S_S2X0,
-                                S_POOLED, S_S2Y0, WINDOWED_RUN)
+                                S_POOLED, S_S2Y0)
 from engine.memory.planner import plan_layout
 from engine.runtime.arena import Arena
 from engine.runtime.fused_run import FusedRun
@@ -31,7 +31,7 @@ from kernels.elementwise import ACT_CODES
 from kernels.picture import fit_region
 from kernels.pool import maxpool_tile
 from engine.runtime.conv_weights import load_weights, loaded_weights, prepare_weights
-from engine.runtime.conv_calls import conv_calls, direct_calls, grouped_calls, windowed_calls, winograd_calls
+from engine.runtime.conv_calls import conv_calls, direct_calls, grouped_calls, winograd_calls
 from yolo.letterbox import Placement
 from yolo.params import Params
 from yolo.sources import ParamsSource
@@ -251,9 +251,6 @@ class FusedExecutor:
             if row[S_METHOD] == WINOGRAD_RUN:
                 return winograd_calls(out, x, top, left, self.weights[layer].transformed, mult, offset, act, band_rows,
                                       band_cols, block, cols, acc, threads, band)
-            if row[S_METHOD] == WINDOWED_RUN:
-                return windowed_calls(out, x, top, left, w2d.T if channel_major else w2d, mult, offset, act,
-                                      bool(row[S_POOLED]), cols, acc, threads)
             if row[S_METHOD] == DIRECT_RUN:
                 return direct_calls(spec, out, x if spec.groups > 1 else x[f0:f1], top, left,
                                     w2d.T if channel_major else w2d, mult, offset, act, first, last, threads, band)

@@ -10,12 +10,12 @@ from kernels.winograd import band_grid, winograd_by_filters
 from kernels.winograd_transforms import POSITIONS, tiles_across
 from engine.lower.table import (CONV_STEP, L_C_OUT, L_GROUPS, L_OUT_W, L_SIZE, L_STRIDE, LOAD_STEP, MAXPOOL_STEP,
                                 S_BAND_COLS, S_BAND_ROWS, S_BLOCK, S_CHANNELS, S_DX0, S_DY0, S_KIND, S_LAYER, S_MACS,
-                                S_METHOD, S_PAIRED, S_POOLED, DIRECT_RUN, WINDOWED_RUN, WINOGRAD_RUN)
+                                S_METHOD, S_PAIRED, S_POOLED, DIRECT_RUN, WINOGRAD_RUN)
 
 FEATURES = ("macs", "gemm_calls", "weights_streamed", "packed", "written", "conv_steps", "pooled", "copied",
             "other_steps", "conv_rows", "loaded", "loads", "depthwise_macs", "winograd_macs", "transformed",
-            "thin_macs", "packed_whole", "transform_rows", "thin_rows", "pooled_rows", "windowed_macs", "framed")
-FEATURES_VERSION = 39  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
+            "thin_macs", "packed_whole", "transform_rows", "thin_rows", "pooled_rows")
+FEATURES_VERSION = 38  # bumped whenever what a feature counts or how steps run changes: cached fits are redone
 # of a pair that runs at once, the counts each thread has of its own: GEMM calls, weights read, steps (the pair
 # counts the larger); the others are work, which adds up as it does when the threads split a step
 CONCURRENT = np.array([name in ("gemm_calls", "weights_streamed", "conv_steps", "other_steps") for name in FEATURES])
@@ -41,11 +41,6 @@ def step_features(steps, layers, workers, out):
         if kind == CONV_STEP and row[S_METHOD] == DIRECT_RUN:  # no packing, no GEMM
             out[s, 12 if layers[row[S_LAYER], L_GROUPS] > 1 else 15] = row[S_MACS]
             out[s, 18] = layers[row[S_LAYER], L_C_OUT] * c * oh  # rows of windows summed: narrow tiles, more
-            out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
-            out[s, 5] = 1
-        elif kind == CONV_STEP and row[S_METHOD] == WINDOWED_RUN:  # bands of rows framed, then multiplied
-            out[s, 20] = row[S_MACS]
-            out[s, 21] = c * (oh + 2 * -(-oh // row[S_BAND_ROWS])) * (ow + 2)
             out[s, 4] = layers[row[S_LAYER], L_C_OUT] * oh * ow
             out[s, 5] = 1
         elif kind == CONV_STEP and row[S_METHOD] == WINOGRAD_RUN:  # 36 GEMMs per band and channel block, two transforms
