@@ -58,6 +58,11 @@ def _at(x, c, y, col):
     return x[c, y, col] if 0 <= col < w else ZERO
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _in(row, col):
+    return row[col] if 0 <= col < row.shape[0] else ZERO
+
+
 @njit(cache=True, nogil=True)
 def transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_lo, c_hi):
     """v[p * plane + (c - c_lo) * tiles + t] = (B^T d B)[p] of the 6x6 patch under tile t of channel c, for the
@@ -69,7 +74,8 @@ def transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_
     tiles = tile_rows * tiles_w
     inner_lo = max(0, min(tiles_w, -(-pad_left // TILE)))  # tiles whose six columns are inside x
     inner_hi = max(inner_lo, min(tiles_w, (w - PATCH + pad_left) // TILE + 1))
-    if x.strides[2] != F32:
+    runs = x.strides[2] == F32  # rows are runs (arena views): read as such
+    if not runs:
         inner_lo = inner_hi = 0
     for c in range(c_lo, c_hi):
         for ty in range(tile_rows):
@@ -81,15 +87,19 @@ def transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_
                     for p in range(PATCH * k, PATCH * k + PATCH):
                         v[at + p * plane:at + p * plane + tiles_w] = ZERO
                     continue
+                row = floats_at(x.ctypes.data + c * x.strides[0] + y * x.strides[1], w if runs else 0)
                 for tx in range(tiles_w):
                     if inner_lo <= tx < inner_hi:
                         continue
                     left = TILE * tx - pad_left
-                    _store_row(v, at + tx + PATCH * k * plane, plane, _times_b(
-                        _at(x, c, y, left), _at(x, c, y, left + 1), _at(x, c, y, left + 2), _at(x, c, y, left + 3),
-                        _at(x, c, y, left + 4), _at(x, c, y, left + 5)))
+                    if runs:  # read from the row as a run: x's own indexing, a strided view's, ran 1.6x slower
+                        d = _times_b(_in(row, left), _in(row, left + 1), _in(row, left + 2), _in(row, left + 3),
+                                     _in(row, left + 4), _in(row, left + 5))
+                    else:
+                        d = _times_b(_at(x, c, y, left), _at(x, c, y, left + 1), _at(x, c, y, left + 2),
+                                     _at(x, c, y, left + 3), _at(x, c, y, left + 4), _at(x, c, y, left + 5))
+                    _store_row(v, at + tx + PATCH * k * plane, plane, d)
                 if inner_hi > inner_lo:
-                    row = floats_at(x.ctypes.data + c * x.strides[0] + y * x.strides[1], w)
                     _rows_times_b(v, at + inner_lo + PATCH * k * plane, plane,
                                   row[TILE * inner_lo - pad_left:], inner_hi - inner_lo)
     for q in range(PATCH):
