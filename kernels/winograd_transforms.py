@@ -92,7 +92,7 @@ def transform_input(v, plane, x, pad_top, pad_left, row0, tile_rows, tiles_w, c_
                     if inner_lo <= tx < inner_hi:
                         continue
                     left = TILE * tx - pad_left
-                    if runs:  # read from the row as a run: x's own indexing, a strided view's, ran 1.6x slower
+                    if runs:  # from the row as a run: indexing x took the transform 3x longer, 4.8x on a strip's view
                         d = _times_b(_in(row, left), _in(row, left + 1), _in(row, left + 2), _in(row, left + 3),
                                      _in(row, left + 4), _in(row, left + 5))
                     else:
